@@ -3,12 +3,15 @@
     python benchmarks/run.py                      # W1, W2, W3 and the W3 scaling table
     python benchmarks/run.py --only W2 --rounds 3
     python benchmarks/run.py --gpu                # adds W4 (needs a CUDA GPU)
+    python benchmarks/run.py --only W1 --repeat 3 # medians of 3 alternating raysim / ideal runs
 
 Prints a table (start-up, median round, total, accuracy, peak memory of all processes, ratio
 to the ideal loop) and writes it as JSON (benchmarks/results.json by default). Peak memory is
 the largest sum of proportional set sizes (PSS: shared pages split between the processes that
 map them, so Ray's object store is counted once) over every process on the machine, minus the
-sum before the run.
+sum before the run. With ``--repeat N`` raysim and the ideal loop alternate N times and every
+figure is the median over the repeats (this machine's timings vary by 10-20% from run to run);
+the JSON keeps each repeat.
 """
 
 from __future__ import annotations
@@ -68,7 +71,7 @@ WORKLOADS = [
 class PeakMemory:
     """Samples the PSS of all processes in a background thread; ``peak_mb`` above the baseline."""
 
-    def __init__(self, interval: float = 0.25):
+    def __init__(self, interval: float = 0.5):  # one sample costs ~25 ms of CPU with Ray running
         self.interval = interval
         self.baseline = self._total()
         self.peak = self.baseline
@@ -148,31 +151,51 @@ def measure_ideal(w: Workload, *, rounds: int, cores: int) -> dict:
             "total_s": load_s + result.total_s, "accuracy": result.accuracy, "peak_memory_mb": memory.peak_mb}
 
 
+def measure(w: Workload, *, rounds: int, vectorize: str, cores: int) -> dict:
+    """One repeat: raysim, then the ideal loop, and their ratios."""
+    row = {f"raysim_{k}": v for k, v in measure_raysim(w, rounds=rounds, vectorize=vectorize).items()}
+    if w.ideal:
+        ideal = measure_ideal(w, rounds=rounds, cores=cores)
+        row.update({f"ideal_{k}": v for k, v in ideal.items()})
+        row["ratio_round"] = row["raysim_round_median_s"] / ideal["round_median_s"]
+        row["ratio_total"] = row["raysim_total_s"] / ideal["total_s"]
+    return row
+
+
+def median_row(repeats: list[dict]) -> dict:
+    """Each numeric figure's median over the repeats (ratios too: the median of the ratios)."""
+    row = dict(repeats[0])
+    for key, value in row.items():
+        if isinstance(value, float):
+            row[key] = float(np.median([r[key] for r in repeats]))
+    return row
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", help="comma-separated workload ids, e.g. W1,W2")
     parser.add_argument("--rounds", type=int, help="override every workload's rounds")
+    parser.add_argument("--repeat", type=int, default=1, help="alternate raysim and the ideal loop N times; report medians")
     parser.add_argument("--gpu", action="store_true", help="also run W4 (CUDA)")
     parser.add_argument("--vectorize", default="auto", choices=["auto", "on", "off"],
                         help="raysim's batched client training (resources.vectorize)")
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     cores = os.cpu_count() or 1
     chosen = [w for w in WORKLOADS if (args.gpu or not w.gpu)
               and (not args.only or w.name.split()[0] in args.only.split(","))]
     rows = []
     for w in chosen:
         rounds = args.rounds or w.rounds
-        row = {"workload": w.name, "rounds": rounds, **{f"raysim_{k}": v for k, v in
-                                                          measure_raysim(w, rounds=rounds, vectorize=args.vectorize).items()}}
-        if w.ideal:
-            ideal = measure_ideal(w, rounds=rounds, cores=cores)
-            row.update({f"ideal_{k}": v for k, v in ideal.items()})
-            row["ratio_round"] = row["raysim_round_median_s"] / ideal["round_median_s"]
-            row["ratio_total"] = row["raysim_total_s"] / ideal["total_s"]
-        rows.append(row)
+        repeats = [measure(w, rounds=rounds, vectorize=args.vectorize, cores=cores) for _ in range(args.repeat)]
+        row = {"workload": w.name, "rounds": rounds, "repeats": len(repeats), **median_row(repeats)}
+        if len(repeats) > 1 and "ratio_total" in row:
+            row["ratio_total_range"] = [min(r["ratio_total"] for r in repeats), max(r["ratio_total"] for r in repeats)]
+        rows.append({**row, "each_repeat": repeats})
         print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([{k: v for k, v in r.items() if k not in ("each_repeat", "ratio_total_range")} for r in rows])
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     machine = {"cores": cores, "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                "python": platform.python_version(), "platform": platform.platform(), "vectorize": args.vectorize}

@@ -7,7 +7,6 @@ run folder is created; after that, every finished round is on disk.
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,16 +16,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from raysim.composition import attackers, client_sgd
 from raysim.config import ConfigError
 from raysim.data import Dataset, label_histogram, load_dataset, partition
-from raysim.composition import attackers, client_sgd
-from raysim.driver import ClientData, Driver, RoundReport
-from raysim.params import FlatModel, ParamLayout
+from raysim.driver import Driver, RoundReport
+from raysim.layout import ParamLayout
+from raysim.models import initial_state
 from raysim.personal import holdout_split, local_mask
 from raysim.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.scenario import Scenario
 from raysim.seeding import Stream, derive_seed
-from raysim.worker import ClientWorker, ModelSpec, Shards, TrainingPlan
+from raysim.tasks import ModelSpec, Shards, TrainingPlan
+from raysim.worker import ClientWorker
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class Prepared:
     shards: Shards
     histogram: np.ndarray
     model: ModelSpec
+    initial_params: np.ndarray  # the global model at version 0, a function of the seed
+    layout: ParamLayout
     plan: TrainingPlan
     holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
 
@@ -65,10 +68,9 @@ def prepare(scenario: Scenario) -> Prepared:
         raise ConfigError(f"data.partition: {exc}") from exc
     model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))
     try:
-        module = model.build()
+        initial_params, layout = initial_state(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from exc
-    layout = FlatModel(module).layout
     vectorize = _vectorize(scenario.resources.vectorize, layout)
     personal = scenario.personal
     if personal.local_layers:
@@ -85,11 +87,13 @@ def prepare(scenario: Scenario) -> Prepared:
         shards=Shards.from_parts(parts),
         histogram=label_histogram(dataset.train_y, parts, dataset.num_classes),
         model=model,
+        initial_params=initial_params,
+        layout=layout,
         holdout=holdout,
         plan=TrainingPlan(
             batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
             flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),
-            num_classes=dataset.num_classes, vectorize=vectorize,
+            num_classes=dataset.num_classes, vectorize=vectorize, local_layers=personal.local_layers,
         ),
     )
 
@@ -156,9 +160,10 @@ def run(
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
 
 
-def _holdout(prepared: Prepared, train_x: Any, train_y: Any) -> ClientData | None:
-    """The clients' held-out examples for the driver (arrays, or object-store references)."""
-    return None if prepared.holdout is None else ClientData(x=train_x, y=train_y, shards=prepared.holdout)
+def _driver_model(prepared: Prepared) -> dict[str, Any]:
+    """What the driver knows of the model: its initial state and layout, no torch module."""
+    return {"initial_params": prepared.initial_params, "layout": prepared.layout,
+            "num_classes": prepared.model.num_classes}
 
 
 class _LocalDriver:
@@ -169,12 +174,12 @@ class _LocalDriver:
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
         worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
-                              shards=prepared.shards, threads=threads)
+                              shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, threads=threads)
         from raysim.runtime.local import LocalExecutor
 
-        self.driver = Driver(scenario, model=prepared.model, client_sizes=prepared.shards.sizes(),
-                             test_x=ds.test_x, test_y=ds.test_y, executor_factory=lambda: LocalExecutor(worker),
-                             eval_threads=threads, holdout=_holdout(prepared, ds.train_x, ds.train_y))
+        self.driver = Driver(scenario, **_driver_model(prepared), client_sizes=prepared.shards.sizes(),
+                             test_size=len(ds.test_y), executor_factory=lambda: LocalExecutor(worker),
+                             holdout=prepared.holdout)
 
     def advance(self) -> list[RoundReport]:
         return self.driver.advance()
@@ -209,16 +214,15 @@ class _RayDriver:
             worker_kwargs = {
                 "model": prepared.model, "plan": prepared.plan, "shards": session.put(prepared.shards),
                 "train_x": session.put(ds.train_x), "train_y": session.put(ds.train_y),
+                "test_x": session.put(ds.test_x), "test_y": session.put(ds.test_y),
             }
             pool = dict(num_cpus=self.pool.num_cpus, num_gpus=self.pool.num_gpus, worker_kwargs=worker_kwargs)
             # the client actors boot while the driver actor does, instead of after it
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
-            factory = partial(RayExecutor, actors=actors, **pool)
+            factory = partial(RayExecutor, actors=actors, actor_failure=scenario.resources.actor_failure, **pool)
             self.handle = session.remote_driver(
-                Driver, scenario, model=prepared.model, client_sizes=prepared.shards.sizes(),
-                test_x=session.put(ds.test_x), test_y=session.put(ds.test_y), executor_factory=factory,
-                eval_threads=os.cpu_count() or 1,
-                holdout=_holdout(prepared, worker_kwargs["train_x"], worker_kwargs["train_y"]),
+                Driver, scenario, **_driver_model(prepared), client_sizes=prepared.shards.sizes(),
+                test_size=len(ds.test_y), executor_factory=factory, holdout=prepared.holdout,
             )
             session.call(self.handle, "view")  # waits until the driver and its actors are up
         except BaseException:

@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
     from raysim.runtime.session import ResourceError
     from raysim.scenario import load_scenario
-    from raysim.worker import ClientError
+    from raysim.tasks import ClientError
 
     if (args.scenario is None) == (args.resume is None):
         raise ConfigError("give a scenario file, or --resume RUN_DIR (not both)")

@@ -6,11 +6,11 @@ Kept apart from the driver, which only runs them, and from scenario.py, which on
 from __future__ import annotations
 
 from raysim.attacks import choose_attackers
-from raysim.models import import_object
+from raysim.config import import_object
 from raysim.scenario import Scenario
 from raysim.server_opt import make_server_optimizer
 from raysim.strategy import Strategy
-from raysim.training import SGDConfig
+from raysim.tasks import SGDConfig
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:

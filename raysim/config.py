@@ -13,6 +13,7 @@ policies use this, so each variant validates its own parameters.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
@@ -166,3 +167,18 @@ def _join(path: str, key: str) -> str:
 
 def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
+
+
+def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
+    """Imports ``package.module:attr``; errors name the scenario field and the fix."""
+    if ":" not in spec:
+        raise ValueError(f"{what} '{spec}' is unknown: use one of {choices} or 'package.module:Name'")
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"{what} '{spec}': cannot import module '{module_name}' ({exc})") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ValueError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'") from exc

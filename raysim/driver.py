@@ -17,27 +17,35 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
-import torch
 
 from raysim.clock import SimClock
 from raysim.composition import attackers, make_strategy
-from raysim.models import initial_model
-from raysim.params import FlatModel
-from raysim.personal import PersonalLayers, evaluate_holdout, local_mask
+from raysim.evaluation import central_slices, summarise
+from raysim.layout import ParamLayout
+from raysim.personal import PersonalLayers, holdout_rows, holdout_slices, local_mask
 from raysim.policies import (
-    Action, Aggregate, Arrival, Discard, Dispatch, Dispatched, Failure, ServerView, SetTimer, Suppressed,
-    TaskInfo, Timer,
+    Action,
+    Aggregate,
+    Arrival,
+    Discard,
+    Dispatch,
+    Dispatched,
+    Failure,
+    ServerView,
+    SetTimer,
+    Suppressed,
+    TaskInfo,
+    Timer,
 )
 from raysim.privacy.hygiene import check_update
 from raysim.privacy.stage import PrivacyStage, PrivateUpdate
-from raysim.runtime import Executor
+from raysim.runtime import ClientLost, Executor
 from raysim.scaffold import client_control_delta, correction, server_control_update
 from raysim.scenario import Scenario
-from raysim.seeding import Stream, derive_seed, rng
+from raysim.seeding import Stream, rng
 from raysim.strategy import Update
 from raysim.system import Population
-from raysim.training import evaluate
-from raysim.worker import ClientResult, ModelSpec, Shards, TrainTask
+from raysim.tasks import ClientResult, Shards, TrainTask
 
 
 @dataclass(frozen=True)
@@ -73,15 +81,6 @@ class _Task:
 
 
 @dataclass(frozen=True)
-class ClientData:
-    """Examples per client (index arrays into x, y), e.g. the held-out part of each shard."""
-
-    x: np.ndarray
-    y: np.ndarray
-    shards: Shards
-
-
-@dataclass(frozen=True)
 class RoundReport:
     """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
     and per-client evaluations (evaluation.parquet) when clients hold out data."""
@@ -96,13 +95,13 @@ class Driver:
         self,
         scenario: Scenario,
         *,
-        model: ModelSpec,
+        initial_params: np.ndarray,
+        layout: ParamLayout,
+        num_classes: int,
         client_sizes: np.ndarray,
-        test_x: np.ndarray,
-        test_y: np.ndarray,
+        test_size: int,
         executor_factory: Callable[[], Executor],
-        eval_threads: int = 1,
-        holdout: ClientData | None = None,
+        holdout: Shards | None = None,
     ):
         self.scenario = scenario
         self.sizes = np.asarray(client_sizes)
@@ -111,17 +110,12 @@ class Driver:
         self.strategy = make_strategy(scenario)
         self.attackers = set(attackers(scenario))
         self._stopped = False  # e.g. the privacy budget is spent
-        self.attack = scenario.attack.build(model.num_classes)
-        torch.set_num_threads(max(1, eval_threads))
-        module = initial_model(
-            model.name, input_shape=model.input_shape, num_classes=model.num_classes,
-            options=model.options, seed=derive_seed(scenario.run.seed, Stream.MODEL_INIT),
-        )
-        self.eval_model = FlatModel(module)
-        self.state = self.strategy.init(self.eval_model.state())
-        self.model_bytes = self.eval_model.layout.nbytes
+        self.attack = scenario.attack.build(num_classes)
+        self.layout = layout
+        self.state = self.strategy.init(initial_params)
+        self.model_bytes = self.layout.nbytes
         prefixes = scenario.personal.local_layers
-        self.personal = PersonalLayers(local_mask(self.eval_model.layout, prefixes)) if prefixes else None
+        self.personal = PersonalLayers(local_mask(self.layout, prefixes)) if prefixes else None
         # what crosses the (simulated) network: the body only, when heads stay on the clients
         self.exchange_bytes = round(self.model_bytes * (self.personal.body_fraction if self.personal else 1.0))
         self.privacy = (PrivacyStage(scenario.privacy, seed=scenario.run.seed, population=len(self.sizes),
@@ -129,10 +123,9 @@ class Driver:
                                      update_bytes=self.exchange_bytes) if scenario.privacy.active else None)
         self.holdout = holdout
         self.scaffold = scenario.server.strategy == "scaffold"
-        self.server_control = np.zeros(self.eval_model.layout.size) if self.scaffold else None
+        self.server_control = np.zeros(self.layout.size) if self.scaffold else None
         self.client_controls: dict[int, np.ndarray] = {}  # SCAFFOLD's c_i, kept across rounds
-        self.test_x = torch.as_tensor(np.asarray(test_x))
-        self.test_y = torch.as_tensor(np.asarray(test_y))
+        self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
         self.clock = SimClock()
         self.tasks: dict[int, _Task] = {}
@@ -260,7 +253,7 @@ class Driver:
         if not self.scaffold:
             return None
         own = self.client_controls.get(client, np.zeros_like(self.server_control))
-        trainable = self.eval_model.layout.num_trainable
+        trainable = self.layout.num_trainable
         return correction(self.server_control, own)[:trainable].astype(np.float32)
 
     def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> _Task:
@@ -355,7 +348,9 @@ class Driver:
 
     def _check_trigger(self, task: _Task) -> Arrival | Suppressed | None:
         """Event trigger: send if ||model - model at last sync|| > threshold, else keep training."""
-        result = task.fetched = self.executor.result(task.info.task_id)
+        result = task.fetched = self._fetch(task)
+        if result is None:  # lost with its worker: the server hears nothing, as for a dropout
+            return Failure(task.info, "lost")
         start = self._start_of(task)
         task.new_model = start.astype(np.float64) + result.delta
         anchor = self.anchors[task.info.client_id][1]
@@ -390,6 +385,15 @@ class Driver:
             self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
             del self.tasks[task.info.task_id]
 
+    def _fetch(self, task: _Task) -> ClientResult | None:
+        """The task's result, or None (status "lost") when its worker died and the failure policy
+        (``resources.actor_failure = "drop"``) drops the work."""
+        try:
+            return self.executor.result(task.info.task_id)
+        except ClientLost:
+            task.status = "lost"
+            return None
+
     def _delta_for_server(self, task: _Task, result: ClientResult, *, rebase: bool) -> np.ndarray:
         """What the server aggregates for a task: the client's delta as sent (an attacker's is
         tampered with), re-expressed against the current model for mixing rules, heads removed."""
@@ -418,11 +422,12 @@ class Driver:
         updates, rows = [], []
         for task_id, scale in zip(action.task_ids, scales):
             task = self.tasks[task_id]
-            result = task.fetched or self.executor.result(task_id)
-            reason = check_update(result.delta, self.state.params.size)
-            if reason is not None:  # never let it near the model
-                task.status = "rejected"
-                task.result["rejected_because"] = reason
+            result = task.fetched or self._fetch(task)
+            reason = None if result is None else check_update(result.delta, self.state.params.size)
+            if result is None or reason is not None:  # lost with its worker, or never let it near the model
+                if reason is not None:
+                    task.status = "rejected"
+                    task.result["rejected_because"] = reason
                 rows.append((task, None))
                 del self.tasks[task_id]
                 continue
@@ -444,8 +449,10 @@ class Driver:
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
         self._undecided_rows = []
         round_row = self._round_row(updates, client_rows, metrics)
-        eval_rows = (evaluate_holdout(self.eval_model, self.state.params, self.personal, self.holdout, self.round)
-                     if self.holdout is not None and self._evaluating() else [])
+        eval_rows = []
+        if self.holdout is not None and self._evaluating():
+            owners, slices = holdout_slices(self.holdout, self.personal)
+            eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round)
         if eval_rows:
             held = np.array([r["samples"] for r in eval_rows], dtype=float)
             for kind in ("global", "personal"):
@@ -474,7 +481,7 @@ class Driver:
     def _update_controls(self, updates: list[Update]) -> None:
         """SCAFFOLD option II: c_i += dc_i for the round's clients, c += (1/N) sum dc_i."""
         lr = self.strategy.client_sgd.lr
-        trainable = self.eval_model.layout.num_trainable
+        trainable = self.layout.num_trainable
         deltas = []
         for u in updates:
             dc = client_control_delta(server_control=self.server_control, delta=u.delta, steps=u.steps, lr=lr)
@@ -486,8 +493,7 @@ class Driver:
     def _round_row(self, updates: list[Update], client_rows: list[dict], metrics: dict) -> dict:
         accuracy = loss = float("nan")
         if self._evaluating():
-            self.eval_model.load(self.state.params)
-            accuracy, loss = evaluate(self.eval_model, self.test_x, self.test_y)
+            accuracy, loss = summarise(self.executor.evaluate(self.state.params, self.test_slices))
         wall = time.perf_counter()
         samples = sum(u.num_samples for u in updates)
         applied = [r for r in client_rows if r["status"] == "applied"]
@@ -507,7 +513,7 @@ class Driver:
             "mean_staleness": float(np.mean([r["staleness"] for r in applied])) if applied else float("nan"),
             "messages_saved": self._messages_saved,
             **{f"failed_{reason}": sum(r["status"] == reason for r in client_rows)
-               for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected")},
+               for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")},
             **metrics,
         }
         self._round_started_wall = wall

@@ -7,13 +7,20 @@ their parameter counts are 199,210 and 1,663,370 on 28x28 inputs: the CNN count 
 
 from __future__ import annotations
 
-import importlib
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
+
+from raysim.config import import_object
+from raysim.layout import ParamLayout
+from raysim.params import FlatModel
+
+if TYPE_CHECKING:
+    from raysim.tasks import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -110,21 +117,6 @@ def _build_user_model(
     return model
 
 
-def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
-    """Imports ``package.module:attr``; errors name the scenario field and the fix."""
-    if ":" not in spec:
-        raise ValueError(f"{what} '{spec}' is unknown: use one of {choices} or 'package.module:Name'")
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"{what} '{spec}': cannot import module '{module_name}' ({exc})") from exc
-    try:
-        return getattr(module, attr)
-    except AttributeError as exc:
-        raise ValueError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'") from exc
-
-
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -136,3 +128,11 @@ def initial_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return build_model(name, input_shape=input_shape, num_classes=num_classes, options=options)
+
+
+def initial_state(spec: ModelSpec, seed: int) -> tuple[np.ndarray, ParamLayout]:
+    """The global model at version 0 as a flat vector, and its layout (see ``initial_model``)."""
+    module = initial_model(spec.name, input_shape=spec.input_shape, num_classes=spec.num_classes,
+                           options=spec.options, seed=seed)
+    flat = FlatModel(module)
+    return flat.state(), flat.layout

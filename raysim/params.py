@@ -12,29 +12,11 @@ covers the whole state, as FedAvg implementations commonly do for BatchNorm stat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
-
-@dataclass(frozen=True)
-class ParamLayout:
-    """Names and shapes of the entries of the flat state vector, in order."""
-
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    num_trainable: int  # length of the parameter prefix
-
-    @property
-    def size(self) -> int:
-        return int(sum(int(np.prod(s)) for s in self.shapes))
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes of the state vector sent over the (simulated) network in float32."""
-        return 4 * self.size
+from raysim.layout import ParamLayout
 
 
 class FlatModel:

@@ -10,13 +10,16 @@ each client's own held-out examples, both the global model and the client's pers
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from raysim.params import FlatModel, ParamLayout
+from raysim.evaluation import EvalCounts, EvalSlice
 from raysim.seeding import Stream, rng
-from raysim.training import evaluate
+
+if TYPE_CHECKING:
+    from raysim.layout import ParamLayout
+    from raysim.tasks import Shards
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -93,21 +96,32 @@ class PersonalLayers:
         return delta
 
 
-def evaluate_holdout(model: FlatModel, params: np.ndarray, personal: PersonalLayers | None, holdout, round_number: int) -> list[dict]:
-    """Accuracy of the global model and of each client's personalised model (its own head, when
-    it has one) on the client's held-out examples; ``holdout`` is the driver's ClientData."""
-    rows = []
-    for client in range(len(holdout.shards.sizes())):
-        idx = holdout.shards.of(client)
-        if not len(idx):
+def holdout_slices(holdout: Shards, personal: PersonalLayers | None) -> tuple[list[int], list[EvalSlice]]:
+    """What to score for the per-client evaluation: each client's held-out examples under the
+    global model, then under its personalised model (its own head) when it has one.
+
+    Returns the client of each slice alongside the slices, in the order ``holdout_rows`` reads them.
+    """
+    owners, slices = [], []
+    for client, size in enumerate(holdout.sizes()):
+        if not size:
             continue
-        x, y = torch.as_tensor(holdout.x[idx]), torch.as_tensor(holdout.y[idx])
-        model.load(params)
-        global_accuracy, _ = evaluate(model, x, y)
-        personal_accuracy = global_accuracy
+        idx = holdout.of(client)
+        owners.append(client)
+        slices.append(EvalSlice("train", idx))
         if personal is not None and client in personal.heads:
-            model.load(personal.start(params, client))
-            personal_accuracy, _ = evaluate(model, x, y)
-        rows.append({"round": round_number, "client_id": client, "samples": len(idx),
-                     "global_accuracy": global_accuracy, "personal_accuracy": personal_accuracy})
-    return rows
+            owners.append(client)
+            slices.append(EvalSlice("train", idx, head=personal.heads[client]))
+    return owners, slices
+
+
+def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCounts], round_number: int) -> list[dict]:
+    """One row per client: accuracy of the global and of its personalised model (the global one
+    again when it has no head yet) on its held-out examples."""
+    rows: dict[int, dict] = {}
+    for client, part, scored in zip(owners, slices, counts):
+        row = rows.setdefault(client, {"round": round_number, "client_id": client, "samples": scored.count})
+        row["personal_accuracy" if part.head is not None else "global_accuracy"] = scored.correct / scored.count
+    for row in rows.values():
+        row.setdefault("personal_accuracy", row["global_accuracy"])
+    return list(rows.values())

@@ -14,7 +14,7 @@ from typing import Any, Literal, Mapping
 
 from raysim.attacks import ATTACKS
 from raysim.config import ConfigError, apply_override, build, to_table
-from raysim.data import DATASETS, PARTITIONS, IID, Natural
+from raysim.data import DATASETS, IID, PARTITIONS, Natural
 from raysim.personal import PersonalConfig
 from raysim.policies import POLICIES, SyncPolicy
 from raysim.privacy.dp import adaptive_noise_multiplier
@@ -201,6 +201,9 @@ class ResourcesConfig:
     num_gpus: float = 0.0
     clients_per_actor: int | Literal["auto"] = "auto"
     vectorize: Literal["auto", "on", "off"] = "auto"  # train equal-sized clients as one batch of models
+    # a client actor that dies is always replaced; its clients' unfinished work is re-run (same
+    # updates, same metrics) or dropped (those clients fail that round with status "lost")
+    actor_failure: Literal["rerun", "drop"] = "rerun"
 
     def __post_init__(self) -> None:
         if self.num_cpus <= 0:

@@ -27,7 +27,7 @@ from raysim.aggregation import client_weights, weighted_mean
 from raysim.fednova import fednova_aggregate, local_step_norm
 from raysim.robust import ROBUST_AGGREGATORS
 from raysim.server_opt import ServerOptimizer, ServerOptState
-from raysim.training import SGDConfig
+from raysim.tasks import SGDConfig
 
 WeightFn = Callable[[int, int], float]  # (client id, samples) -> weight
 

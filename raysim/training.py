@@ -14,16 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from raysim.params import FlatModel
-
-
-@dataclass(frozen=True)
-class SGDConfig:
-    """The client optimiser: SGD with optional heavy-ball momentum, weight decay and prox term."""
-
-    lr: float
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    proximal_mu: float = 0.0
+from raysim.tasks import SGDConfig
 
 
 @dataclass(frozen=True)
@@ -105,8 +96,9 @@ def _apply_step(
 
 
 @torch.no_grad()
-def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 2000) -> tuple[float, float]:
-    """Returns (accuracy, mean cross-entropy loss) of the model's current weights on (x, y)."""
+def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 2000) -> tuple[int, float]:
+    """(number correct, summed cross-entropy) of the model's current weights on (x, y): sums, so
+    parts of a data set evaluated on different workers add up to the whole."""
     model.module.eval()
     correct, loss_sum = 0, 0.0
     for start in range(0, x.shape[0], batch_size):
@@ -114,8 +106,7 @@ def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
         target = y[start : start + batch_size]
         loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
         correct += int((logits.argmax(dim=1) == target).sum())
-    n = max(int(x.shape[0]), 1)
-    return correct / n, loss_sum / n
+    return correct, loss_sum
 
 
 def train_group(

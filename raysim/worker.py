@@ -11,112 +11,16 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from raysim.models import build_model
+from raysim.evaluation import EvalCounts, EvalSlice
 from raysim.params import FlatModel
+from raysim.personal import local_mask
 from raysim.seeding import Stream, derive_seed
-from raysim.training import SGDConfig, train_group, train_locally
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str
-    input_shape: tuple[int, ...]
-    num_classes: int
-    options: Mapping[str, Any] = field(default_factory=dict)
-
-    def build(self) -> torch.nn.Module:
-        return build_model(self.name, input_shape=self.input_shape, num_classes=self.num_classes, options=self.options)
-
-
-@dataclass(frozen=True)
-class TrainingPlan:
-    """What every client task of a run shares: batch size, optimiser, seed."""
-
-    batch_size: int
-    sgd: SGDConfig
-    seed: int
-    flipped_labels: frozenset[int] = frozenset()  # label-flip attackers train on y -> C - 1 - y
-    num_classes: int = 0
-    vectorize: bool = False  # train equal-sized clients together as a batch of models
-
-
-@dataclass(frozen=True)
-class Shards:
-    """All clients' index arrays, concatenated: client c owns indices[offsets[c]:offsets[c+1]]."""
-
-    indices: np.ndarray
-    offsets: np.ndarray
-
-    @classmethod
-    def from_parts(cls, parts: list[np.ndarray]) -> "Shards":
-        sizes = np.array([len(p) for p in parts], dtype=np.int64)
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        indices = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-        return cls(indices=indices, offsets=offsets)
-
-    def of(self, client_id: int) -> np.ndarray:
-        return self.indices[self.offsets[client_id] : self.offsets[client_id + 1]]
-
-    def sizes(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-
-@dataclass(frozen=True)
-class TrainTask:
-    task_id: int
-    client_id: int
-    seed_key: int  # keys the batch order: the dispatch number of the task
-    epochs: int
-    correction: np.ndarray | None = None  # SCAFFOLD's c - c_i, added to every gradient
-
-
-@dataclass(frozen=True)
-class ClientResult:
-    task_id: int
-    client_id: int
-    num_samples: int
-    steps: int
-    mean_loss: float
-    delta: np.ndarray
-    wall_s: float
-
-
-VECTOR_GROUP = 16  # clients per batch of models: big enough to amortise, small enough to balance
-
-
-def group_tasks(tasks: Sequence[TrainTask], costs: Sequence[float], *, vectorize: bool) -> list[list[TrainTask]]:
-    """Groups of tasks trained together; a pure function of the task list, so every executor
-    (and any number of actors) forms the same groups and computes the same floats.
-
-    Tasks of equal cost and epochs (hence equal data size) are chunked, in task order, into groups
-    of at most VECTOR_GROUP; without ``vectorize`` every task is its own group.
-    """
-    if not vectorize:
-        return [[t] for t in tasks]
-    buckets: dict[tuple[float, int], list[TrainTask]] = {}
-    for task, cost in zip(tasks, costs):
-        buckets.setdefault((cost, task.epochs), []).append(task)
-    groups = [bucket[i : i + VECTOR_GROUP] for bucket in buckets.values() for i in range(0, len(bucket), VECTOR_GROUP)]
-    return sorted(groups, key=lambda g: g[0].task_id)
-
-
-class ClientError(RuntimeError):
-    """A client's local training raised; carries the client id and the original traceback."""
-
-    def __init__(self, client_id: int, task_id: int, details: str):
-        super().__init__(client_id, task_id, details)
-        self.client_id = client_id
-        self.task_id = task_id
-        self.details = details
-
-    def __str__(self) -> str:
-        return f"client {self.client_id} (task {self.task_id}) failed during local training:\n{self.details}"
+from raysim.tasks import ClientError, ClientResult, ModelSpec, Shards, TrainingPlan, TrainTask
+from raysim.training import evaluate, train_group, train_locally
 
 
 class ClientWorker:
@@ -128,6 +32,8 @@ class ClientWorker:
         train_x: np.ndarray,
         train_y: np.ndarray,
         shards: Shards,
+        test_x: np.ndarray | None = None,
+        test_y: np.ndarray | None = None,
         device: str = "cpu",
         threads: int = 1,
     ):
@@ -140,7 +46,10 @@ class ClientWorker:
             warnings.simplefilter("ignore", UserWarning)
             self.x = torch.as_tensor(train_x).to(self.device)
             self.y = torch.as_tensor(train_y).to(self.device)
+            self.test = None if test_x is None else (torch.as_tensor(test_x).to(self.device),
+                                                     torch.as_tensor(test_y).to(self.device))
         self.model = FlatModel(model.build(), device=self.device)
+        self._head_mask = local_mask(self.model.layout, plan.local_layers) if plan.local_layers else None
 
     def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
         """Trains every group's clients from ``params`` (a group of several as one batch of
@@ -209,5 +118,18 @@ class ClientWorker:
             wall_s=time.perf_counter() - started,
         )
 
-    def ping(self) -> str:
-        return "ok"
+    def evaluate(self, params: np.ndarray, slices: list[EvalSlice]) -> list[EvalCounts]:
+        """Scores ``params`` (with a slice's head, when it has one) on each slice."""
+        counts = []
+        for part in slices:
+            weights = params
+            if part.head is not None:
+                weights = np.array(params, dtype=np.float32)
+                weights[self._head_mask] = part.head
+            self.model.load(weights)
+            x, y = self.test if part.split == "test" else (self.x, self.y)
+            idx = torch.as_tensor(part.indices, device=self.device)
+            correct, loss_sum = evaluate(self.model, x[idx], y[idx])
+            counts.append(EvalCounts(correct=correct, loss_sum=loss_sum, count=len(part.indices)))
+        return counts
+

@@ -11,7 +11,7 @@ from torch import nn
 
 from raysim.api import run
 from raysim.results import load
-from raysim.worker import ClientError
+from raysim.tasks import ClientError
 
 pytestmark = pytest.mark.slow
 
@@ -161,6 +161,20 @@ def test_a_dead_actor_is_replaced_and_its_clients_rerun(ray_runtime, tiny, tmp_p
     pd.testing.assert_frame_equal(_metrics(reference), _metrics(killed))
 
 
+@pytest.mark.ray
+def test_a_dead_actors_work_is_dropped_when_the_policy_says_so(ray_runtime, tiny, tmp_path):
+    outcome = run(tiny(run={"executor": "ray", "rounds": 3}, resources={"actor_failure": "drop"},
+                       model={"name": "tests.test_end_to_end:DiesOnce", "options": {"marker": str(tmp_path / "marker")}}),
+                  results_root=tmp_path)
+    assert outcome.summary["actor_restarts"] == 1 and outcome.summary["status"] == "completed"
+    rounds = pd.read_parquet(outcome.run_dir / "rounds.parquet")
+    clients = pd.read_parquet(outcome.run_dir / "clients.parquet")
+    lost = clients[clients["status"] == "lost"]
+    assert len(rounds) == 3 and len(lost) >= 1  # the run went on without the lost clients
+    assert set(lost["round"]) == {1} and rounds["failed_lost"].tolist() == [len(lost), 0, 0]
+    assert rounds["clients"].iloc[0] == 4 - len(lost) and (lost["bytes_up"] == 0).all()
+
+
 def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path):
     from raysim.api import prepare
     from raysim.driver import Driver
@@ -172,9 +186,10 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     prepared = prepare(scenario)
     ds = prepared.dataset
     worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
-                          shards=prepared.shards)
-    driver = Driver(scenario, model=prepared.model, client_sizes=prepared.shards.sizes(), test_x=ds.test_x,
-                    test_y=ds.test_y, executor_factory=lambda: LocalExecutor(worker))
+                          shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y)
+    driver = Driver(scenario, initial_params=prepared.initial_params, layout=prepared.layout,
+                    num_classes=prepared.model.num_classes, client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),
+                    executor_factory=lambda: LocalExecutor(worker))
     accuracy = []
     while reports := driver.advance():
         accuracy += [r.round_row["test_accuracy"] for r in reports]
@@ -205,3 +220,15 @@ def test_resources_the_cluster_lacks_are_refused_before_anything_starts(ray_runt
     with pytest.raises(ResourceError, match=message):
         run(tiny(run={"executor": "ray"}, resources=resources), results_root=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_the_driver_side_never_imports_torch():
+    """The driver actor schedules and aggregates numpy vectors: it starts without loading torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import raysim.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

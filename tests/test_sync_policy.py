@@ -87,8 +87,7 @@ def test_explicit_sync_and_homogeneous_devices_are_the_defaults(tiny, tmp_path):
 def _straggler_driver(tmp_path, drop: bool):
     from raysim.driver import Driver
     from raysim.scenario import parse_scenario
-    from tests.timeline import SIZES, FakeExecutor, write_trace
-    from raysim.worker import ModelSpec
+    from tests.timeline import SIZES, FakeExecutor, tiny_model, write_trace
 
     scenario = parse_scenario({
         "run": {"name": "stragglers", "rounds": 1, "executor": "local"},
@@ -98,8 +97,8 @@ def _straggler_driver(tmp_path, drop: bool):
         "selection": {"clients_per_round": 4},
         "system": {"trace": str(write_trace(tmp_path / "trace.csv"))},
     })
-    return Driver(scenario, model=ModelSpec("logreg", (2,), 2), client_sizes=SIZES,
-                  test_x=np.zeros((1, 2), np.float32), test_y=np.zeros(1, np.int64),
+    return Driver(scenario, **tiny_model(), client_sizes=SIZES,
+                  test_size=1,
                   executor_factory=FakeExecutor)
 
 

@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from raysim.models import build_model
 from raysim.params import FlatModel
-from raysim.training import SGDConfig, train_locally
+from raysim.tasks import SGDConfig
+from raysim.training import train_locally
 
 
 def _setup(seed: int = 0):
@@ -66,7 +67,8 @@ def test_momentum_and_weight_decay_follow_the_textbook_update():
 def test_label_flip_attackers_train_towards_the_mirrored_class():
     import numpy as np
 
-    from raysim.worker import ClientWorker, ModelSpec, Shards, TrainingPlan, TrainTask
+    from raysim.tasks import ModelSpec, Shards, TrainingPlan, TrainTask
+    from raysim.worker import ClientWorker
 
     x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     y = np.zeros(20, dtype=np.int64)
@@ -82,7 +84,8 @@ def test_label_flip_attackers_train_towards_the_mirrored_class():
 def test_a_batch_of_models_trains_like_one_client_at_a_time():
     import numpy as np
 
-    from raysim.worker import ClientWorker, ModelSpec, Shards, TrainingPlan, TrainTask, group_tasks
+    from raysim.tasks import ModelSpec, Shards, TrainingPlan, TrainTask, group_tasks
+    from raysim.worker import ClientWorker
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 1, 28, 28)).astype(np.float32)
@@ -105,7 +108,7 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
 
 
 def test_groups_depend_only_on_the_task_list():
-    from raysim.worker import VECTOR_GROUP, TrainTask, group_tasks
+    from raysim.tasks import VECTOR_GROUP, TrainTask, group_tasks
 
     tasks = [TrainTask(i, 100 + i, 1, 1) for i in range(40)]
     costs = [60.0] * 35 + [30.0] * 5

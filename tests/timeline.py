@@ -12,8 +12,10 @@ from pathlib import Path
 import numpy as np
 
 from raysim.driver import Driver
+from raysim.evaluation import EvalCounts
+from raysim.models import initial_state
 from raysim.scenario import parse_scenario
-from raysim.worker import ClientResult, ModelSpec
+from raysim.tasks import ClientResult, ModelSpec
 
 SIZES = np.array([100, 200, 300, 400])
 
@@ -38,8 +40,17 @@ class FakeExecutor:
     def forget(self, task_ids):
         pass
 
+    def evaluate(self, params, slices):
+        return [EvalCounts(correct=0, loss_sum=0.0, count=len(s.indices)) for s in slices]
+
     def shutdown(self):
         pass
+
+
+def tiny_model() -> dict:
+    """What the driver knows of a 2x2 logistic regression (6 parameters)."""
+    params, layout = initial_state(ModelSpec("logreg", (2,), 2), seed=0)
+    return {"initial_params": params, "layout": layout, "num_classes": 2}
 
 
 def write_trace(path: Path, availability: dict[int, str] | None = None) -> Path:
@@ -62,8 +73,8 @@ def make_driver(tmp_path: Path, *, policy: dict, rounds: int = 1, per_round: int
         "system": {"trace": str(trace)},
     })
     executor = FakeExecutor()
-    driver = Driver(scenario, model=ModelSpec("logreg", (2,), 2), client_sizes=SIZES,
-                    test_x=np.zeros((1, 2), np.float32), test_y=np.zeros(1, np.int64),
+    driver = Driver(scenario, **tiny_model(), client_sizes=SIZES,
+                    test_size=1,
                     executor_factory=lambda: executor)
     return driver, executor
 

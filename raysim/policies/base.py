@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-FailureReason = Literal["dropout", "offline", "late", "excess", "straggler"]
+FailureReason = Literal["dropout", "offline", "late", "excess", "straggler", "lost"]
 
 
 @dataclass(frozen=True)

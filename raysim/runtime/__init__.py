@@ -10,7 +10,20 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from raysim.worker import ClientResult, TrainTask
+from raysim.evaluation import EvalCounts, EvalSlice
+from raysim.tasks import ClientResult, TrainTask
+
+
+class ClientLost(RuntimeError):
+    """A task's work was lost with the worker that ran it (``resources.actor_failure = "drop"``)."""
+
+    def __init__(self, task_id: int, reason: str):
+        super().__init__(task_id, reason)
+        self.task_id = task_id
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} lost: {self.reason}"
 
 
 class Executor(Protocol):
@@ -22,10 +35,14 @@ class Executor(Protocol):
         """
 
     def result(self, task_id: int) -> ClientResult:
-        """Blocks until the task is done; raises ``ClientError`` if its client failed."""
+        """Blocks until the task is done; raises ``ClientError`` if its client failed and
+        ``ClientLost`` if its worker died and the failure policy drops its work."""
 
     def forget(self, task_ids: Sequence[int]) -> None:
         """Drops tasks whose results will never be read (the run ended before they were used)."""
+
+    def evaluate(self, params: np.ndarray, slices: Sequence[EvalSlice]) -> list[EvalCounts]:
+        """Scores ``params`` on every slice, spread over the workers; counts in slice order."""
 
     def shutdown(self) -> None:
         """Releases workers and memory."""

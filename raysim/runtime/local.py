@@ -10,7 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from raysim.worker import ClientResult, ClientWorker, TrainTask, group_tasks
+from raysim.evaluation import EvalCounts, EvalSlice
+from raysim.tasks import ClientResult, TrainTask, group_tasks
+from raysim.worker import ClientWorker
 
 
 class LocalExecutor:
@@ -36,6 +38,9 @@ class LocalExecutor:
         for task_id in task_ids:
             self._pending.pop(task_id, None)
             self._done.pop(task_id, None)
+
+    def evaluate(self, params: np.ndarray, slices: Sequence[EvalSlice]) -> list[EvalCounts]:
+        return self.worker.evaluate(params, list(slices))
 
     def shutdown(self) -> None:
         self._pending.clear()

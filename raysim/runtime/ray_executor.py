@@ -1,4 +1,4 @@
-"""Client work on Ray actors: a pool of ``ClientWorker`` actors, balanced per round.
+"""Client work on Ray actors: a pool of ``ClientActor`` actors, balanced per round.
 
 Each model version is ``ray.put`` once and shared by every task trained from it. A round's
 tasks, in groups trained together as a batch of models when vectorised (``group_tasks``), are
@@ -6,26 +6,47 @@ assigned to actors longest-first onto the least-loaded actor (expected cost = sa
 epochs), so a round with unequal clients still finishes together; each actor gets one call
 per dispatch with its whole list. Results are collected in completion order with
 ``ray.wait``, so a failing client surfaces as soon as its actor reports, not when the driver
-happens to ask for it. An actor that dies is replaced and its batch re-run on the newcomer:
-training is a pure function of (model version, client, seed), so the re-run gives the same
-update and the run's metrics do not change.
+happens to ask for it. Evaluation slices are spread over the same actors.
+
+An actor that dies (killed, out of memory) is replaced at once. With ``actor_failure =
+"rerun"`` its unfinished batches are re-run on the newcomer: training is a pure function of
+(model version, client, seed), so the re-run gives the same updates and the run's metrics do
+not change. With ``"drop"`` its clients' work is lost: their results raise ``ClientLost`` and
+the driver records them as failed, as a real deployment loses a crashed device's update.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from raysim.worker import ClientError, ClientResult, ClientWorker, TrainTask, group_tasks
+from raysim.evaluation import EvalCounts, EvalSlice
+from raysim.runtime import ClientLost
+from raysim.tasks import ClientError, ClientResult, TrainTask, group_tasks
 
 
-def _node_id(worker: ClientWorker) -> str:
-    """Runs inside an actor: the Ray node it was placed on."""
-    return ray.get_runtime_context().get_node_id()
+class ClientActor:
+    """The Ray actor around a ``ClientWorker``, which it builds inside its own process: whoever
+    creates or replaces actors (the driver actor) then never imports torch or the models."""
+
+    def __init__(self, **worker_kwargs: Any):
+        from raysim.worker import ClientWorker
+
+        self.worker = ClientWorker(**worker_kwargs)
+
+    def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
+        return self.worker.train(params, groups)
+
+    def evaluate(self, params: np.ndarray, slices: list[EvalSlice]) -> list[EvalCounts]:
+        return self.worker.evaluate(params, slices)
+
+    def node_id(self) -> str:
+        """The Ray node it was placed on; answering also says it is ready."""
+        return ray.get_runtime_context().get_node_id()
 
 
 @dataclass
@@ -38,6 +59,7 @@ class _Batch:
     groups: list[list[TrainTask]]
     cost: float
     results: list[ClientResult] | None = None
+    lost: bool = False  # its actor died and the failure policy drops the work
     tasks: list[TrainTask] = field(init=False)  # in the order the actor returns results
     position: dict[int, int] = field(init=False)  # task id -> index into tasks / results
     unread: set[int] = field(init=False)
@@ -50,7 +72,7 @@ class _Batch:
 
 def start_workers(*, num_actors: int, num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any]) -> list[Any]:
     """Starts the client actors without waiting for them, so they boot while other work goes on."""
-    remote = ray.remote(ClientWorker).options(num_cpus=num_cpus, num_gpus=num_gpus)
+    remote = ray.remote(ClientActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
     kwargs = _actor_kwargs(worker_kwargs, num_cpus=num_cpus, num_gpus=num_gpus)
     return [remote.remote(**kwargs) for _ in range(num_actors)]
 
@@ -60,14 +82,15 @@ def _actor_kwargs(worker_kwargs: dict[str, Any], *, num_cpus: float, num_gpus: f
 
 
 class RayExecutor:
-    def __init__(self, *, actors: list[Any], num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any]):
+    def __init__(self, *, actors: list[Any], num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any],
+                 actor_failure: Literal["rerun", "drop"] = "rerun"):
         """Takes over started actors (see ``start_workers``) and waits until they are ready."""
-        self._remote = ray.remote(ClientWorker).options(num_cpus=num_cpus, num_gpus=num_gpus)
+        self._actor_failure = actor_failure
+        self._remote = ray.remote(ClientActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
         self._worker_kwargs = _actor_kwargs(worker_kwargs, num_cpus=num_cpus, num_gpus=num_gpus)
         self._vectorize = worker_kwargs["plan"].vectorize
         self.actors = list(actors)
-        ray.get([a.ping.remote() for a in self.actors])
-        self.nodes = ray.get([a.__ray_call__.remote(_node_id) for a in self.actors])
+        self.nodes = ray.get([a.node_id.remote() for a in self.actors])
         self.load = [0.0] * len(self.actors)
         self.restarts: list[dict] = []
         self._params: dict[int, tuple[Any, int]] = {}  # version -> (ref, tasks outstanding)
@@ -94,9 +117,11 @@ class RayExecutor:
 
     def result(self, task_id: int) -> ClientResult:
         batch = self._batches[task_id]
-        while batch.results is None:
+        while batch.results is None and not batch.lost:
             self._collect_one()
         self._consume(batch, task_id)
+        if batch.lost:
+            raise ClientLost(task_id, f"client actor {batch.actor} died")
         return batch.results[batch.position[task_id]]
 
     def forget(self, task_ids: Sequence[int]) -> None:
@@ -105,6 +130,31 @@ class RayExecutor:
             if batch is not None:
                 self._consume(batch, task_id)
 
+    def evaluate(self, params: np.ndarray, slices: Sequence[EvalSlice]) -> list[EvalCounts]:
+        """Spreads the slices over the actors (largest first onto the least loaded) and gathers
+        their counts in slice order; an actor that dies meanwhile is replaced and its share re-scored."""
+        ref = ray.put(params)
+        load = [0] * len(self.actors)
+        shares: dict[int, list[int]] = {}
+        for i in sorted(range(len(slices)), key=lambda i: (-len(slices[i].indices), i)):
+            actor = min(range(len(self.actors)), key=lambda a: (load[a], a))
+            load[actor] += len(slices[i].indices)
+            shares.setdefault(actor, []).append(i)
+        calls = {actor: self.actors[actor].evaluate.remote(ref, [slices[i] for i in share])
+                 for actor, share in shares.items()}
+        counts: list[EvalCounts | None] = [None] * len(slices)
+        while calls:
+            actor, call = calls.popitem()
+            try:
+                scored = ray.get(call)
+            except RayActorError as exc:
+                self._replace(actor, exc)
+                calls[actor] = self.actors[actor].evaluate.remote(ref, [slices[i] for i in shares[actor]])
+                continue
+            for i, c in zip(shares[actor], scored):
+                counts[i] = c
+        return counts
+
     def shutdown(self) -> None:
         for actor in self.actors:
             ray.kill(actor)
@@ -112,7 +162,7 @@ class RayExecutor:
 
     def _collect_one(self) -> None:
         """Waits for whichever pending batch finishes first and fetches it (raising its error)."""
-        pending = {id(b.ref): b for b in self._batches.values() if b.results is None}
+        pending = {id(b.ref): b for b in self._batches.values() if b.results is None and not b.lost}
         refs = [b.ref for b in pending.values()]
         ready, _ = ray.wait(refs, num_returns=1)
         batch = next(b for b in pending.values() if b.ref == ready[0])
@@ -124,18 +174,25 @@ class RayExecutor:
                 raise cause from None
             raise
         except RayActorError as exc:
-            self._replace(batch, exc)
+            self._replace(batch.actor, exc)
             return
         self.load[batch.actor] -= batch.cost
 
-    def _replace(self, batch: _Batch, exc: Exception) -> None:
-        """Starts a new actor in place of a dead one and re-runs the dead actor's batches."""
-        dead = batch.actor
-        self.restarts.append({"actor": dead, "tasks": [t.task_id for t in batch.tasks], "error": type(exc).__name__})
+    def _replace(self, dead: int, exc: Exception) -> None:
+        """Starts a new actor in place of a dead one; its unfinished batches are re-run there or
+        dropped, as the failure policy says."""
+        unfinished = {id(b): b for b in self._batches.values()
+                      if b.actor == dead and b.results is None and not b.lost}.values()
+        self.restarts.append({"actor": dead, "tasks": sorted(t.task_id for b in unfinished for t in b.tasks),
+                              "error": type(exc).__name__, "work": self._actor_failure})
         self.actors[dead] = self._remote.remote(**self._worker_kwargs)
-        for lost in {id(b): b for b in self._batches.values() if b.actor == dead and b.results is None}.values():
-            params_ref, _ = self._params[lost.version]
-            lost.ref = self.actors[dead].train.remote(params_ref, lost.groups)
+        for batch in unfinished:
+            if self._actor_failure == "drop":
+                batch.lost = True
+                self.load[dead] -= batch.cost
+            else:
+                params_ref, _ = self._params[batch.version]
+                batch.ref = self.actors[dead].train.remote(params_ref, batch.groups)
 
     def _consume(self, batch: _Batch, task_id: int) -> None:
         del self._batches[task_id]
@@ -145,5 +202,5 @@ class RayExecutor:
             del self._params[batch.version]
         else:
             self._params[batch.version] = (ref, outstanding - 1)
-        if batch.results is None and not batch.unread:
+        if batch.results is None and not batch.lost and not batch.unread:
             self.load[batch.actor] -= batch.cost

@@ -106,4 +106,4 @@ def node_of_actors() -> list[str]:
     """Node ids of live raysim client actors (for cluster tests)."""
     from ray.util.state import list_actors
 
-    return [a.node_id for a in list_actors(filters=[("class_name", "=", "ClientWorker"), ("state", "=", "ALIVE")])]
+    return [a.node_id for a in list_actors(filters=[("class_name", "=", "ClientActor"), ("state", "=", "ALIVE")])]

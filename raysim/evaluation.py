@@ -1,0 +1,52 @@
+"""Evaluation as sums over slices: what any worker can score and the driver adds up.
+
+The central test set is cut into fixed chunks and spread over the client workers (on their
+device, GPU included), and each client's held-out examples are a slice of the training set, so
+evaluation runs where the model and the data already are, in parallel, and never on the
+driver. Each slice returns sums (correct, summed loss, count); the driver adds them in slice
+order, so the result is the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EvalSlice:
+    """Examples to score the model on: rows of the test set, or of the training set (a client's
+    held-out examples), optionally with a client's personal head in place of the global one."""
+
+    split: Literal["test", "train"]
+    indices: np.ndarray
+    head: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class EvalCounts:
+    """Sums over one slice, so slices scored on different workers add up exactly."""
+
+    correct: int
+    loss_sum: float
+    count: int
+
+
+EVAL_CHUNK = 1000  # test rows per slice: fixed, so the floats do not depend on the number of workers
+
+
+def central_slices(test_size: int) -> list[EvalSlice]:
+    """The test set in fixed chunks, to be spread over the workers."""
+    return [EvalSlice("test", np.arange(start, min(start + EVAL_CHUNK, test_size)))
+            for start in range(0, test_size, EVAL_CHUNK)]
+
+
+def summarise(counts: Sequence[EvalCounts]) -> tuple[float, float]:
+    """(accuracy, mean loss) over slices; NaN for no examples."""
+    total = sum(c.count for c in counts)
+    if not total:
+        return float("nan"), float("nan")
+    return sum(c.correct for c in counts) / total, math.fsum(c.loss_sum for c in counts) / total
