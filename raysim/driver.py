@@ -6,7 +6,8 @@
 The driver owns the global model, the clock and the bookkeeping; it never measures how long
 real work took to decide anything. Each call to :meth:`Driver.advance` runs until at least one
 aggregation happened and returns its reports, so a caller (the CLI, or a Ray actor wrapper)
-can write results and show progress round by round.
+can write results and show progress round by round. It holds the model only as a numpy
+vector and never imports torch: evaluation is sent to the workers (``evaluation.py``).
 """
 
 from __future__ import annotations

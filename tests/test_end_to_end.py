@@ -232,3 +232,10 @@ def test_the_driver_side_never_imports_torch():
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_an_actor_with_a_gpu_share_trains_on_cuda_with_threads_from_its_cpu_share():
+    from raysim.runtime.ray_executor import _actor_kwargs
+
+    assert _actor_kwargs({"plan": None}, num_cpus=2.0, num_gpus=0.25) == {"plan": None, "device": "cuda", "threads": 2}
+    assert _actor_kwargs({}, num_cpus=0.5, num_gpus=0.0) == {"device": "cpu", "threads": 1}
