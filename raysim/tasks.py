@@ -33,7 +33,7 @@ class ModelSpec:
     num_classes: int
     options: Mapping[str, Any] = field(default_factory=dict)
 
-    def build(self) -> "torch.nn.Module":
+    def build(self) -> torch.nn.Module:
         from raysim.models import build_model  # torch only where a model is built
 
         return build_model(self.name, input_shape=self.input_shape, num_classes=self.num_classes, options=self.options)

@@ -128,12 +128,17 @@ def train_group(
     the stacked parameters. Only the floating-point summation order inside the batched kernels
     differs, so results agree with the one-by-one path within float tolerance.
 
+    The forward pass is vmapped over the G parameter rows and plain autograd differentiates the
+    sum of the G losses: each loss depends on its own row only, so the gradient's row i is
+    client i's gradient. (``torch.func.grad`` gives the same, but its first call imports
+    torch._dynamo, over a second of CPU in every worker process.)
+
     Args:
         xs, ys: [G, n, ...] examples and [G, n] labels of the G clients.
         generators: one per client, seeded as for :func:`train_locally`.
         corrections: [G, num_trainable] SCAFFOLD corrections, or None.
     """
-    from torch.func import functional_call, grad_and_value, vmap
+    from torch.func import functional_call, vmap
 
     layout = model.layout
     if layout.num_trainable != layout.size:
@@ -145,7 +150,7 @@ def train_group(
         params = {n: t.view(s) for n, t, s in zip(names, torch.split(flat, sizes), shapes)}
         return F.cross_entropy(functional_call(model.module, params, (x,)), y)
 
-    step_fn = vmap(grad_and_value(loss))
+    batched_loss = vmap(loss)
     group, n = xs.shape[0], xs.shape[1]
     size = n if batch_size == 0 else min(batch_size, n)
     anchor = base[: layout.num_trainable]
@@ -158,7 +163,9 @@ def train_group(
         orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(xs.device)
         for start in range(0, n, size):
             idx = orders[:, start : start + size]
-            grads, losses = step_fn(params, xs[rows, idx], ys[rows, idx])
+            leaf = params.detach().requires_grad_(True)
+            losses = batched_loss(leaf, xs[rows, idx], ys[rows, idx])
+            (grads,) = torch.autograd.grad(losses.sum(), leaf)
             _apply_step(params, grads, anchor, velocity, sgd, corrections)
             steps += 1
             loss_sum += losses.detach().double().cpu() * idx.shape[1]
