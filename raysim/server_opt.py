@@ -85,17 +85,19 @@ def _readonly(array: np.ndarray) -> np.ndarray:
     return array
 
 
-def _validate(params: np.ndarray, delta: np.ndarray) -> np.ndarray:
-    """Check shapes/dtypes and return ``delta`` as float64."""
+def as_update(params: np.ndarray, other: np.ndarray, *, name: str = "delta") -> np.ndarray:
+    """Checks that ``params`` is a 1-D floating vector and ``other`` (a delta, or a client's
+    model) has its shape; returns ``other`` as float64. Shared by the server rules that move
+    the global model (here and in ``staleness.fedasync_mix``)."""
     params = np.asarray(params)
     if params.ndim != 1 or not np.issubdtype(params.dtype, np.floating):
         raise ValueError(
             f"params must be a 1-D floating array, got shape {params.shape} dtype {params.dtype}"
         )
-    delta = np.asarray(delta, dtype=np.float64)
-    if delta.shape != params.shape:
-        raise ValueError(f"delta must have the shape of params {params.shape}, got {delta.shape}")
-    return delta
+    other = np.asarray(other, dtype=np.float64)
+    if other.shape != params.shape:
+        raise ValueError(f"{name} must have the shape of params {params.shape}, got {other.shape}")
+    return other
 
 
 def _step(params: np.ndarray, update: np.ndarray) -> np.ndarray:
@@ -124,7 +126,7 @@ class SGD:
         self, params: np.ndarray, delta: np.ndarray, state: ServerOptState
     ) -> tuple[np.ndarray, ServerOptState]:
         """Take one server step along ``delta``."""
-        delta = _validate(params, delta)
+        delta = as_update(params, delta)
         return _step(params, self.lr * delta), ServerOptState(step=state.step + 1)
 
 
@@ -156,7 +158,7 @@ class Momentum:
         self, params: np.ndarray, delta: np.ndarray, state: ServerOptState
     ) -> tuple[np.ndarray, ServerOptState]:
         """Accumulate ``delta`` into the velocity and step along the velocity."""
-        delta = _validate(params, delta)
+        delta = as_update(params, delta)
         velocity = self.momentum * state.first_moment + delta
         new_state = ServerOptState(step=state.step + 1, first_moment=_readonly(velocity))
         return _step(params, self.lr * velocity), new_state
@@ -203,7 +205,7 @@ class _Adaptive:
         self, params: np.ndarray, delta: np.ndarray, state: ServerOptState
     ) -> tuple[np.ndarray, ServerOptState]:
         """Update both moments and take one adaptive step."""
-        delta = _validate(params, delta)
+        delta = as_update(params, delta)
         m = self.beta1 * state.first_moment + (1.0 - self.beta1) * delta
         v = self._second_moment(state.second_moment, delta * delta)
         new_state = ServerOptState(

@@ -19,6 +19,8 @@ from typing import Callable
 
 import numpy as np
 
+from raysim.server_opt import as_update
+
 __all__ = [
     "STALENESS_FUNCTIONS",
     "StalenessWeight",
@@ -142,16 +144,8 @@ def fedasync_mix(
         raise ValueError(f"alpha must be in (0, 1], got {alpha!r}")
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight!r}")
+    client = as_update(params, client_params, name="client_params")
     params = np.asarray(params)
-    if params.ndim != 1 or not np.issubdtype(params.dtype, np.floating):
-        raise ValueError(
-            f"params must be a 1-D floating array, got shape {params.shape} dtype {params.dtype}"
-        )
-    client = np.asarray(client_params, dtype=np.float64)
-    if client.shape != params.shape:
-        raise ValueError(
-            f"client_params must have the shape of params {params.shape}, got {client.shape}"
-        )
     rate = alpha * weight
     mixed = (1.0 - rate) * params.astype(np.float64) + rate * client
     return mixed.astype(params.dtype)

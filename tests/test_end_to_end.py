@@ -239,3 +239,11 @@ def test_an_actor_with_a_gpu_share_trains_on_cuda_with_threads_from_its_cpu_shar
 
     assert _actor_kwargs({"plan": None}, num_cpus=2.0, num_gpus=0.25) == {"plan": None, "device": "cuda", "threads": 2}
     assert _actor_kwargs({}, num_cpus=0.5, num_gpus=0.0) == {"device": "cpu", "threads": 1}
+
+
+def test_work_is_spread_largest_first_onto_the_least_loaded_actor():
+    from raysim.runtime.ray_executor import _spread
+
+    load = [0.0, 5.0]
+    assert _spread([3.0, 7.0, 3.0, 1.0], load) == {0: [1, 2], 1: [0, 3]}
+    assert load == [10.0, 9.0]

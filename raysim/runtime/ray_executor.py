@@ -81,6 +81,17 @@ def _actor_kwargs(worker_kwargs: dict[str, Any], *, num_cpus: float, num_gpus: f
     return {**worker_kwargs, "device": "cuda" if num_gpus > 0 else "cpu", "threads": max(1, int(num_cpus))}
 
 
+def _spread(costs: Sequence[float], load: list[float]) -> dict[int, list[int]]:
+    """Largest item first onto the least-loaded actor (ties: the earlier item, the lower actor);
+    adds to ``load`` in place and returns each actor's item positions in assignment order."""
+    shares: dict[int, list[int]] = {}
+    for i in sorted(range(len(costs)), key=lambda i: (-costs[i], i)):
+        actor = min(range(len(load)), key=lambda a: (load[a], a))
+        load[actor] += costs[i]
+        shares.setdefault(actor, []).append(i)
+    return shares
+
+
 class RayExecutor:
     def __init__(self, *, actors: list[Any], num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any],
                  actor_failure: Literal["rerun", "drop"] = "rerun"):
@@ -102,16 +113,12 @@ class RayExecutor:
             ref = ray.put(params)
         self._params[version] = (ref, outstanding + len(tasks))
         cost_of = {t.task_id: c for t, c in zip(tasks, costs)}
-        groups = group_tasks(tasks, costs, vectorize=self._vectorize)
-        per_actor: dict[int, list[list[TrainTask]]] = {}
-        cost = lambda g: sum(cost_of[t.task_id] for t in g)  # noqa: E731
-        for group in sorted(groups, key=lambda g: (-cost(g), g[0].task_id)):
-            actor = min(range(len(self.actors)), key=lambda a: (self.load[a], a))
-            self.load[actor] += cost(group)
-            per_actor.setdefault(actor, []).append(group)
-        for actor, assigned in per_actor.items():
+        groups = group_tasks(tasks, costs, vectorize=self._vectorize)  # in task order
+        group_costs = [sum(cost_of[t.task_id] for t in g) for g in groups]
+        for actor, share in _spread(group_costs, self.load).items():
+            assigned = [groups[i] for i in share]
             batch = _Batch(ref=self.actors[actor].train.remote(ref, assigned), actor=actor, version=version,
-                           groups=assigned, cost=sum(cost(g) for g in assigned))
+                           groups=assigned, cost=sum(group_costs[i] for i in share))
             for task in batch.tasks:
                 self._batches[task.task_id] = batch
 
@@ -134,12 +141,7 @@ class RayExecutor:
         """Spreads the slices over the actors (largest first onto the least loaded) and gathers
         their counts in slice order; an actor that dies meanwhile is replaced and its share re-scored."""
         ref = ray.put(params)
-        load = [0] * len(self.actors)
-        shares: dict[int, list[int]] = {}
-        for i in sorted(range(len(slices)), key=lambda i: (-len(slices[i].indices), i)):
-            actor = min(range(len(self.actors)), key=lambda a: (load[a], a))
-            load[actor] += len(slices[i].indices)
-            shares.setdefault(actor, []).append(i)
+        shares = _spread([len(s.indices) for s in slices], [0.0] * len(self.actors))
         calls = {actor: self.actors[actor].evaluate.remote(ref, [slices[i] for i in share])
                  for actor, share in shares.items()}
         counts: list[EvalCounts | None] = [None] * len(slices)
