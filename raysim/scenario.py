@@ -1,7 +1,7 @@
 """The scenario file: TOML in, one frozen ``Scenario`` tree out, validated once at load.
 
 Every section is a keyword-only frozen dataclass; ``config.build`` rejects unknown keys and
-wrong types, each ``__post_init__`` checks ranges, and ``Scenario.__post_init__`` checks the
+wrong types, each ``__post_init__`` checks ranges, and ``combinations.py`` checks the
 rules that span sections (a cohort no larger than the population, FedSGD's full-batch step, ...).
 """
 
@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from raysim.attacks import ATTACKS
+from raysim.combinations import check_combinations
 from raysim.config import ConfigError, apply_override, build, to_table
-from raysim.data import DATASETS, IID, PARTITIONS, Natural
+from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.personal import PersonalConfig
 from raysim.policies import POLICIES, SyncPolicy
-from raysim.privacy.dp import adaptive_noise_multiplier
 from raysim.privacy.stage import PrivacyConfig
 from raysim.robust import ROBUST_AGGREGATORS
 from raysim.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
-from raysim.system import Population, SystemConfig
+from raysim.system import SystemConfig
 
 STRATEGIES = {
     "fedavg": "FedAvg: clients train locally, the server averages their deltas (server.optimizer on the mean)",
@@ -243,48 +243,7 @@ class Scenario:
     ray: RayConfig = field(default_factory=RayConfig)
 
     def __post_init__(self) -> None:
-        cohort = self.selection.cohort(self.data.num_clients)
-        if cohort > self.data.num_clients:
-            raise ValueError(
-                f"selection.clients_per_round = {cohort} exceeds data.num_clients = {self.data.num_clients}"
-            )
-        natural = isinstance(self.data.partition, Natural)
-        if self.data.dataset == "synthetic" and not natural:
-            raise ValueError("data.dataset = 'synthetic' has one client per device: set data.partition = 'natural'")
-        if natural and self.data.dataset != "synthetic":
-            raise ValueError(f"data.partition = 'natural' needs a dataset with devices (synthetic), not {self.data.dataset!r}")
-        if self.server.strategy == "scaffold" and (self.policy.kind != "sync" or self.client.momentum):
-            raise ValueError("server.strategy = 'scaffold' needs policy.kind = 'sync' and client.momentum = 0")
-        if self.personal.local_layers and (self.policy.kind == "event" or self.server.strategy == "scaffold"):
-            raise ValueError("personal.local_layers cannot be combined with policy 'event' or strategy 'scaffold'")
-        self._check_privacy()
-        if self.system.trace:  # read now, so a bad trace stops the run before anything starts
-            Population(self.system, self.data.num_clients, self.run.seed)
-        if self.server.strategy == "fedsgd" and (self.client.epochs != 1 or self.client.batch_size != 0):
-            raise ValueError(
-                "server.strategy = 'fedsgd' sends one full-batch gradient per client: "
-                "set client.epochs = 1 and client.batch_size = 0"
-            )
-
-    def _check_privacy(self) -> None:
-        """Refuses combinations that cannot work when the server must not see single updates."""
-        privacy, server = self.privacy, self.server
-        hidden = privacy.secure_aggregation != "none" or privacy.homomorphic != "none"
-        protected = "secure aggregation" if privacy.secure_aggregation != "none" else "homomorphic encryption"
-        if hidden and server.aggregator != "mean":
-            raise ValueError(f"server.aggregator = {server.aggregator!r} needs individual updates, which "
-                             f"{protected} hides from the server: use aggregator = 'mean'")
-        if hidden and server.strategy in ("fednova", "scaffold"):
-            raise ValueError(f"server.strategy = {server.strategy!r} needs per-client values the server "
-                             f"cannot see under {protected}")
-        if privacy.active and self.policy.kind != "sync":
-            raise ValueError("the [privacy] options run with policy.kind = 'sync' (accounting and masking "
-                             "assume one cohort per round)")
-        if (privacy.dp != "none" or privacy.secure_aggregation != "none") and server.weighting != "uniform":
-            raise ValueError("differential privacy and secure aggregation average with a fixed, uniform "
-                             "weighting: set server.weighting = 'uniform'")
-        if privacy.adaptive_clipping:
-            adaptive_noise_multiplier(privacy.noise_multiplier, self.clients_per_round / 20.0)
+        check_combinations(self)
 
     @property
     def clients_per_round(self) -> int:
