@@ -7,8 +7,8 @@ run folder is created; after that, every finished round is on disk.
 
 from __future__ import annotations
 
+import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,6 +24,7 @@ from raysim.layout import ParamLayout
 from raysim.models import initial_state
 from raysim.personal import holdout_split, local_mask
 from raysim.results import RunWriter, new_run_dir, read_checkpoint
+from raysim.runtime import DriverLost
 from raysim.scenario import Scenario
 from raysim.seeding import Stream, derive_seed
 from raysim.tasks import ModelSpec, Shards, TrainingPlan
@@ -150,14 +151,31 @@ def run(
             status = "completed"
         except KeyboardInterrupt:
             status = "interrupted"
+            driver.interrupted = True
             raise
+        except DriverLost as exc:
+            driver.interrupted = True
+            raise DriverLost(f"{exc}; {_what_is_kept(writer, resumable=checkpoint is not None or bool(every))}") from None
         finally:
-            summary = writer.finish(
-                status=status, scenario_name=scenario.run.name,
-                extra={"startup_s": startup_s, "total_s": time.perf_counter() - started,
-                       "resumed_after_round": checkpoint[0] if checkpoint else None, **driver.describe()},
-            )
+            if status != "completed" and not writer.rounds and checkpoint is None:
+                shutil.rmtree(writer.run_dir, ignore_errors=True)  # stopped before recording anything
+            else:
+                summary = writer.finish(
+                    status=status, scenario_name=scenario.run.name,
+                    extra={"startup_s": startup_s, "total_s": time.perf_counter() - started,
+                           "resumed_after_round": checkpoint[0] if checkpoint else None, **driver.describe()},
+                )
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
+
+
+def _what_is_kept(writer: RunWriter, *, resumable: bool) -> str:
+    """The closing words of a failed run: what is on disk and how to go on."""
+    if not writer.rounds:
+        return "no round had finished, so nothing was written"
+    done = f"the {len(writer.rounds)} rounds finished are in {writer.run_dir}"
+    if resumable and (writer.run_dir / "checkpoint.pkl").exists():
+        return f"{done}; continue with `raysim run --resume {writer.run_dir}`"
+    return done
 
 
 def _driver_model(prepared: Prepared) -> dict[str, Any]:
@@ -190,6 +208,8 @@ class _LocalDriver:
     def restore(self, snapshot: bytes) -> None:
         self.driver.restore(snapshot)
 
+    interrupted = False  # nothing to spare: the local driver is never mid-call when asked
+
     def describe(self) -> dict[str, Any]:
         return {"executor": "local", "num_actors": 0}
 
@@ -208,6 +228,7 @@ class _RayDriver:
         self._started_here = started_here
         self.prepared = prepared
         self.handle = None
+        self.interrupted = False  # set by run() when a signal or the driver's death ends it
         try:
             ds = prepared.dataset
             self.pool = session.plan_pool(scenario.resources, population=scenario.data.num_clients)
@@ -225,7 +246,9 @@ class _RayDriver:
                 test_size=len(ds.test_y), executor_factory=factory, holdout=prepared.holdout,
             )
             session.call(self.handle, "view")  # waits until the driver and its actors are up
-        except BaseException:
+            session.record_processes(started_here)
+        except BaseException as exc:
+            self.interrupted = isinstance(exc, KeyboardInterrupt)
             self.close()
             raise
 
@@ -239,12 +262,16 @@ class _RayDriver:
         self._session.call(self.handle, "restore", snapshot)
 
     def describe(self) -> dict[str, Any]:
-        return {"executor": "ray", "num_actors": self.pool.num_actors, **self._session.call(self.handle, "describe")}
+        """Facts for the summary; an interrupted or dead driver actor is not asked (it may be
+        busy with a round, or gone), so only what this side knows is reported."""
+        mine = {"executor": "ray", "num_actors": self.pool.num_actors}
+        return mine if self.interrupted else {**mine, **self._session.call(self.handle, "describe")}
 
     def close(self) -> None:
         if self.handle is not None:
             try:
-                self._session.call(self.handle, "close")
+                if not self.interrupted:  # an interrupted driver may be mid-round: kill it outright
+                    self._session.call(self.handle, "close")
             finally:
                 self._session.kill(self.handle)
                 self.handle = None
@@ -254,8 +281,10 @@ class _RayDriver:
 class _driver:
     """Context manager choosing the local or Ray driver and always closing it.
 
-    With Ray, the data is prepared in a thread while Ray starts (both take seconds), and Ray is
-    stopped again if preparing fails, so bad input still leaves nothing behind.
+    With Ray, Ray starts first and the data is prepared after it, on this thread: Ray forks its
+    processes during ``ray.init`` and a thread running BLAS at that moment can deadlock the
+    fork (session.py). Ray's own processes keep booting its workers while the data is prepared.
+    Ray is stopped again if preparing fails, so bad input still leaves nothing behind.
     """
 
     def __init__(self, scenario: Scenario, *, address: str | None):
@@ -264,16 +293,13 @@ class _driver:
             return
         from raysim.runtime import session
 
-        with ThreadPoolExecutor(max_workers=1) as threads:
-            preparing = threads.submit(prepare, scenario)
-            started_here = False
-            try:
-                started_here = session.start(scenario.ray, address=address)
-                prepared = preparing.result()
-            except BaseException:
-                preparing.cancel()
-                session.stop(started_here)
-                raise
+        started_here = False
+        try:
+            started_here = session.start(scenario.ray, address=address)
+            prepared = prepare(scenario)
+        except BaseException:
+            session.stop(started_here)
+            raise
         self.driver = _RayDriver(scenario, prepared, started_here=started_here)
 
     def __enter__(self):

@@ -88,6 +88,8 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
+    from raysim.interrupts import interruptible
+    from raysim.runtime import DriverLost
     from raysim.runtime.session import ResourceError
     from raysim.scenario import load_scenario
     from raysim.tasks import ClientError
@@ -97,27 +99,33 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.overrides:
         raise ConfigError("--set cannot change a run that is resumed: it continues its own scenario.toml")
     scenario = load_scenario(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
+    # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("acc {task.fields[accuracy]}"), TimeElapsedColumn(), console=console, disable=args.quiet,
+        auto_refresh=False,
     )
     try:
-        with progress:
+        with interruptible() as signals, progress:
             bar = progress.add_task(scenario.run.name, total=scenario.run.rounds, accuracy="-")
 
             def on_round(row: dict) -> None:
                 acc = row["test_accuracy"]
                 progress.update(bar, completed=row["round"], **({} if acc != acc else {"accuracy": f"{acc:.4f}"}))
+                progress.refresh()
 
             try:
                 outcome = run(scenario, results_root=args.results, address=args.address, on_round=on_round,
                               resume=args.resume)
             except FileNotFoundError as exc:  # --resume of a folder without a checkpoint
                 raise ConfigError(str(exc)) from exc
+    except KeyboardInterrupt:
+        console.print(f"[yellow]interrupted[/] (exit {signals.exit_status}): the rounds already finished are on disk")
+        return signals.exit_status
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except ClientError as exc:
+    except (ClientError, DriverLost) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

@@ -26,6 +26,10 @@ class ClientLost(RuntimeError):
         return f"task {self.task_id} lost: {self.reason}"
 
 
+class DriverLost(RuntimeError):
+    """The driver actor died (its process was killed): the run cannot go on in this session."""
+
+
 class Executor(Protocol):
     def submit(self, version: int, params: np.ndarray, tasks: Sequence[TrainTask], costs: Sequence[float]) -> None:
         """Starts training ``tasks`` from model ``version`` (whose state is ``params``).

@@ -1,24 +1,35 @@
 """Starting or joining a Ray cluster, sizing the actor pool, and the driver actor.
 
 Every ``ray`` call outside the executor lives here. A local cluster is started with an
-explicit CPU count and no dashboard, and shut down by whoever started it; joining an existing
-cluster (``ray.address``) never shuts it down.
+explicit CPU count and no dashboard, and shut down by whoever started it (its processes are
+listed in ``orphans.py``, so none outlives the run); joining an existing cluster
+(``ray.address``) never shuts it down, and an address where nothing answers fails in seconds.
+
+Ray starts its processes with ``fork`` and runs Python in the child before ``exec``: a thread
+of ours running native code (BLAS, torch) at that moment can deadlock the child, and with it
+``ray.init``. So :func:`start` must be called while this process runs no other busy thread;
+the caller prepares the data after it returns (``api.py``), never alongside it.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import signal
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 
+from raysim.runtime import DriverLost, orphans
 from raysim.scenario import RayConfig, ResourcesConfig
+
+CONNECT_TIMEOUT_S = 5.0
 
 
 class ResourceError(RuntimeError):
-    """The scenario asks for resources the cluster does not have."""
+    """The scenario asks for a cluster or resources that are not there (bad input: exit 2)."""
 
 
 def start(config: RayConfig, *, address: str | None = None) -> bool:
@@ -27,17 +38,47 @@ def start(config: RayConfig, *, address: str | None = None) -> bool:
         return False
     target = address or config.address
     common = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     if target:
+        _check_reachable(target)
         ray.init(address=target, **common)
     else:
+        orphans.reap()
         # "local" starts a fresh instance even when another Ray cluster runs on this machine.
         ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), num_gpus=config.num_gpus, **common)
+        orphans.record()
+    for signum, handler in handlers.items():  # ray.init replaces SIGTERM's: the caller's decides
+        if handler is not None:
+            signal.signal(signum, handler)
     return True
+
+
+def record_processes(started_here: bool) -> None:
+    """Lists the local Ray's processes again once its workers are up (see orphans.py)."""
+    if started_here:
+        orphans.record()
 
 
 def stop(started_here: bool) -> None:
     if started_here and ray.is_initialized():
         ray.shutdown()
+        orphans.release()
+
+
+def _check_reachable(target: str) -> None:
+    """Fails within seconds when no cluster answers at ``host:port`` (Ray itself retries for minutes)."""
+    if target == "auto":
+        return
+    host, _, port = target.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ResourceError(f"ray.address = {target!r} is not 'auto' or HOST:PORT (or ray://HOST:PORT)")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ResourceError(
+            f"ray.address (or --address) = {target!r}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one with `ray start --head`, fix the address, or leave it empty for a local Ray"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -88,14 +129,21 @@ def remote_driver(driver_cls: type, *args: Any, **kwargs: Any) -> Any:
 
 def call(handle: Any, method: str, *args: Any) -> Any:
     """Calls a driver actor's method and returns its value, unwrapping a client's error."""
-    from ray.exceptions import RayTaskError
+    from ray.exceptions import RayActorError, RayTaskError
 
     try:
         return ray.get(getattr(handle, method).remote(*args))
+    except RayActorError as exc:
+        raise DriverLost(f"the driver actor died during '{method}': {_first_line(exc)}") from None
     except RayTaskError as exc:
         if isinstance(exc.cause, Exception):
             raise exc.cause from None
         raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(exc).__name__
 
 
 def kill(handle: Any) -> None:
