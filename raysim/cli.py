@@ -89,7 +89,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
     from raysim.interrupts import interruptible
-    from raysim.runtime import DriverLost
+    from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.session import ResourceError
     from raysim.scenario import load_scenario
     from raysim.tasks import ClientError
@@ -125,7 +125,7 @@ def _run(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except (ClientError, DriverLost) as exc:
+    except (ClientError, DriverLost, WorkersLost) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

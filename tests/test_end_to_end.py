@@ -161,6 +161,30 @@ def test_a_dead_actor_is_replaced_and_its_clients_rerun(ray_runtime, tiny, tmp_p
     pd.testing.assert_frame_equal(_metrics(reference), _metrics(killed))
 
 
+class AlwaysDies(nn.Module):
+    """A model whose process dies whenever it trains: replacing its actor can never help."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(60, 10))
+
+    def forward(self, x):
+        import os
+
+        if self.training:
+            os._exit(1)
+        return self.body(x)
+
+
+@pytest.mark.ray
+def test_actors_that_keep_dying_end_the_run_after_a_bounded_number_of_replacements(ray_runtime, tiny, tmp_path):
+    from raysim.runtime import WorkersLost
+
+    with pytest.raises(WorkersLost, match="died .* times in a row"):
+        run(tiny(run={"executor": "ray"}, model={"name": "tests.test_end_to_end:AlwaysDies"}), results_root=tmp_path)
+    assert not list(tmp_path.rglob("summary.json"))  # nothing was recorded, so nothing is left
+
+
 @pytest.mark.ray
 def test_a_dead_actors_work_is_dropped_when_the_policy_says_so(ray_runtime, tiny, tmp_path):
     outcome = run(tiny(run={"executor": "ray", "rounds": 3}, resources={"actor_failure": "drop"},

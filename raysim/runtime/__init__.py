@@ -30,6 +30,10 @@ class DriverLost(RuntimeError):
     """The driver actor died (its process was killed): the run cannot go on in this session."""
 
 
+class WorkersLost(RuntimeError):
+    """Client actors keep dying with no work finishing in between: the run cannot progress."""
+
+
 class Executor(Protocol):
     def submit(self, version: int, params: np.ndarray, tasks: Sequence[TrainTask], costs: Sequence[float]) -> None:
         """Starts training ``tasks`` from model ``version`` (whose state is ``params``).

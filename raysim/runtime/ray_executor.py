@@ -13,6 +13,9 @@ An actor that dies (killed, out of memory) is replaced at once. With ``actor_fai
 (model version, client, seed), so the re-run gives the same updates and the run's metrics do
 not change. With ``"drop"`` its clients' work is lost: their results raise ``ClientLost`` and
 the driver records them as failed, as a real deployment loses a crashed device's update.
+Actors that keep dying with nothing finishing in between (something kills them faster than
+they start) end the run with ``WorkersLost`` after ``restart_limit`` replacements, instead of
+replacing them forever.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from raysim.evaluation import EvalCounts, EvalSlice
-from raysim.runtime import ClientLost
+from raysim.runtime import ClientLost, WorkersLost
 from raysim.tasks import ClientError, ClientResult, TrainTask, group_tasks
 
 
@@ -104,6 +107,9 @@ class RayExecutor:
         self.nodes = ray.get([a.node_id.remote() for a in self.actors])
         self.load = [0.0] * len(self.actors)
         self.restarts: list[dict] = []
+        # replacements in a row with no batch or evaluation finishing in between
+        self.restart_limit = max(3, 2 * len(self.actors))
+        self._restarts_without_progress = 0
         self._params: dict[int, tuple[Any, int]] = {}  # version -> (ref, tasks outstanding)
         self._batches: dict[int, _Batch] = {}  # task id -> its batch
 
@@ -153,6 +159,7 @@ class RayExecutor:
                 self._replace(actor, exc)
                 calls[actor] = self.actors[actor].evaluate.remote(ref, [slices[i] for i in shares[actor]])
                 continue
+            self._restarts_without_progress = 0
             for i, c in zip(shares[actor], scored):
                 counts[i] = c
         return counts
@@ -178,11 +185,19 @@ class RayExecutor:
         except RayActorError as exc:
             self._replace(batch.actor, exc)
             return
+        self._restarts_without_progress = 0
         self.load[batch.actor] -= batch.cost
 
     def _replace(self, dead: int, exc: Exception) -> None:
         """Starts a new actor in place of a dead one; its unfinished batches are re-run there or
         dropped, as the failure policy says."""
+        self._restarts_without_progress += 1
+        if self._restarts_without_progress > self.restart_limit:
+            raise WorkersLost(
+                f"client actors died {self._restarts_without_progress} times in a row with no work finishing "
+                f"in between (last: {type(exc).__name__}); something ends them faster than they start "
+                "(memory? a process killer?): check the Ray logs, or lower resources.num_gpus / the data's size"
+            )
         unfinished = {id(b): b for b in self._batches.values()
                       if b.actor == dead and b.results is None and not b.lost}.values()
         self.restarts.append({"actor": dead, "tasks": sorted(t.task_id for b in unfinished for t in b.tasks),
