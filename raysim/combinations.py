@@ -169,11 +169,11 @@ def _check_privacy(scenario: Scenario) -> None:
     if privacy.active and scenario.policy.kind != "sync":
         raise ValueError("the [privacy] options run with policy.kind = 'sync' (accounting and masking "
                          "assume one cohort per round)")
+    if privacy.dp != "none":
+        _check_dp(scenario)
     if (privacy.dp != "none" or privacy.secure_aggregation != "none") and server.weighting != "uniform":
         raise ValueError("differential privacy and secure aggregation average with a fixed, uniform "
                          "weighting: set server.weighting = 'uniform'")
-    if privacy.dp != "none":
-        _check_dp(scenario)
     if privacy.secure_aggregation != "none":
         _check_ring(scenario)
 

@@ -249,6 +249,7 @@ class PrivacyStage:
 
         c = self.config
         started = time.perf_counter()
+        clipped = float(np.mean([np.mean(np.abs(d) > c.quantization_range) for d in deltas]))
         inputs = {u.client_id: quantize(d, c.quantization_range, c.quantization_bits,
                                         rng=rng(self.seed, Stream.PRIVACY, round_number, u.client_id, 1))
                   for d, u in zip(deltas, updates)}
@@ -271,7 +272,7 @@ class PrivacyStage:
         up = np.mean(list(result.cost.bytes_up.values()))
         down = np.mean(list(result.cost.bytes_down.values()))
         return total, float(len(result.survivors)), {
-            "secagg_failed": 0.0, "secagg_bytes_up_per_client": float(up), "secagg_bytes_down_per_client": float(down),
+            "secagg_failed": 0.0, "secagg_clipped_coordinates": clipped, "secagg_bytes_up_per_client": float(up), "secagg_bytes_down_per_client": float(down),
             "secagg_wall_s": time.perf_counter() - started, "protocol_sim_s": self._secagg_time(result),
         }
 
