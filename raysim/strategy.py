@@ -65,13 +65,14 @@ class Strategy:
         return ServerState(params=params, opt_state=self.server_optimizer.init(params))
 
     def aggregate(self, state: ServerState, updates: Sequence[Update]) -> tuple[ServerState, dict[str, float]]:
-        """One server step; with no updates the model stays as it is (a round without reports)."""
-        if not updates:
-            return self.step(state, None)
-        if self.reducer in ROBUST_AGGREGATORS and len(updates) < minimum_rows(self.reducer, **self.reducer_params):
-            new_state, metrics = self.step(state, None)
-            return new_state, {**metrics, "robust_skipped": 1.0}
-        return self.step(state, self.reduce(sorted(updates, key=lambda u: u.client_id)))
+        """One server step; with no updates the model stays as it is (a round without reports).
+        A robust rule short of the rows it is defined for leaves it as it is too, and says so."""
+        ordered = sorted(updates, key=lambda u: u.client_id)
+        if self.reducer not in ROBUST_AGGREGATORS:
+            return self.step(state, self.reduce(ordered) if ordered else None)
+        short = 0 < len(ordered) < minimum_rows(self.reducer, **self.reducer_params)
+        new_state, metrics = self.step(state, self.reduce(ordered) if ordered and not short else None)
+        return new_state, {**metrics, "robust_skipped": float(short)}
 
     def step(self, state: ServerState, delta: np.ndarray | None) -> tuple[ServerState, dict[str, float]]:
         """Applies an already reduced delta (None: the round produced no usable update)."""

@@ -12,8 +12,8 @@ the way a real deployment would:
   server only ever holds masked vectors; clients that dropped after sharing keys are the
   protocol's dropouts), or under CKKS homomorphic encryption (the server adds ciphertexts).
 - The RDP accountant (opacus) turns the rounds into epsilon at the scenario's delta: the
-  sampled Gaussian with q = m / N for central DP (fixed-size sampling, see accounting.py), and
-  per client, over its own participations, for local DP.
+  sampled Gaussian with q = min(1, ceil(m * over_selection) / N) for central DP (fixed-size
+  sampling, see accounting.py), and per client, over its own participations, for local DP.
 
 What the numbers mean (README, "Privacy and security"):
 
