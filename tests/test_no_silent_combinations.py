@@ -206,3 +206,14 @@ def test_a_non_finite_model_ends_the_run_naming_the_round(tmp_path):
     driver.executor.submitted = []
     with pytest.raises(RunDiverged, match="round 1: the new global model has 6 non-finite values"):
         run_all(driver)
+
+
+# 7: SCAFFOLD's server control is the population-weighted mean of the client controls ------------
+
+def test_scaffold_server_control_is_the_sample_weighted_mean_of_client_controls(tmp_path):
+    driver, _ = make_driver(tmp_path, policy={"kind": "sync"}, rounds=2, per_round=3, server={"strategy": "scaffold"})
+    run_all(driver)
+    sizes = np.array([100, 200, 300, 400])
+    weighted = sum(sizes[c] / sizes.sum() * control for c, control in driver.client_controls.items())
+    assert len(driver.client_controls) >= 3 and np.linalg.norm(driver.server_control) > 0
+    np.testing.assert_allclose(driver.server_control, weighted, atol=1e-12)
