@@ -167,7 +167,7 @@ class PrivacyStage:
         """What one client uploads: the masked ring vector (32 bits a coordinate) under secure
         aggregation, the CKKS ciphertext under homomorphic encryption, else the plain update."""
         if self.config.secure_aggregation != "none":
-            from raysim.privacy.secagg import MODULUS_BITS
+            from raysim.privacy.ring import MODULUS_BITS
 
             return math.ceil(self.num_params * MODULUS_BITS / 8)
         if self.config.homomorphic == "ckks":
@@ -245,7 +245,8 @@ class PrivacyStage:
         return total, float(sum(weights)), {}
 
     def _secure_sum(self, deltas, updates, *, round_number: int, dropped: Sequence[int]):
-        from raysim.privacy.secagg import SecAggError, dequantize, quantize, run_secagg
+        from raysim.privacy.ring import dequantize, quantize
+        from raysim.privacy.secagg import SecAggError, run_secagg
 
         c = self.config
         started = time.perf_counter()
