@@ -54,15 +54,10 @@ from raysim.tasks import ClientResult, Shards, TrainTask
 
 
 @dataclass(frozen=True)
-class _RetryDispatch:
-    """Internal: no client was available for a dispatch; try again when one comes online."""
-
-    action: Dispatch
-
-
-@dataclass(frozen=True)
-class _Resume:
-    """Internal: the policy's actions that follow a server step which took simulated time."""
+class _Later:
+    """Internal: policy actions carried out at a later time: a dispatch that found no client
+    available (retried when one comes online), or what follows a server step that took
+    simulated time (a secure-aggregation protocol)."""
 
     actions: tuple[Action, ...]
 
@@ -185,8 +180,8 @@ class Driver:
                     f"of {self.scenario.run.rounds}: nothing left to simulate"
                 )
             _, event = self.clock.pop()
-            if isinstance(event, _RetryDispatch | _Resume):
-                reports += self._execute([event.action] if isinstance(event, _RetryDispatch) else list(event.actions))
+            if isinstance(event, _Later):
+                reports += self._execute(list(event.actions))
                 continue
             if isinstance(event, _TriggerCheck):
                 event = self._check_trigger(self.tasks[event.task_id])
@@ -214,7 +209,7 @@ class Driver:
                 busy = report.round_row.get("protocol_sim_s", 0.0)
                 if busy and actions[index + 1:]:  # the protocol holds the server: the rest waits
                     later = tuple(postponed(a, busy) for a in actions[index + 1:])
-                    self.clock.schedule(self.clock.now + busy, _Resume(later))
+                    self.clock.schedule(self.clock.now + busy, _Later(later))
                     break
             elif isinstance(action, Discard):
                 self._discard(action)
@@ -231,7 +226,7 @@ class Driver:
         self._dispatches += 1
         chosen = self._named(action.clients) if action.clients else self._select(action.count, key=self._dispatches)
         if not chosen:
-            self.clock.schedule(next_online(self.population, busy=self.busy, now=now), _RetryDispatch(action))
+            self.clock.schedule(next_online(self.population, busy=self.busy, now=now), _Later((action,)))
             return []
         epochs = self._epochs(chosen, key=self._dispatches)
         created = [self._plan_task(client, now, epochs[client], action) for client in chosen]

@@ -46,10 +46,11 @@ def server_control_update(server_control: np.ndarray, control_deltas: Sequence[n
 
 
 def update_controls(server_control: np.ndarray, client_controls: Mapping[int, np.ndarray], *,
-                    deltas: Mapping[int, tuple[np.ndarray, int]], shares: Mapping[int, float], lr: float,
+                    deltas: Mapping[int, tuple[np.ndarray, int]], shares: Sequence[float], lr: float,
                     trainable: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
     """One round's bookkeeping: c_i += dc_i for each client of ``deltas`` (client -> (dy, local
-    steps)), c += sum s_i dc_i; buffers past ``trainable`` (BatchNorm statistics) get no control."""
+    steps)), c += sum s_i dc_i with ``shares`` indexed by client id; buffers past ``trainable``
+    (BatchNorm statistics) get no control."""
     controls = dict(client_controls)
     dcs = []
     for client, (delta, steps) in deltas.items():
