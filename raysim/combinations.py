@@ -188,11 +188,6 @@ def _check_dp(scenario: Scenario) -> None:
             f"server.aggregator = {server.aggregator!r} and server.strategy = {server.strategy!r} would not run; "
             "set server.aggregator = 'mean' and server.strategy = 'fedavg' or 'fedsgd'"
         )
-    if privacy.dp == "local" and privacy.adaptive_clipping:
-        raise ValueError(
-            "privacy.adaptive_clipping under privacy.dp = 'local' would send each client's clipped-or-not "
-            "bit without local noise: set privacy.adaptive_clipping = false, or privacy.dp = 'central'"
-        )
     if privacy.adaptive_clipping:
         adaptive_noise_multiplier(privacy.noise_multiplier, scenario.clients_per_round / 20.0)
     _check_everyone_eligible(scenario)

@@ -119,10 +119,13 @@ def test_replace_one_adjacency_halves_the_accounted_noise():
                                                                  sample_rate=0.1))
 
 
-def test_local_dp_refuses_adaptive_clipping_and_adjacency_needs_dp():
-    refused(r"privacy.adaptive_clipping under privacy.dp = 'local'", server=UNIFORM,
+def test_privacy_keys_that_would_be_ignored_are_refused():
+    refused(r"adaptive_clipping needs dp = 'central', not 'local'", server=UNIFORM,
             privacy={"dp": "local", "adaptive_clipping": True})
     refused(r"adjacency .* needs dp", privacy={"adjacency": "replace_one"})
+    refused(r"adaptive_clipping needs dp = 'central', not 'none'", privacy={"adaptive_clipping": True})
+    refused(r"secagg_neighbours .* needs secure_aggregation = 'secagg\+'", server=UNIFORM,
+            privacy={"secure_aggregation": "secagg", "secagg_neighbours": 4})
 
 
 def test_the_budget_stops_before_the_round_that_would_cross_it():

@@ -91,6 +91,12 @@ class PrivacyConfig:
             raise ValueError("choose secure_aggregation or homomorphic, not both")
         if self.adjacency is not None and self.dp == "none":
             raise ValueError("adjacency says what epsilon protects: it needs dp = 'central' or 'local'")
+        if self.adaptive_clipping and self.dp != "central":
+            raise ValueError(f"adaptive_clipping needs dp = 'central', not {self.dp!r}: under local DP each "
+                             "client's clipped-or-not bit would leave without local noise, and without DP "
+                             "there is no clip norm to adapt")
+        if self.secagg_neighbours and self.secure_aggregation != "secagg+":
+            raise ValueError("secagg_neighbours is SecAgg+'s graph degree: it needs secure_aggregation = 'secagg+'")
 
     @property
     def neighbouring(self) -> str:
