@@ -48,8 +48,9 @@ def policy_name(policy) -> str:
 
 
 def max_updates_per_step(scenario: Scenario) -> int:
-    """The most client updates one server step can combine: the buffer for FedBuff, one for the
-    mixing policies, otherwise the cohort (a synchronous round keeps its first m arrivals)."""
+    """How many client updates a server step is built to combine: the buffer for FedBuff, one for
+    the mixing policies, otherwise the cohort (a synchronous round keeps its first m arrivals; a
+    hybrid step may also carry late updates of earlier rounds, which are not counted on)."""
     policy = scenario.policy
     if mixes_one_update(policy):
         return 1
