@@ -151,8 +151,9 @@ def _check_robust_rows(scenario: Scenario) -> None:
         raise ValueError(
             f"server.aggregator = {server.aggregator!r} (server.trim = {server.trim}, server.num_byzantine = "
             f"{server.num_byzantine}, server.num_selected = {server.num_selected}) needs at least {need} updates "
-            f"per server step, but {policy_name(scenario.policy)} combines at most {rows} (selection.clients_per_round, "
-            "or policy.buffer_size for FedBuff): lower the rule's parameters or raise the count"
+            f"per server step, but {policy_name(scenario.policy)} combines at most {rows} "
+            "(selection.clients_per_round, or policy.buffer_size for FedBuff): lower the rule's parameters "
+            "or raise the count"
         )
 
 

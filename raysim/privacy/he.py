@@ -36,7 +36,8 @@ DEGREE = 8192
 MODULI = (60, 40, 40, 60)
 
 
-def ciphertext_bytes(num_values: int, *, poly_modulus_degree: int = DEGREE, coeff_mod_bit_sizes: Sequence[int] = MODULI) -> int:
+def ciphertext_bytes(num_values: int, *, poly_modulus_degree: int = DEGREE,
+                     coeff_mod_bit_sizes: Sequence[int] = MODULI) -> int:
     """Wire size of one client's encrypted update, for the simulated upload time.
 
     A fresh CKKS ciphertext is two polynomials of ``N`` coefficients modulo each data prime

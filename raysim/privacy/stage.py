@@ -279,7 +279,8 @@ class PrivacyStage:
         up = np.mean(list(result.cost.bytes_up.values()))
         down = np.mean(list(result.cost.bytes_down.values()))
         return total, float(len(result.survivors)), {
-            "secagg_failed": 0.0, "secagg_clipped_coordinates": clipped, "secagg_bytes_up_per_client": float(up), "secagg_bytes_down_per_client": float(down),
+            "secagg_failed": 0.0, "secagg_clipped_coordinates": clipped,
+            "secagg_bytes_up_per_client": float(up), "secagg_bytes_down_per_client": float(down),
             "secagg_wall_s": time.perf_counter() - started, "protocol_sim_s": self._secagg_time(result),
         }
 
