@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from raysim.composition import client_sgd
 from raysim.config import ConfigError
 from raysim.privacy.accounting import epsilon_after
 from raysim.privacy.he import ciphertext_bytes
@@ -220,3 +221,9 @@ def test_scaffold_server_control_is_the_sample_weighted_mean_of_client_controls(
     weighted = sum(sizes[c] / sizes.sum() * control for c, control in driver.client_controls.items())
     assert len(driver.client_controls) >= 3 and np.linalg.norm(driver.server_control) > 0
     np.testing.assert_allclose(driver.server_control, weighted, atol=1e-12)
+
+
+def test_fedsgd_keeps_the_clients_weight_decay_in_its_gradient():
+    scenario = parse_scenario(tiny_table(server={"strategy": "fedsgd"},
+                                         client={"epochs": 1, "batch_size": 0, "weight_decay": 0.1}))
+    assert client_sgd(scenario).lr == 1.0 and client_sgd(scenario).weight_decay == 0.1
