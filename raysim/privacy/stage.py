@@ -312,9 +312,10 @@ class PrivacyStage:
 
     def _account(self, clients: Sequence[int]) -> None:
         """Central: one sampled-Gaussian round at q; local: one release per client sending."""
-        self.epsilon = self._epsilon_after(clients)
         if self.config.dp == "central":
-            self.accountant.step(self.config.accounted_noise, self.sample_rate)
+            self.epsilon = self.accountant.step(self.config.accounted_noise, self.sample_rate)
+            return
+        self.epsilon = self._epsilon_after(clients)
         for k in clients:
             self.participations[k] = self.participations.get(k, 0) + 1
 
