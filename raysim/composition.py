@@ -14,10 +14,12 @@ from raysim.tasks import SGDConfig
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:
-    """The client optimiser a scenario asks for (FedSGD: one plain step with lr 1)."""
+    """The client optimiser a scenario asks for. FedSGD: one step with lr 1, so the delta is minus
+    the gradient of the client's loss, weight decay included (momentum and the proximal term
+    vanish at the first step from the global model)."""
     client = scenario.client
     if scenario.server.strategy == "fedsgd":
-        return SGDConfig(lr=1.0)
+        return SGDConfig(lr=1.0, weight_decay=client.weight_decay)
     return SGDConfig(lr=client.lr, momentum=client.momentum, weight_decay=client.weight_decay,
                      proximal_mu=client.proximal_mu)
 

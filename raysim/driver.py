@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from raysim.clock import SimClock
+from raysim.combinations import max_clients_per_round
 from raysim.composition import attackers, make_strategy
 from raysim.evaluation import central_slices, summarise
 from raysim.layout import ParamLayout
@@ -37,23 +38,28 @@ from raysim.policies import (
     Suppressed,
     TaskInfo,
     Timer,
+    postponed,
 )
 from raysim.privacy.hygiene import check_update
-from raysim.privacy.stage import PrivacyStage, PrivateUpdate
+from raysim.privacy.stage import PrivacyStage
 from raysim.runtime import ClientLost, Executor
-from raysim.scaffold import client_control_delta, correction, server_control_update
+from raysim.scaffold import correction, update_controls
 from raysim.scenario import Scenario
+from raysim.server_step import server_step
 from raysim.seeding import Stream, rng
+from raysim.selection import idle_online, next_online, sample_clients
 from raysim.strategy import Update
 from raysim.system import Population
 from raysim.tasks import ClientResult, Shards, TrainTask
 
 
 @dataclass(frozen=True)
-class _RetryDispatch:
-    """Internal: no client was available for a dispatch; try again when one comes online."""
+class _Later:
+    """Internal: policy actions carried out at a later time: a dispatch that found no client
+    available (retried when one comes online), or what follows a server step that took
+    simulated time (a secure-aggregation protocol)."""
 
-    action: Dispatch
+    actions: tuple[Action, ...]
 
 
 @dataclass(frozen=True)
@@ -120,12 +126,17 @@ class Driver:
         # what crosses the (simulated) network: the body only, when heads stay on the clients
         self.exchange_bytes = round(self.model_bytes * (self.personal.body_fraction if self.personal else 1.0))
         self.privacy = (PrivacyStage(scenario.privacy, seed=scenario.run.seed, population=len(self.sizes),
-                                     cohort=scenario.clients_per_round, link=self.population.link,
-                                     update_bytes=self.exchange_bytes) if scenario.privacy.active else None)
+                                     cohort=scenario.clients_per_round, drawn=max_clients_per_round(scenario),
+                                     link=self.population.link, update_bytes=self.exchange_bytes,
+                                     num_params=self.layout.size) if scenario.privacy.active else None)
+        # what one client uploads: the update, or its masked / encrypted form
+        self.upload_bytes = self.privacy.upload_bytes if self.privacy else self.exchange_bytes
         self.holdout = holdout
         self.scaffold = scenario.server.strategy == "scaffold"
         self.server_control = np.zeros(self.layout.size) if self.scaffold else None
         self.client_controls: dict[int, np.ndarray] = {}  # SCAFFOLD's c_i, kept across rounds
+        # SCAFFOLD's c moves by each client's share of the population's weight (scaffold.py)
+        self.control_shares = self._population_shares() if self.scaffold else None
         self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
         self.clock = SimClock()
@@ -169,8 +180,8 @@ class Driver:
                     f"of {self.scenario.run.rounds}: nothing left to simulate"
                 )
             _, event = self.clock.pop()
-            if isinstance(event, _RetryDispatch):
-                reports += self._execute([event.action])
+            if isinstance(event, _Later):
+                reports += self._execute(list(event.actions))
                 continue
             if isinstance(event, _TriggerCheck):
                 event = self._check_trigger(self.tasks[event.task_id])
@@ -185,13 +196,21 @@ class Driver:
 
     def _execute(self, actions: list[Action]) -> list[RoundReport]:
         reports = []
-        for action in actions:
+        for index, action in enumerate(actions):
             if self.finished:
                 break
             if isinstance(action, Dispatch):
                 reports += self._dispatch(action)
             elif isinstance(action, Aggregate):
-                reports.append(self._aggregate(action))
+                report = self._aggregate(action)
+                if report is None:  # the privacy budget would be crossed: not applied, the run stops
+                    break
+                reports.append(report)
+                busy = report.round_row.get("protocol_sim_s", 0.0)
+                if busy and actions[index + 1:]:  # the protocol holds the server: the rest waits
+                    later = tuple(postponed(a, busy) for a in actions[index + 1:])
+                    self.clock.schedule(self.clock.now + busy, _Later(later))
+                    break
             elif isinstance(action, Discard):
                 self._discard(action)
             elif isinstance(action, SetTimer):
@@ -207,7 +226,7 @@ class Driver:
         self._dispatches += 1
         chosen = self._named(action.clients) if action.clients else self._select(action.count, key=self._dispatches)
         if not chosen:
-            self.clock.schedule(self._next_online(now), _RetryDispatch(action))
+            self.clock.schedule(next_online(self.population, busy=self.busy, now=now), _Later((action,)))
             return []
         epochs = self._epochs(chosen, key=self._dispatches)
         created = [self._plan_task(client, now, epochs[client], action) for client in chosen]
@@ -260,7 +279,7 @@ class Driver:
     def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> _Task:
         samples = int(self.sizes[client])
         timing = self.population.timing(client, start=now, samples=samples, epochs=epochs,
-                                        model_bytes=self.exchange_bytes, update_bytes=self.exchange_bytes)
+                                        model_bytes=self.exchange_bytes, update_bytes=self.upload_bytes)
         local = self.local_models.pop(client, None) if action.trigger is not None else None
         if local is not None:  # keeps training its own model: nothing to download
             timing = replace(timing, download_s=0.0)
@@ -272,7 +291,7 @@ class Driver:
             if fit >= 1:
                 epochs = min(fit, epochs)
                 timing = self.population.timing(client, start=now, samples=samples, epochs=epochs,
-                                                model_bytes=self.exchange_bytes, update_bytes=self.exchange_bytes)
+                                                model_bytes=self.exchange_bytes, update_bytes=self.upload_bytes)
         task_id = self._task_counter
         self._task_counter += 1
         base_version = self.anchors[client][0] if action.trigger is not None else self.state.version
@@ -322,27 +341,12 @@ class Driver:
 
     def _select(self, count: int, *, key: int) -> list[int]:
         """Uniformly samples ``count`` idle, online clients, seeded by (seed, dispatch number)."""
-        n = len(self.sizes)
-        draw = rng(self.scenario.run.seed, Stream.SELECTION, key)
-        now = self.clock.now
-        # A prefix of a random permutation, drawn in O(prefix) when the population is large;
-        # the whole permutation only when idle, online clients are scarce.
-        prefix = min(n, 4 * (count + len(self.busy)) + 64)
-
-        def usable(candidates: np.ndarray) -> list[int]:
-            return [int(c) for c in candidates if int(c) not in self.busy
-                    and self.population.profile(int(c)).availability.online_at(now)][:count]
-
-        chosen = usable(draw.choice(n, size=prefix, replace=False))
-        if len(chosen) < count and prefix < n:
-            chosen = usable(draw.permutation(n))
-        return sorted(chosen)
+        return sample_clients(self.population, count, busy=self.busy, now=self.clock.now,
+                              draw=rng(self.scenario.run.seed, Stream.SELECTION, key))
 
     def _named(self, clients: tuple[int, ...]) -> list[int]:
         """The policy's chosen clients that are idle and online now."""
-        now = self.clock.now
-        return sorted(c for c in set(clients) if c not in self.busy
-                      and self.population.profile(c).availability.online_at(now))
+        return sorted(idle_online(self.population, set(clients), busy=self.busy, now=self.clock.now))
 
     def _start_of(self, task: _Task) -> np.ndarray:
         return task.start_params if task.start_params is not None else self.bases[task.info.base_version]
@@ -366,15 +370,6 @@ class Driver:
         self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
         del self.tasks[task.info.task_id]
         return Suppressed(task.info)
-
-    def _next_online(self, now: float) -> float:
-        starts = [
-            a for c in range(len(self.sizes)) if c not in self.busy
-            for a, _ in self.population.profile(c).availability.intervals if a > now
-        ]
-        if not starts:
-            raise RuntimeError("no client is idle and none will come online: the population is exhausted")
-        return min(starts)
 
     # -- settle and aggregate ------------------------------------------------------------------
 
@@ -418,7 +413,12 @@ class Driver:
             task.status = "discarded"
             self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
 
-    def _aggregate(self, action: Aggregate) -> RoundReport:
+    def _aggregate(self, action: Aggregate) -> RoundReport | None:
+        """One server step; None, with the run stopped, when it would cross the privacy budget."""
+        if self.privacy is not None and self.privacy.would_exceed_budget(
+                [self.tasks[t].info.client_id for t in action.task_ids]):
+            self._stopped = True
+            return None
         scales = action.scales or (1.0,) * len(action.task_ids)
         updates, rows = [], []
         for task_id, scale in zip(action.task_ids, scales):
@@ -441,10 +441,9 @@ class Driver:
             del self.tasks[task_id]
         if self.scaffold:
             self._update_controls(updates)
-        if self.privacy is None:
-            self.state, metrics = self.strategy.aggregate(self.state, updates)
-        else:
-            self.state, metrics = self._private_step(updates)
+        dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
+        self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
+                                          round_number=self.round + 1, dropped=dropped)
         self.round += 1
         self._release_bases()
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
@@ -464,32 +463,16 @@ class Driver:
     def _evaluating(self) -> bool:
         return self.round % self.scenario.run.eval_every == 0 or self.finished
 
-    def _private_step(self, updates: list[Update]) -> tuple:
-        """Clip, noise, securely sum and account (privacy/stage.py), then the server step."""
-        if not updates:
-            return self.strategy.step(self.state, None)
-        ordered = sorted(updates, key=lambda u: u.client_id)
-        weights = self.strategy.weights(ordered)
-        dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
-        delta, privacy_metrics = self.privacy.reduce(
-            [PrivateUpdate(u.client_id, np.asarray(u.delta, dtype=np.float64) * u.scale, w) for u, w in zip(ordered, weights)],
-            round_number=self.round + 1, dropped=dropped,
-        )
-        self._stopped = self.privacy.exhausted
-        state, metrics = self.strategy.step(self.state, delta)
-        return state, {**metrics, **privacy_metrics}
-
     def _update_controls(self, updates: list[Update]) -> None:
-        """SCAFFOLD option II: c_i += dc_i for the round's clients, c += (1/N) sum dc_i."""
-        lr = self.strategy.client_sgd.lr
-        trainable = self.layout.num_trainable
-        deltas = []
-        for u in updates:
-            dc = client_control_delta(server_control=self.server_control, delta=u.delta, steps=u.steps, lr=lr)
-            dc[trainable:] = 0.0  # buffers (BatchNorm statistics) take no gradient correction
-            self.client_controls[u.client_id] = self.client_controls.get(u.client_id, 0.0) + dc
-            deltas.append(dc)
-        self.server_control = server_control_update(self.server_control, deltas, population=len(self.sizes))
+        """SCAFFOLD option II: c_i += dc_i for the round's clients, c += sum s_i dc_i."""
+        self.server_control, self.client_controls = update_controls(
+            self.server_control, self.client_controls, deltas={u.client_id: (u.delta, u.steps) for u in updates},
+            shares=self.control_shares, lr=self.strategy.client_sgd.lr, trainable=self.layout.num_trainable)
+
+    def _population_shares(self) -> np.ndarray:
+        """Each client's weight over the whole population's (1/N for uniform weighting)."""
+        weights = self.strategy.weights_of(range(len(self.sizes)), self.sizes)
+        return weights / weights.sum()
 
     def _round_row(self, updates: list[Update], client_rows: list[dict], metrics: dict) -> dict:
         accuracy = loss = float("nan")
@@ -501,7 +484,7 @@ class Driver:
         row = {
             "round": self.round,
             "version": self.state.version,
-            "sim_time": self.clock.now,
+            "sim_time": self.clock.now + metrics.get("protocol_sim_s", 0.0),  # the step's end
             "wall_time": wall - self._run_started_wall,
             "round_wall_s": wall - self._round_started_wall,
             "clients": len(updates),
@@ -545,7 +528,7 @@ class Driver:
             "upload_s": task.upload_s,
             "wall_train_s": task.result.get("wall_train_s", float("nan")),
             "bytes_down": 0 if task.continued else self.exchange_bytes,
-            "bytes_up": self.exchange_bytes if delivered else 0,
+            "bytes_up": self.upload_bytes if delivered else 0,
         }
 
     def _release_bases(self) -> None:

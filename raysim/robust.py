@@ -13,7 +13,15 @@ the update matrix ``U`` of shape ``[K, P]`` (one client delta per row):
 Robust rules are unweighted: a per-client weight (e.g. sample count) is
 reported by the client itself, so an attacker could claim a huge weight and
 undo the robustness. ``ROBUST_AGGREGATORS`` therefore accepts ``weights`` only
-to share the weighted mean's call signature, and ignores it.
+to share the weighted mean's call signature, and ignores it. A policy's per-update
+scale (a staleness discount, FedAsync's rate) is not a claim by the client: the
+strategy applies the rules to the scaled rows ``s_i d_i``.
+
+Guarantees. Krum and Multi-Krum are (alpha, f)-Byzantine resilient when
+``K > 2 f + 2`` (Blanchard et al., Prop. 1); they are *defined* for ``K > f + 2``
+and run there, without the guarantee. Multi-Krum's ``m`` defaults to 1
+(``server.num_selected``), which is Krum itself; Blanchard et al. suggest
+``m = K - f``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import numpy as np
 
 __all__ = [
     "ROBUST_AGGREGATORS",
+    "minimum_rows",
     "coordinate_median",
     "krum",
     "krum_scores",
@@ -146,6 +155,16 @@ def multi_krum(updates: np.ndarray, num_byzantine: int, num_selected: int) -> np
         raise ValueError(f"num_selected must be in [1, K = {num_clients}], got {num_selected!r}")
     order = np.argsort(krum_scores(updates, num_byzantine), kind="stable")
     return updates[order[:num_selected]].mean(axis=0)
+
+
+def minimum_rows(rule: str, *, trim: int = 0, num_byzantine: int = 0, num_selected: int = 1) -> int:
+    """The fewest rows for which ``rule`` is defined (the median: one; Krum: ``f + 3``)."""
+    return {
+        "median": 1,
+        "trimmed_mean": 2 * trim + 1,
+        "krum": num_byzantine + 3,
+        "multi_krum": max(num_byzantine + 3, num_selected),
+    }[rule]
 
 
 def _ignoring_weights(rule: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:

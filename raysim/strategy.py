@@ -10,7 +10,10 @@ over the reduced delta D_t, treated as a pseudo-gradient (Reddi et al. 2021, arX
 - FedAvgM / FedAdam / FedYogi / FedAdagrad: mean + ``server.optimizer``;
 - FedNova (Wang et al. 2020, arXiv:2007.07481): the normalised mean, with each client's
   ||a_i||_1 from its local step count and the client optimiser;
-- robust aggregation (median, trimmed mean, Krum, Multi-Krum): unweighted, see robust.py.
+- robust aggregation (median, trimmed mean, Krum, Multi-Krum): unweighted, see robust.py, over
+  the policy-scaled rows s_i d_i (a staleness discount shrinks a row before the rule sees it,
+  as it shrinks the row's term in the mean). A step with fewer rows than the rule is defined
+  for (Krum: f + 3) leaves the model as it is and reports ``robust_skipped = 1``.
 
 State is a value: ``aggregate(state, updates) -> (state, metrics)``, so checkpointing is
 pickling the state and tests compare values.
@@ -25,7 +28,7 @@ import numpy as np
 
 from raysim.aggregation import client_weights, weighted_mean
 from raysim.fednova import fednova_aggregate, local_step_norm
-from raysim.robust import ROBUST_AGGREGATORS
+from raysim.robust import ROBUST_AGGREGATORS, minimum_rows
 from raysim.server_opt import ServerOptimizer, ServerOptState
 from raysim.tasks import SGDConfig
 
@@ -62,10 +65,14 @@ class Strategy:
         return ServerState(params=params, opt_state=self.server_optimizer.init(params))
 
     def aggregate(self, state: ServerState, updates: Sequence[Update]) -> tuple[ServerState, dict[str, float]]:
-        """One server step; with no updates the model stays as it is (a round without reports)."""
-        if not updates:
-            return self.step(state, None)
-        return self.step(state, self.reduce(sorted(updates, key=lambda u: u.client_id)))
+        """One server step; with no updates the model stays as it is (a round without reports).
+        A robust rule short of the rows it is defined for leaves it as it is too, and says so."""
+        ordered = sorted(updates, key=lambda u: u.client_id)
+        if self.reducer not in ROBUST_AGGREGATORS:
+            return self.step(state, self.reduce(ordered) if ordered else None)
+        short = 0 < len(ordered) < minimum_rows(self.reducer, **self.reducer_params)
+        new_state, metrics = self.step(state, self.reduce(ordered) if ordered and not short else None)
+        return new_state, {**metrics, "robust_skipped": float(short)}
 
     def step(self, state: ServerState, delta: np.ndarray | None) -> tuple[ServerState, dict[str, float]]:
         """Applies an already reduced delta (None: the round produced no usable update)."""
@@ -77,9 +84,13 @@ class Strategy:
         }
 
     def weights(self, updates: Sequence[Update]) -> np.ndarray:
+        return self.weights_of([u.client_id for u in updates], [u.num_samples for u in updates])
+
+    def weights_of(self, clients: Sequence[int], num_samples: Sequence[int]) -> np.ndarray:
+        """Unnormalised weights of clients holding these sample counts."""
         if callable(self.weighting):
-            return np.array([float(self.weighting(u.client_id, u.num_samples)) for u in updates])
-        return client_weights([u.num_samples for u in updates], self.weighting)
+            return np.array([float(self.weighting(c, n)) for c, n in zip(clients, num_samples)])
+        return client_weights(num_samples, self.weighting)
 
     def reduce(self, updates: Sequence[Update]) -> np.ndarray:
         """The aggregated delta D_t of updates sorted by client id."""
@@ -87,10 +98,10 @@ class Strategy:
         scales = [u.scale for u in updates]
         if self.reducer == "mean":
             return weighted_mean([u.delta for u in updates], weights, scales)
-        stacked = np.stack([np.asarray(u.delta, dtype=np.float64) for u in updates])
+        rows = np.stack([np.asarray(u.delta, dtype=np.float64) for u in updates]) * np.asarray(scales)[:, None]
         if self.reducer == "fednova":
             sgd = self.client_sgd or SGDConfig(lr=1.0)
             norms = np.array([local_step_norm(steps=u.steps, momentum=sgd.momentum, proximal_mu=sgd.proximal_mu,
                                               lr=sgd.lr if sgd.proximal_mu else None) for u in updates])
-            return fednova_aggregate(stacked * np.asarray(scales)[:, None], weights, norms)
-        return ROBUST_AGGREGATORS[self.reducer](stacked, weights, **self.reducer_params)
+            return fednova_aggregate(rows, weights, norms)
+        return ROBUST_AGGREGATORS[self.reducer](rows, weights, **self.reducer_params)

@@ -62,9 +62,11 @@ def write_trace(path: Path, availability: dict[int, str] | None = None) -> Path:
 
 
 def make_driver(tmp_path: Path, *, policy: dict, rounds: int = 1, per_round: int = 4, epochs: int = 1,
-                availability: dict[int, str] | None = None) -> tuple[Driver, FakeExecutor]:
+                availability: dict[int, str] | None = None, **sections: dict) -> tuple[Driver, FakeExecutor]:
+    """A driver on the four-client trace; ``sections`` add scenario sections (e.g. privacy)."""
     trace = write_trace(tmp_path / "trace.csv", availability)
     scenario = parse_scenario({
+        **sections,
         "run": {"name": "timeline", "rounds": rounds, "executor": "local"},
         "data": {"dataset": "fashion_mnist", "num_clients": len(SIZES)},
         "client": {"epochs": epochs},

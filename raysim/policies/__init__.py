@@ -15,6 +15,7 @@ from raysim.policies.base import (
     Suppressed,
     TaskInfo,
     Timer,
+    postponed,
 )
 from raysim.policies.asynchronous import AsyncPolicy
 from raysim.policies.event import EventPolicy
@@ -26,5 +27,5 @@ POLICIES: dict[str, type] = {p.kind: p for p in (SyncPolicy, PeriodicPolicy, Hyb
 
 __all__ = [
     "Action", "AsyncPolicy", "EventPolicy", "HybridPolicy", "PeriodicPolicy", "Aggregate", "Arrival", "Discard", "Dispatch", "Dispatched", "Event", "Failure", "POLICIES",
-    "Policy", "ServerView", "SetTimer", "Suppressed", "SyncPolicy", "TaskInfo", "Timer",
+    "Policy", "ServerView", "SetTimer", "Suppressed", "SyncPolicy", "TaskInfo", "Timer", "postponed",
 ]

@@ -31,7 +31,7 @@ Example, a policy that applies every update as it arrives and keeps two clients 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 FailureReason = Literal["dropout", "offline", "late", "excess", "straggler", "lost"]
@@ -135,6 +135,16 @@ class SetTimer:
 
 
 Action = Dispatch | Aggregate | Discard | SetTimer
+
+
+def postponed(action: Action, by: float) -> Action:
+    """The action as if decided ``by`` seconds later: deadlines and timers move with it (a server
+    step that takes simulated time, e.g. a secure-aggregation protocol, delays what follows)."""
+    if isinstance(action, Dispatch) and action.cutoff is not None:
+        return replace(action, cutoff=action.cutoff + by)
+    if isinstance(action, SetTimer):
+        return replace(action, at=action.at + by)
+    return action
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,11 @@ class PrivacyAccountant:
         self.history.append(self.epsilon())
         return self.history[-1]
 
+    def epsilon_if_step(self, noise_multiplier: float, sample_rate: float) -> float:
+        """Epsilon after one more such round, without recording it: a run with a budget stops
+        before the round that would cross it, not after."""
+        return _epsilon(self._rdp + _round_rdp(noise_multiplier, sample_rate, 1), self.delta)
+
     def epsilon(self, delta: float | None = None) -> float:
         """Epsilon spent so far at ``delta`` (default :attr:`delta`); 0.0 before any round."""
         delta = self.delta if delta is None else delta

@@ -32,6 +32,23 @@ from dataclasses import dataclass
 import numpy as np
 import tenseal as ts
 
+DEGREE = 8192
+MODULI = (60, 40, 40, 60)
+
+
+def ciphertext_bytes(num_values: int, *, poly_modulus_degree: int = DEGREE,
+                     coeff_mod_bit_sizes: Sequence[int] = MODULI) -> int:
+    """Wire size of one client's encrypted update, for the simulated upload time.
+
+    A fresh CKKS ciphertext is two polynomials of ``N`` coefficients modulo each data prime
+    (all primes but the special last one), 8 bytes per coefficient: 393,216 B per chunk of
+    ``N / 2`` values with the defaults. That is the uncompressed size, about 18% above
+    SEAL's zstd-compressed serialisation, whose length varies with the encryption randomness;
+    a formula keeps the simulated clock a function of the scenario alone.
+    """
+    chunks = math.ceil(num_values / (poly_modulus_degree // 2))
+    return chunks * 2 * poly_modulus_degree * (len(coeff_mod_bit_sizes) - 1) * 8
+
 
 class HEContext:
     """The key holder's CKKS context (it contains the secret key).
@@ -45,8 +62,8 @@ class HEContext:
     def __init__(
         self,
         *,
-        poly_modulus_degree: int = 8192,
-        coeff_mod_bit_sizes: Sequence[int] = (60, 40, 40, 60),
+        poly_modulus_degree: int = DEGREE,
+        coeff_mod_bit_sizes: Sequence[int] = MODULI,
         scale_bits: int = 40,
     ) -> None:
         if poly_modulus_degree not in (4096, 8192, 16384, 32768):

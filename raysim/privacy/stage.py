@@ -12,8 +12,26 @@ the way a real deployment would:
   server only ever holds masked vectors; clients that dropped after sharing keys are the
   protocol's dropouts), or under CKKS homomorphic encryption (the server adds ciphertexts).
 - The RDP accountant (opacus) turns the rounds into epsilon at the scenario's delta: the
-  sampled Gaussian with q = m / N for central DP (fixed-size sampling, see accounting.py), and
-  per client, over its own participations, for local DP.
+  sampled Gaussian with q = min(1, ceil(m * over_selection) / N) for central DP (fixed-size
+  sampling, see accounting.py), and per client, over its own participations, for local DP.
+
+What the numbers mean (README, "Privacy and security"):
+
+- epsilon is per client (its whole dataset is the unit), at ``privacy.delta``, under the
+  adjacency ``privacy.adjacency``: ``zero_out`` (a neighbouring run has the client's update
+  replaced by zeros, i.e. the client sent nothing: sensitivity S) or ``replace_one`` (the
+  client's data replaced by anything: sensitivity 2S, so the accountant sees noise z / 2).
+  Unset, it is ``zero_out`` for central DP (DP-FedAvg's add/remove notion) and
+  ``replace_one`` for local DP (the local model: any two inputs of one client).
+- q, the central accountant's sampling rate, is an upper bound of a client's inclusion
+  probability: min(1, ceil(m * over_selection) / N), every client drawn being counted as
+  released (the loader refuses availability models that draw from fewer than N clients).
+- The trust model: central DP trusts the server (or the secure aggregation it runs behind)
+  with the noiseless sum; local DP trusts nobody. Secure aggregation and CKKS protect the
+  individual updates from an honest-but-curious server, not the sum.
+- The protocols' costs are on the simulated clock: uploads take the masked vector's or the
+  ciphertext's size, and the extra round trips and bytes of the slowest client move the
+  round's end (``protocol_sim_s``).
 """
 
 from __future__ import annotations
@@ -49,6 +67,7 @@ class PrivacyConfig:
     quantization_bits: int = 16
     quantization_range: float = 1.0  # coordinates are clipped to [-r, r] before quantising
     homomorphic: Literal["none", "ckks"] = "none"
+    adjacency: Literal["zero_out", "replace_one"] | None = None  # unset: see ``neighbouring``
 
     def __post_init__(self) -> None:
         for name in ("clip_norm", "quantization_range"):
@@ -70,6 +89,26 @@ class PrivacyConfig:
             raise ValueError("dp needs noise_multiplier > 0 (0 would give no privacy)")
         if self.secure_aggregation != "none" and self.homomorphic != "none":
             raise ValueError("choose secure_aggregation or homomorphic, not both")
+        if self.adjacency is not None and self.dp == "none":
+            raise ValueError("adjacency says what epsilon protects: it needs dp = 'central' or 'local'")
+        if self.adaptive_clipping and self.dp != "central":
+            raise ValueError(f"adaptive_clipping needs dp = 'central', not {self.dp!r}: under local DP each "
+                             "client's clipped-or-not bit would leave without local noise, and without DP "
+                             "there is no clip norm to adapt")
+        if self.secagg_neighbours and self.secure_aggregation != "secagg+":
+            raise ValueError("secagg_neighbours is SecAgg+'s graph degree: it needs secure_aggregation = 'secagg+'")
+
+    @property
+    def neighbouring(self) -> str:
+        """The adjacency epsilon is stated for: as set, else zero-out for central DP (a client
+        that sends nothing) and replace-one for local DP (any two inputs of one client)."""
+        return self.adjacency or ("replace_one" if self.dp == "local" else "zero_out")
+
+    @property
+    def accounted_noise(self) -> float:
+        """The noise multiplier the accountant sees: replace-one doubles the sensitivity to 2S,
+        which for the same noise std z S halves the multiplier."""
+        return self.noise_multiplier / (2.0 if self.neighbouring == "replace_one" else 1.0)
 
     @property
     def active(self) -> bool:
@@ -89,16 +128,21 @@ class PrivateUpdate:
 class PrivacyStage:
     """Turns a round's updates into the averaged delta, privately; keeps the accountant."""
 
-    def __init__(self, config: PrivacyConfig, *, seed: int, population: int, cohort: int,
-                 link: Callable[[int], Link] | None = None, update_bytes: int = 0):
-        """``link(client)`` gives a client's (latency s, uplink bit/s, downlink bit/s), to turn the
-        protocol's messages into simulated time; ``update_bytes`` is the plain upload it replaces."""
+    def __init__(self, config: PrivacyConfig, *, seed: int, population: int, cohort: int, drawn: int | None = None,
+                 link: Callable[[int], Link] | None = None, update_bytes: int = 0, num_params: int = 0):
+        """``cohort`` m is the expected number of updates (DP's fixed denominator), ``drawn`` the
+        clients selected per round (m times the over-selection; default m), which bounds the
+        inclusion probability. ``link(client)`` gives a client's (latency s, uplink bit/s,
+        downlink bit/s), to turn the protocol's messages into simulated time; ``update_bytes``
+        is the plain upload, ``num_params`` the length of the vector that is masked or encrypted."""
         self.config = config
         self.link = link
         self.update_bytes = update_bytes
+        self.num_params = num_params
         self.seed = seed
         self.population = population
         self.cohort = cohort
+        self.sample_rate = min(1.0, (drawn or cohort) / population)
         self.clip = AdaptiveClipState(clip_norm=config.clip_norm, target_quantile=config.target_quantile)
         self.participations: dict[int, int] = {}
         self.accountant = None
@@ -125,9 +169,33 @@ class PrivacyStage:
             self.he = HEContext()
 
     @property
-    def exhausted(self) -> bool:
+    def upload_bytes(self) -> int:
+        """What one client uploads: the masked ring vector (32 bits a coordinate) under secure
+        aggregation, the CKKS ciphertext under homomorphic encryption, else the plain update."""
+        if self.config.secure_aggregation != "none":
+            from raysim.privacy.ring import MODULUS_BITS
+
+            return math.ceil(self.num_params * MODULUS_BITS / 8)
+        if self.config.homomorphic == "ckks":
+            from raysim.privacy.he import ciphertext_bytes
+
+            return ciphertext_bytes(self.num_params)
+        return self.update_bytes
+
+    def would_exceed_budget(self, clients: Sequence[int]) -> bool:
+        """Whether a round releasing these clients' updates would take epsilon past the budget:
+        such a round is not applied, and the run stops with epsilon still within it."""
         budget = self.config.epsilon_budget
-        return bool(budget and self.epsilon >= budget)
+        return bool(budget) and self._epsilon_after(clients) > budget
+
+    def _epsilon_after(self, clients: Sequence[int]) -> float:
+        from raysim.privacy.accounting import local_epsilon
+
+        c = self.config
+        if c.dp == "central":
+            return self.accountant.epsilon_if_step(c.accounted_noise, self.sample_rate)
+        counts = {**self.participations, **{k: self.participations.get(k, 0) + 1 for k in clients}}
+        return local_epsilon(max(counts.values(), default=0), noise_multiplier=c.accounted_noise, delta=c.delta)
 
     def reduce(self, updates: Sequence[PrivateUpdate], *, round_number: int, dropped: Sequence[int]) -> tuple[np.ndarray | None, dict]:
         """The round's averaged delta (None if secure aggregation could not unmask) and metrics."""
@@ -152,10 +220,11 @@ class PrivacyStage:
         else:
             average = total / weight_sum
         if c.dp != "none":
-            self._account(updates)
+            self._account([u.client_id for u in updates])
             if c.adaptive_clipping:
                 self._adapt(norms, round_number)
-            metrics["epsilon"] = self.epsilon
+            metrics.update(epsilon=self.epsilon, dp_adjacency=c.neighbouring,
+                           dp_sampling_rate=self.sample_rate if c.dp == "central" else 1.0)
         return average, metrics
 
     def _clip(self, deltas: list[np.ndarray]) -> tuple[list[np.ndarray], list[float], list[bool]]:
@@ -168,12 +237,13 @@ class PrivacyStage:
         if c.secure_aggregation != "none":
             return self._secure_sum(deltas, updates, round_number=round_number, dropped=dropped)
         if self.he is not None:
-            from raysim.privacy.he import he_weighted_average
+            from raysim.privacy.he import ciphertext_bytes, he_weighted_average
 
             result = he_weighted_average(self.he, deltas, weights)
             return result.average * sum(weights), float(sum(weights)), {
-                "he_bytes_per_client": float(result.ciphertext_bytes),
+                "he_bytes_per_client": float(ciphertext_bytes(deltas[0].size)),
                 "he_wall_s": result.encrypt_seconds + result.aggregate_seconds + result.decrypt_seconds,
+                "protocol_sim_s": self._decryption_time([u.client_id for u in updates]),
             }
         total = np.zeros_like(deltas[0])
         for d, w in zip(deltas, weights):
@@ -181,10 +251,12 @@ class PrivacyStage:
         return total, float(sum(weights)), {}
 
     def _secure_sum(self, deltas, updates, *, round_number: int, dropped: Sequence[int]):
-        from raysim.privacy.secagg import SecAggError, dequantize, quantize, run_secagg
+        from raysim.privacy.ring import dequantize, quantize
+        from raysim.privacy.secagg import SecAggError, run_secagg
 
         c = self.config
         started = time.perf_counter()
+        clipped = float(np.mean([np.mean(np.abs(d) > c.quantization_range) for d in deltas]))
         inputs = {u.client_id: quantize(d, c.quantization_range, c.quantization_bits,
                                         rng=rng(self.seed, Stream.PRIVACY, round_number, u.client_id, 1))
                   for d, u in zip(deltas, updates)}
@@ -207,23 +279,29 @@ class PrivacyStage:
         up = np.mean(list(result.cost.bytes_up.values()))
         down = np.mean(list(result.cost.bytes_down.values()))
         return total, float(len(result.survivors)), {
-            "secagg_failed": 0.0, "secagg_bytes_up_per_client": float(up), "secagg_bytes_down_per_client": float(down),
-            "secagg_wall_s": time.perf_counter() - started, "secagg_extra_sim_s": self._extra_time(result),
+            "secagg_failed": 0.0, "secagg_clipped_coordinates": clipped,
+            "secagg_bytes_up_per_client": float(up), "secagg_bytes_down_per_client": float(down),
+            "secagg_wall_s": time.perf_counter() - started, "protocol_sim_s": self._secagg_time(result),
         }
 
-    def _extra_time(self, result) -> float:
-        """Simulated time the protocol adds to the round: its four round trips (advertise keys,
-        share keys, masked input, unmasking) and the bytes beyond the plain update, on the
-        slowest survivor's link."""
+    def _secagg_time(self, result) -> float:
+        """Simulated time the protocol adds to the round, on the slowest survivor's link: three
+        round trips beyond the masked upload (advertise keys, share keys, unmasking) and the
+        bytes beyond the masked vector, whose upload is already on the clock."""
+        return max((self._transfer_s(client, rounds=3, up=result.cost.bytes_up[client] - self.upload_bytes,
+                                     down=result.cost.bytes_down[client]) for client in result.survivors), default=0.0)
+
+    def _decryption_time(self, clients: Sequence[int]) -> float:
+        """CKKS: the encrypted sum goes to the key holder and the plain average comes back, one
+        round trip, timed on the slowest link of the round (the key holder may be any client)."""
+        return max((self._transfer_s(client, rounds=1, up=self.update_bytes, down=self.upload_bytes)
+                    for client in clients), default=0.0)
+
+    def _transfer_s(self, client: int, *, rounds: int, up: int, down: int) -> float:
         if self.link is None:
             return 0.0
-        slowest = 0.0
-        for client in result.survivors:
-            latency, up_bps, down_bps = self.link(client)
-            extra_up = max(result.cost.bytes_up[client] - self.update_bytes, 0)
-            seconds = 4 * 2 * latency + 8 * extra_up / up_bps + 8 * result.cost.bytes_down[client] / down_bps
-            slowest = max(slowest, seconds)
-        return slowest
+        latency, up_bps, down_bps = self.link(client)
+        return rounds * 2 * latency + 8 * max(up, 0) / up_bps + 8 * down / down_bps
 
     def _update_noise(self) -> float:
         """With adaptive clipping part of the privacy budget goes to the noised count."""
@@ -232,17 +310,14 @@ class PrivacyStage:
             return c.noise_multiplier
         return adaptive_noise_multiplier(c.noise_multiplier, self.cohort / 20.0)
 
-    def _account(self, updates: Sequence[PrivateUpdate]) -> None:
-        from raysim.privacy.accounting import local_epsilon
-
-        c = self.config
-        if c.dp == "central":
-            self.epsilon = self.accountant.step(c.noise_multiplier, self.cohort / self.population)
+    def _account(self, clients: Sequence[int]) -> None:
+        """Central: one sampled-Gaussian round at q; local: one release per client sending."""
+        if self.config.dp == "central":
+            self.epsilon = self.accountant.step(self.config.accounted_noise, self.sample_rate)
             return
-        for u in updates:
-            self.participations[u.client_id] = self.participations.get(u.client_id, 0) + 1
-        most = max(self.participations.values())
-        self.epsilon = local_epsilon(most, noise_multiplier=c.noise_multiplier, delta=c.delta)
+        self.epsilon = self._epsilon_after(clients)
+        for k in clients:
+            self.participations[k] = self.participations.get(k, 0) + 1
 
     def _adapt(self, norms: list[float], round_number: int) -> None:
         fraction = noisy_unclipped_fraction(np.array(norms), self.clip.clip_norm, self.cohort,

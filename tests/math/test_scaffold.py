@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from raysim.scaffold import client_control_delta, correction, server_control_update
+from raysim.scaffold import client_control_delta, correction, server_control_update, update_controls
 
 # Client i minimises f_i(y) = 0.5 * a_i * (y - b_i)^2 (one coordinate); the global optimum of
 # sum_i f_i is sum a_i b_i / sum a_i. Heterogeneous curvatures make FedAvg with many local
@@ -36,7 +37,7 @@ def _run(rounds, steps, lr, scaffold):
             deltas.append(delta)
         x = x + np.mean(deltas, axis=0)
         if scaffold:
-            c = server_control_update(c, dcs, population=len(A))
+            c = server_control_update(c, dcs, [1 / len(A)] * len(A))
     return float(x[0])
 
 
@@ -54,4 +55,36 @@ def test_control_delta_matches_option_two_by_hand():
 
 
 def test_server_control_divides_by_the_whole_population():
-    np.testing.assert_allclose(server_control_update(np.array([1.0]), [np.array([2.0]), np.array([4.0])], 10), [1.6])
+    np.testing.assert_allclose(server_control_update(np.array([1.0]), [np.array([2.0]), np.array([4.0])], [0.1, 0.1]),
+                               [1.6])
+
+
+# Three clients with sample counts N_I; the sample-weighted objective sum n_i f_i has its optimum
+# at sum n_i a_i b_i / sum n_i a_i, the unweighted one at sum a_i b_i / sum a_i.
+N_I = np.array([1000.0, 100.0, 10.0])
+A3, B3 = np.array([1.0, 2.0, 4.0]), np.array([3.0, -1.0, 0.5])
+
+
+def _weighted_scaffold(shares, rounds=400, steps=20, lr=0.05):
+    """SCAFFOLD with full participation and sample-weighted model updates; ``shares`` weight dc."""
+    x, c, controls = np.zeros(1), np.zeros(1), {}
+    p = N_I / N_I.sum()
+    for _ in range(rounds):
+        deltas = {}
+        for i in range(3):
+            y, corr = x.copy(), correction(c, controls.get(i, np.zeros(1)))
+            for _ in range(steps):
+                y = y - lr * (A3[i] * (y - B3[i]) + corr)
+            deltas[i] = (y - x, steps)
+        c_next, controls = update_controls(c, controls, deltas=deltas, shares=shares, lr=lr, trainable=1)
+        x, c = x + sum(p[i] * deltas[i][0] for i in range(3)), c_next
+    return float(x[0])
+
+
+def test_scaffold_with_sample_weights_reaches_the_weighted_optimum():
+    weighted = float((N_I * A3 * B3).sum() / (N_I * A3).sum())
+    unweighted = float((A3 * B3).sum() / A3.sum())
+    assert abs(weighted - unweighted) > 0.5
+    assert _weighted_scaffold(shares=N_I / N_I.sum()) == pytest.approx(weighted, abs=1e-8)
+    # the paper's 1/N control update would land on the unweighted optimum instead
+    assert _weighted_scaffold(shares=np.full(3, 1 / 3)) == pytest.approx(unweighted, abs=1e-8)

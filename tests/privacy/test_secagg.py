@@ -1,15 +1,8 @@
 import numpy as np
 import pytest
 
-from raysim.privacy.secagg import (
-    SecAggClient,
-    SecAggError,
-    dequantize,
-    expand_mask,
-    neighbour_graph,
-    quantize,
-    run_secagg,
-)
+from raysim.privacy.ring import dequantize, expand_mask, quantize
+from raysim.privacy.secagg import SecAggClient, SecAggError, neighbour_graph, run_secagg
 
 P = 1000
 R = 2**32
