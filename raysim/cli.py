@@ -92,6 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.session import ResourceError
     from raysim.scenario import load_scenario
+    from raysim.server_step import RunDiverged
     from raysim.tasks import ClientError
 
     if (args.scenario is None) == (args.resume is None):
@@ -125,7 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except (ClientError, DriverLost, WorkersLost) as exc:
+    except (ClientError, DriverLost, WorkersLost, RunDiverged) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

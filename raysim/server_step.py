@@ -27,7 +27,10 @@ class RunDiverged(RuntimeError):
             "the run diverged: lower client.lr or server.lr, or bound the updates (privacy.dp clipping, a robust "
             "server.aggregator)"
         )
-        self.round_number = round_number
+        self.round_number, self.count, self.first = round_number, count, first
+
+    def __reduce__(self):  # crosses from the driver actor to the caller intact
+        return type(self), (self.round_number, self.count, self.first)
 
 
 def check_finite(params: np.ndarray, round_number: int) -> None:

@@ -212,6 +212,15 @@ def test_a_non_finite_model_ends_the_run_naming_the_round(tmp_path):
         run_all(driver)
 
 
+def test_the_divergence_error_crosses_process_boundaries_intact():
+    """It is raised in the driver actor and must reach the CLI as itself (exit 1, one line)."""
+    import pickle
+
+    error = pickle.loads(pickle.dumps(RunDiverged(4, 2, 7)))
+    assert isinstance(error, RunDiverged) and error.round_number == 4
+    assert str(error).startswith("round 4: the new global model has 2 non-finite values (first at index 7)")
+
+
 # 7: SCAFFOLD's server control is the population-weighted mean of the client controls ------------
 
 def test_scaffold_server_control_is_the_sample_weighted_mean_of_client_controls(tmp_path):
