@@ -88,6 +88,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
+    from raysim.driver import RunStalled
     from raysim.interrupts import interruptible
     from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.session import ResourceError
@@ -126,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except (ClientError, DriverLost, WorkersLost, RunDiverged) as exc:
+    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

@@ -87,6 +87,13 @@ class _Task:
     new_model: np.ndarray | None = None
 
 
+SILENT_TASKS_PER_CLIENT = 50  # event trigger: suppressed updates per client before a round counts as stalled
+
+
+class RunStalled(RuntimeError):
+    """The policy can never aggregate again (e.g. an event trigger no update reaches)."""
+
+
 @dataclass(frozen=True)
 class RoundReport:
     """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
@@ -365,6 +372,11 @@ class Driver:
             return None
         self.local_models[task.info.client_id] = task.new_model.astype(np.float32)
         self._messages_saved += 1
+        if self._messages_saved > SILENT_TASKS_PER_CLIENT * len(self.sizes):
+            raise RunStalled(
+                f"round {self.round + 1}: {self._messages_saved} local updates in a row stayed under "
+                f"policy.threshold = {task.trigger:g} and none was sent, so no round can end: lower policy.threshold"
+            )
         task.status = "suppressed"
         self.busy.discard(task.info.client_id)
         self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))

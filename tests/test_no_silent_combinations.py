@@ -236,3 +236,13 @@ def test_fedsgd_keeps_the_clients_weight_decay_in_its_gradient():
     scenario = parse_scenario(tiny_table(server={"strategy": "fedsgd"},
                                          client={"epochs": 1, "batch_size": 0, "weight_decay": 0.1}))
     assert client_sgd(scenario).lr == 1.0 and client_sgd(scenario).weight_decay == 0.1
+
+
+def test_an_event_trigger_that_never_fires_stops_the_run_instead_of_hanging(tiny, tmp_path):
+    from raysim.api import run
+    from raysim.driver import RunStalled
+
+    scenario = tiny(policy={"kind": "event", "threshold": 1e308}, server={"optimizer": "sgd", "lr": 1.0})
+    with pytest.raises(RunStalled, match="policy.threshold"):
+        run(scenario, results_root=tmp_path)
+    assert not list(tmp_path.rglob("summary.json"))
