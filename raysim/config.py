@@ -14,9 +14,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import types
 import typing
 from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+
+
+# No scenario quantity (seconds, megabits, rates, factors) comes near this; beyond it, sums and
+# products of simulated times and sizes lose all precision or overflow to inf mid-run.
+FLOAT_LIMIT = 1e12
 
 
 class ConfigError(ValueError):
@@ -96,6 +102,8 @@ def convert(hint: Any, value: Any, path: str) -> Any:
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{path} must be a number, got {_describe(value)}")
+        if abs(value) > FLOAT_LIMIT or not math.isfinite(value):
+            raise ConfigError(f"{path} = {value!r} must be a finite number of magnitude <= {FLOAT_LIMIT:g}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):

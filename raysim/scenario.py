@@ -7,6 +7,7 @@ rules that span sections (a cohort no larger than the population, FedSGD's full-
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ STRATEGIES = {
     "scaffold": "SCAFFOLD (option II): client and server control variates correct client drift",
 }
 WEIGHTINGS = ("samples", "uniform")
+MAX_CPUS_PER_ACTOR = 1024  # torch takes the thread count as a C int; no host has more cores
+MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
 AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
 
 
@@ -79,6 +82,9 @@ class DataConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
         _at_least("num_clients", self.num_clients, 1)
+        if self.dataset == "synthetic" and self.num_clients > MAX_SYNTHETIC_DEVICES:
+            raise ValueError(f"num_clients = {self.num_clients} synthetic devices would need about "
+                             f"{self.num_clients / 1e4:.3g} GB of memory: use at most {MAX_SYNTHETIC_DEVICES}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,10 +193,14 @@ class SelectionConfig:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
 
     def cohort(self, population: int) -> int:
-        """m = max(C * K, 1) as in the FedAvg paper, or the absolute count."""
+        """m = max(C * K, 1) as in the FedAvg paper, or the absolute count.
+
+        C * K is floored with a small tolerance: in binary floating point 0.29 * 100 is
+        28.999999999999996, which a plain ``int`` turns into 28 clients instead of 29.
+        """
         if self.clients_per_round:
             return self.clients_per_round
-        return max(int(self.fraction * population), 1)
+        return max(math.floor(self.fraction * population + 1e-9), 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,8 +216,9 @@ class ResourcesConfig:
     actor_failure: Literal["rerun", "drop"] = "rerun"
 
     def __post_init__(self) -> None:
-        if self.num_cpus <= 0:
-            raise ValueError(f"num_cpus must be > 0, got {self.num_cpus}")
+        if not 0 < self.num_cpus <= MAX_CPUS_PER_ACTOR:
+            raise ValueError(f"num_cpus must be in (0, {MAX_CPUS_PER_ACTOR}] (an actor's torch threads), "
+                             f"got {self.num_cpus}")
         _at_least("num_gpus", self.num_gpus, 0.0)
         if self.clients_per_actor != "auto":
             _at_least("clients_per_actor", self.clients_per_actor, 1)
