@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from raysim.config import ConfigError
-from raysim.data import DatasetNotFoundError
+from raysim.data import DatasetError, DatasetNotFoundError
 
 console = Console(stderr=True)
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (ConfigError, DatasetNotFoundError) as exc:
+    except (ConfigError, DatasetNotFoundError, DatasetError) as exc:
         _error("error", exc)
         return 2
     except KeyboardInterrupt:
