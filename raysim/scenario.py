@@ -283,7 +283,12 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
     if not path.is_file():
         raise ConfigError(f"scenario file '{path}' does not exist")
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"scenario file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          "save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"scenario file '{path}' cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario file '{path}' is not valid TOML: {exc}") from exc
     return parse_scenario(table, overrides)

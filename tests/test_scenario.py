@@ -139,3 +139,10 @@ def test_period_s_is_checked_for_finiteness():
 def test_huge_values_that_break_the_run_are_refused(sections, message):
     with pytest.raises(ConfigError, match=message):
         parse_scenario(tiny_table(**sections))
+
+
+def test_a_scenario_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[run]\nname = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml' is not UTF-8 text .* save it as UTF-8"):
+        load_scenario(path)
