@@ -54,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
-    validate = sub.add_parser("validate", help="check a scenario file without running it")
+    validate = sub.add_parser("validate", help="check a scenario file and prepare its data and model, without training")
     validate.add_argument("scenario", type=Path)
     _add_overrides(validate)
     validate.set_defaults(command=_validate)
@@ -78,11 +78,15 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
+    from raysim.preparation import prepare
     from raysim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, tuple(args.overrides))
+    prepare(scenario)
     console.print(f"[green]ok[/]: {args.scenario} is a valid scenario ({scenario.run.name}, "
-                  f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients)")
+                  f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients) and its data, "
+                  f"partition and model are ready")
     return 0
 
 

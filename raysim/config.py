@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
 import math
 import types
 import typing
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 
 # No scenario quantity (seconds, megabits, rates, factors) comes near this; beyond it, sums and
@@ -178,15 +179,45 @@ def _describe(value: Any) -> str:
 
 
 def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
-    """Imports ``package.module:attr``; errors name the scenario field and the fix."""
+    """Imports ``package.module:attr``; errors (ConfigError) name the scenario field and the fix.
+
+    Importing runs the module's top-level code (unavoidable, and why a scenario naming user
+    code is trusted code); nothing imported is called here.
+    """
     if ":" not in spec:
-        raise ValueError(f"{what} '{spec}' is unknown: use one of {choices} or 'package.module:Name'")
+        raise ConfigError(f"{what} '{spec}' is unknown: use one of {choices} or 'package.module:Name'")
     module_name, _, attr = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"{what} '{spec}': cannot import module '{module_name}' ({exc})") from exc
+    except Exception as exc:  # ImportError, or whatever the module's own code raised on import
+        raise ConfigError(f"{what} '{spec}': cannot import module '{module_name}' ({type(exc).__name__}: {exc})") from exc
     try:
         return getattr(module, attr)
     except AttributeError as exc:
-        raise ValueError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'") from exc
+        raise ConfigError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'") from exc
+
+
+def import_class(spec: str, *, what: str, choices: list[str], base: type, base_name: str) -> type:
+    """Imports a class and checks it subclasses ``base`` (named ``base_name`` in errors) before
+    anything calls it.
+
+    Without the check, ``model.name = "os:system"`` would run a shell command when the model is
+    built, before its result could be refused.
+    """
+    obj = import_object(spec, what=what, choices=choices)
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise ConfigError(f"{what} '{spec}' is {_kind(obj)}, not a {base_name} subclass; nothing was called")
+    return obj
+
+
+def import_function(spec: str, *, what: str, choices: list[str]) -> Callable:
+    """Imports a function written in Python (``def``), refusing builtins, classes and other callables
+    before anything calls them (``os:system`` is a builtin, a class call runs its constructor)."""
+    obj = import_object(spec, what=what, choices=choices)
+    if not inspect.isfunction(obj):
+        raise ConfigError(f"{what} '{spec}' is {_kind(obj)}, not a plain Python function; nothing was called")
+    return obj
+
+
+def _kind(obj: Any) -> str:
+    return f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"

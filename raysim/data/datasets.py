@@ -273,8 +273,9 @@ def _download(name: str, root: str | None) -> None:
     try:
         getattr(tv_datasets, _TORCHVISION_CLASS[name])(root=str(base), train=True, download=True)
     except (OSError, RuntimeError, ValueError) as error:  # URLError is an OSError
+        reason = " ".join(str(error).split())  # torchvision's messages span lines
         raise DatasetNotFoundError(f"data.download = true: downloading {name} into {base} failed "
-                                   f"({error}); without internet: {_fix_hint(name)}") from error
+                                   f"({reason}); without internet: {_fix_hint(name)}") from error
 
 
 def find_cifar10_root(root: str | None) -> Path:

@@ -151,13 +151,15 @@ class DirichletClasses:
 
     Attributes:
         beta: Dirichlet concentration, > 0.
-        min_samples: If > 0, the whole draw is repeated (seeded, at most 1000
-            times) until every client holds at least this many examples.
+        min_samples: The whole draw is repeated (seeded, at most 1000 times)
+            until every client holds at least this many examples. The default
+            10 is NIID-Bench's: a small ``beta`` otherwise leaves clients empty,
+            and an empty client cannot train when it is selected.
     """
 
     kind: ClassVar[str] = "dirichlet"
     beta: float = 0.5
-    min_samples: int = 0
+    min_samples: int = 10
 
     def __post_init__(self) -> None:
         _require_positive("beta", self.beta)
