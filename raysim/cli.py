@@ -1,7 +1,8 @@
 """The ``raysim`` command: run, validate, list.
 
 Exit status: 0 success; 1 a run failed (e.g. a client raised); 2 bad input (scenario, CLI
-arguments, data paths, resources), in which case nothing is written; 130 interrupted (the
+arguments, data paths or damaged data files, resources, damaged or foreign results and
+checkpoints), in which case nothing is written; 130 interrupted (the
 rounds already finished stay on disk).
 """
 
@@ -18,6 +19,7 @@ from rich.table import Table
 
 from raysim.config import ConfigError
 from raysim.data import DatasetError, DatasetNotFoundError
+from raysim.results import ResultsError
 
 console = Console(stderr=True)
 
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (ConfigError, DatasetNotFoundError, DatasetError) as exc:
+    except (ConfigError, DatasetNotFoundError, DatasetError, ResultsError) as exc:
         _error("error", exc)
         return 2
     except KeyboardInterrupt:
@@ -147,6 +149,8 @@ def _compare(args: argparse.Namespace) -> int:
         results = load(*args.runs)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
+    if results.rounds.empty:
+        raise ResultsError(f"no run under {[str(p) for p in args.runs]} finished a round: nothing to compare")
     args.out.mkdir(parents=True, exist_ok=True)
     table = summarise(results, target=args.target)
     table.to_csv(args.out / "comparison.csv", index=False)
