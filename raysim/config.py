@@ -17,6 +17,7 @@ import importlib
 import inspect
 import math
 import types
+from pathlib import Path
 import typing
 from typing import Any, Callable, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
@@ -62,7 +63,7 @@ def build_variant(registry: Mapping[str, type], value: Any, path: str) -> Any:
     if not isinstance(table, Mapping) or "kind" not in table:
         raise ConfigError(f"{path} must be a name or a table with 'kind'; kinds: {sorted(registry)}")
     kind = table["kind"]
-    if kind not in registry:
+    if not isinstance(kind, str) or kind not in registry:
         raise ConfigError(f"{path}.kind = {kind!r} is unknown; allowed: {sorted(registry)}")
     rest = {k: v for k, v in table.items() if k != "kind"}
     return build(registry[kind], rest, path)
@@ -168,6 +169,15 @@ def apply_override(table: dict, assignment: str) -> None:
             raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
         node = child
     node[leaf] = value
+
+
+def is_file(name: str, value: str) -> bool:
+    """Whether the path a scenario key gives is a regular file; ValueError naming ``name`` when the
+    system refuses the text as a path (a name too long), which ``Path.is_file`` raises on."""
+    try:
+        return Path(value).expanduser().is_file()
+    except OSError as exc:
+        raise ValueError(f"{name} = {value[:80]!r} cannot be a path ({exc.strerror})") from exc
 
 
 def _join(path: str, key: str) -> str:

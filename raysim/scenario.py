@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping
 
 from raysim.attacks import ATTACKS
 from raysim.combinations import check_combinations
-from raysim.config import ConfigError, apply_override, build, to_table
+from raysim.config import ConfigError, apply_override, build, is_file, to_table
 from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.personal import PersonalConfig
 from raysim.policies import POLICIES, SyncPolicy
@@ -82,6 +82,8 @@ class DataConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
         _at_least("num_clients", self.num_clients, 1)
+        if self.root:
+            is_file("root", self.root)  # only for its error: a root that cannot be a path
         if self.dataset == "synthetic" and self.num_clients > MAX_SYNTHETIC_DEVICES:
             raise ValueError(f"num_clients = {self.num_clients} synthetic devices would need about "
                              f"{self.num_clients / 1e4:.3g} GB of memory: use at most {MAX_SYNTHETIC_DEVICES}")
@@ -280,7 +282,11 @@ def parse_scenario(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) ->
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
     """Reads and validates a scenario file; raises ConfigError with the key at fault."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        exists = is_file("scenario file", str(path))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not exists:
         raise ConfigError(f"scenario file '{path}' does not exist")
     try:
         table = tomllib.loads(path.read_text(encoding="utf-8"))

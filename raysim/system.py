@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from raysim.config import is_file
 from raysim.seeding import Stream, rng
 
 _AVAILABILITY_CHUNK = 64
@@ -55,7 +56,7 @@ class SystemConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.slow_factor < 1:
             raise ValueError(f"slow_factor must be >= 1, got {self.slow_factor}")
-        if self.trace and not Path(self.trace).is_file():
+        if self.trace and not is_file("trace", self.trace):
             raise ValueError(f"trace = '{self.trace}' does not exist; give a CSV path or leave it empty")
 
 

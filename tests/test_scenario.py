@@ -146,3 +146,13 @@ def test_a_scenario_that_is_not_utf8_is_named(tmp_path):
     path.write_bytes('[run]\nname = "caf\u00e9"\n'.encode("latin-1"))
     with pytest.raises(ConfigError, match=r"latin1.toml' is not UTF-8 text .* save it as UTF-8"):
         load_scenario(path)
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"system": {"trace": "x" * 300}}, "system: trace = 'x+' cannot be a path .*File name too long"),
+    ({"data": {"root": "y" * 300}}, "data: root = 'y+' cannot be a path"),
+    ({"policy": {"kind": []}}, r"policy.kind = \[\] is unknown"),
+])
+def test_values_that_cannot_be_paths_or_names_are_refused(sections, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_scenario(tiny_table(**sections))
