@@ -59,23 +59,23 @@ def prepare(scenario: Scenario) -> Prepared:
     except ValueError as exc:
         raise ConfigError(f"data.partition: {exc}") from exc
     _check_no_empty_clients(parts)
-    check_weighting(scenario.server.weighting, [len(p) for p in parts])
+    personal = scenario.personal
+    holdout = None
+    if personal.holdout:
+        parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.run.seed, Stream.HOLDOUT))
+        holdout = Shards.from_parts(held)
+    check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
     model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))
     try:
         initial_params, layout = initial_state(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from exc
     vectorize = _vectorize(scenario.resources.vectorize, layout)
-    personal = scenario.personal
     if personal.local_layers:
         try:
             local_mask(layout, personal.local_layers)
         except ValueError as exc:
             raise ConfigError(f"personal.local_layers: {exc}") from exc
-    holdout = None
-    if personal.holdout:
-        parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.run.seed, Stream.HOLDOUT))
-        holdout = Shards.from_parts(held)
     return Prepared(
         dataset=dataset,
         shards=Shards.from_parts(parts),

@@ -144,3 +144,10 @@ def test_dirichlet_redraws_until_every_client_has_ten_examples():
     except ConfigError as exc:  # pragma: no cover
         pytest.skip(f"Fashion-MNIST is not installed: {exc}")
     assert min(prepared.shards.sizes()) >= 10
+
+
+def test_the_weighting_sees_the_training_sizes_after_the_holdout():
+    CALLS.clear()
+    prepared = prepare(parse_scenario(tiny_table(server={"weighting": "tests.test_preparation:by_size"},
+                                                 personal={"holdout": 0.5})))
+    assert [n for _, n in CALLS] == [int(n) for n in prepared.shards.sizes()]
