@@ -17,8 +17,8 @@ import importlib
 import inspect
 import math
 import types
-from pathlib import Path
 import typing
+from pathlib import Path
 from typing import Any, Callable, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from raysim.config import is_file
+from raysim.config import FLOAT_LIMIT, is_file
 from raysim.seeding import Stream, rng
 
 _AVAILABILITY_CHUNK = 64
@@ -204,7 +204,6 @@ def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
         raise ValueError(f"system.trace '{path}' needs columns {list(_TRACE_COLUMNS)} (+ optional dropout, availability)")
     profiles = {}
     for line, row in enumerate(rows, start=2):
-        where = f"system.trace '{path}' line {line}"
         try:
             values = {name: _trace_number(row, name) for name in _TRACE_RANGES}
             cid = _trace_client_id(row["client_id"], profiles)
@@ -218,8 +217,8 @@ def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
                 dropout=values["dropout"],
                 availability=_parse_intervals(row.get("availability") or ""),
             )
-        except (ValueError, TypeError) as exc:
-            raise ValueError(f"{where}: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"system.trace '{path}' line {line}: {exc}") from exc
     missing = sorted(set(range(num_clients)) - set(profiles))
     if missing:
         raise ValueError(f"system.trace '{path}' has no row for clients {missing[:5]}{'...' if len(missing) > 5 else ''}")
@@ -242,8 +241,9 @@ def _trace_number(row: dict, name: str) -> float:
     except ValueError:
         raise ValueError(f"column {name}: {raw!r} is not a number") from None
     low, inclusive = _TRACE_RANGES[name]
-    if not math.isfinite(value) or value < low or (value == low and not inclusive):
-        raise ValueError(f"column {name} must be a finite number {'>=' if inclusive else '>'} {low:g}, got {raw!r}")
+    if not math.isfinite(value) or value < low or (value == low and not inclusive) or value > FLOAT_LIMIT:
+        raise ValueError(f"column {name} must be a finite number {'>=' if inclusive else '>'} {low:g} "
+                         f"(and <= {FLOAT_LIMIT:g}), got {raw!r}")
     return value
 
 

@@ -221,7 +221,7 @@ def _read_verified(name: str, directory: Path, base_name: str) -> np.ndarray:
         found, expected = hashlib.md5(data).hexdigest(), CONTENT_MD5[name][base_name]
         if found != expected:
             raise DatasetError(f"{path}: content MD5 {found} does not match the official {name} "
-                             f"{base_name} MD5 {expected}; the file is corrupt or from another data set")
+                               f"{base_name} MD5 {expected}; the file is corrupt or from another data set")
     return parse_idx(data, path)
 
 
