@@ -92,13 +92,13 @@ def _check(table: dict, command: str) -> None:
 SETTINGS = settings(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 
 
-@SETTINGS.__class__(SETTINGS, max_examples=80)
+@SETTINGS.__class__(SETTINGS, max_examples=400)
 @given(st.lists(st.tuples(st.sampled_from(KEYS), VALUES), min_size=1, max_size=3), st.sampled_from([BASE, IMAGES]))
 def test_validate_answers_0_or_2(mutations, base):
     _check(_mutated([k for k, _ in mutations], [v for _, v in mutations], base), "validate")
 
 
-@SETTINGS.__class__(SETTINGS, max_examples=12)
+@SETTINGS.__class__(SETTINGS, max_examples=40)
 @given(st.lists(st.tuples(st.sampled_from(RUN_KEYS), st.sampled_from(ODD)), min_size=1, max_size=2))
 def test_one_local_round_answers_0_or_2(mutations):
     table = _mutated([k for k, _ in mutations], [v for _, v in mutations])
@@ -106,7 +106,7 @@ def test_one_local_round_answers_0_or_2(mutations):
     _check(table, "run")
 
 
-@SETTINGS.__class__(SETTINGS, max_examples=30)
+@SETTINGS.__class__(SETTINGS, max_examples=60)
 @given(st.text(alphabet="abcdeilmnoprstuvx.=_[]{}\"'0123456789-+ ", max_size=30))
 def test_odd_overrides_answer_0_or_2(assignment):
     code, err = _cli(["validate", "scenarios/quickstart.toml", "--set", assignment])
