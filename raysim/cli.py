@@ -151,7 +151,10 @@ def _compare(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc)) from exc
     if results.rounds.empty:
         raise ResultsError(f"no run under {[str(p) for p in args.runs]} finished a round: nothing to compare")
-    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from exc
     table = summarise(results, target=args.target)
     table.to_csv(args.out / "comparison.csv", index=False)
     plot_comparison(results, args.out / "comparison.png")

@@ -113,3 +113,9 @@ def test_every_allowed_global_exists():
         if module.startswith("numpy.core") and not importlib.util.find_spec("numpy.core"):
             continue
         assert hasattr(importlib.import_module(module), name), (module, name)
+
+
+def test_compare_out_that_is_a_file_is_named(copy, tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    assert main(["compare", str(copy), "--out", str(tmp_path / "taken")]) == 2
+    assert "--out" in capsys.readouterr().err
