@@ -32,6 +32,7 @@ STRATEGIES = {
 }
 WEIGHTINGS = ("samples", "uniform")
 MAX_CPUS_PER_ACTOR = 1024  # torch takes the thread count as a C int; no host has more cores
+MIN_ACTOR_SHARE = 0.01  # Ray refuses resource amounts below 1e-4; a hundredth of a device is a floor
 MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
 AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
 
@@ -218,10 +219,11 @@ class ResourcesConfig:
     actor_failure: Literal["rerun", "drop"] = "rerun"
 
     def __post_init__(self) -> None:
-        if not 0 < self.num_cpus <= MAX_CPUS_PER_ACTOR:
-            raise ValueError(f"num_cpus must be in (0, {MAX_CPUS_PER_ACTOR}] (an actor's torch threads), "
-                             f"got {self.num_cpus}")
-        _at_least("num_gpus", self.num_gpus, 0.0)
+        if not MIN_ACTOR_SHARE <= self.num_cpus <= MAX_CPUS_PER_ACTOR:
+            raise ValueError(f"num_cpus must be in [{MIN_ACTOR_SHARE}, {MAX_CPUS_PER_ACTOR}] (an actor's share "
+                             f"of the cores and its torch threads), got {self.num_cpus}")
+        if self.num_gpus != 0 and self.num_gpus < MIN_ACTOR_SHARE:
+            raise ValueError(f"num_gpus must be 0 or >= {MIN_ACTOR_SHARE}, got {self.num_gpus}")
         if self.clients_per_actor != "auto":
             _at_least("clients_per_actor", self.clients_per_actor, 1)
 

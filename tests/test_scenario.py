@@ -134,6 +134,9 @@ def test_period_s_is_checked_for_finiteness():
 
 @pytest.mark.parametrize(("sections", "message"), [
     ({"resources": {"num_cpus": 1e6}}, "num_cpus must be in"),
+    ({"resources": {"num_cpus": 1e-9}}, r"num_cpus must be in \[0.01, 1024\]"),
+    ({"resources": {"num_gpus": 1e-9}}, "num_gpus must be 0 or >= 0.01"),
+    ({"resources": {"num_gpus": -1.0}}, "num_gpus must be 0 or >= 0.01"),
     ({"data": {"num_clients": 10**7}, "selection": {"clients_per_round": 4}}, "GB of memory"),
 ])
 def test_huge_values_that_break_the_run_are_refused(sections, message):
