@@ -42,7 +42,11 @@ _COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clien
 class RunWriter:
     def __init__(self, run_dir: Path, *, scenario_toml: str, histogram: np.ndarray):
         self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=False)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:  # a results root that is a file, or not writable
+            raise ResultsError(f"cannot create the run folder {run_dir} ({exc.strerror}): "
+                               "choose another --results folder") from exc
         _atomic_write_text(run_dir / "scenario.toml", scenario_toml)
         clients, labels = np.indices(histogram.shape).reshape(2, -1)
         partition = pd.DataFrame({"client_id": clients, "label": labels, "count": histogram[clients, labels]})

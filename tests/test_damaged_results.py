@@ -119,3 +119,15 @@ def test_compare_out_that_is_a_file_is_named(copy, tmp_path, capsys):
     (tmp_path / "taken").write_text("")
     assert main(["compare", str(copy), "--out", str(tmp_path / "taken")]) == 2
     assert "--out" in capsys.readouterr().err
+
+
+def test_a_results_root_that_is_a_file_is_named(tmp_path, capsys):
+    import tomli_w
+
+    from tests.conftest import tiny_table
+
+    (tmp_path / "taken").write_text("")
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(tomli_w.dumps(tiny_table(run={"rounds": 1})))
+    assert main(["run", str(scenario), "--results", str(tmp_path / "taken"), "--quiet"]) == 2
+    assert "cannot create the run folder" in capsys.readouterr().err
