@@ -126,24 +126,27 @@ def test_a_missing_privacy_extra_says_what_to_install(monkeypatch, privacy, pack
         prepare(scenario)
 
 
-def test_empty_clients_are_refused_naming_the_partition():
+@pytest.fixture
+def fashion_mnist():
+    from raysim.data import DatasetNotFoundError, find_idx_dir
+
+    try:
+        find_idx_dir("fashion_mnist", None)
+    except DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed")
+
+
+def test_empty_clients_are_refused_naming_the_partition(fashion_mnist):
     scenario = parse_scenario(tiny_table(data={"dataset": "fashion_mnist", "num_clients": 50, "partition":
                                                {"kind": "dirichlet", "beta": 0.01, "min_samples": 0}}))
-    try:
-        with pytest.raises(ConfigError, match=r"data.partition gives \d+ clients no examples"):
-            prepare(scenario)
-    except ConfigError as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"Fashion-MNIST is not installed: {exc}")
+    with pytest.raises(ConfigError, match=r"data.partition gives \d+ clients no examples"):
+        prepare(scenario)
 
 
-def test_dirichlet_redraws_until_every_client_has_ten_examples():
+def test_dirichlet_redraws_until_every_client_has_ten_examples(fashion_mnist):
     scenario = parse_scenario(tiny_table(data={"dataset": "fashion_mnist", "num_clients": 50,
                                                "partition": {"kind": "dirichlet", "beta": 0.1}}))
-    try:
-        prepared = prepare(scenario)
-    except ConfigError as exc:  # pragma: no cover
-        pytest.skip(f"Fashion-MNIST is not installed: {exc}")
-    assert min(prepared.shards.sizes()) >= 10
+    assert min(prepare(scenario).shards.sizes()) >= 10
 
 
 def test_the_weighting_sees_the_training_sizes_after_the_holdout():
