@@ -2,9 +2,10 @@
 
 A plain ``pickle.loads`` calls whatever callable the bytes name (``os.system`` included), so
 ``raysim run --resume`` on a results folder from someone else would run their code. Checkpoints
-only ever hold the driver's state: builtin containers, numpy arrays and the raysim classes
-listed below. Any other global, and ``getattr`` on anything but the one bound method the
-state holds, is refused before it is resolved, so nothing outside the list is ever called.
+only ever hold the driver's state: builtin values and containers (which pickle encodes
+without naming a global), numpy arrays and scalars, and the raysim classes listed below. Any
+other global, and ``getattr`` on anything but the one bound method the state holds, is refused
+before it is resolved, so nothing outside the list is ever called.
 A class added to the driver's checkpointed state must be added here (tests/test_resume.py
 fails until it is).
 """
@@ -17,9 +18,6 @@ from typing import Any
 
 _NUMPY = {("numpy", "ndarray"), ("numpy", "dtype")} | {
     (f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")
-}
-_BUILTINS = {("builtins", name) for name in ("set", "frozenset", "complex", "slice", "range", "bytearray")} | {
-    ("collections", "OrderedDict"), ("collections", "deque"), ("copyreg", "_reconstructor"),
 }
 _RAYSIM = {
     "raysim.clock": ("SimClock",),
@@ -41,7 +39,7 @@ _RAYSIM = {
     "raysim.system": ("Availability", "DeviceProfile", "Population", "SystemConfig"),
     "raysim.tasks": ("ClientResult",),
 }
-ALLOWED = _NUMPY | _BUILTINS | {(module, name) for module, names in _RAYSIM.items() for name in names}
+ALLOWED = _NUMPY | {(module, name) for module, names in _RAYSIM.items() for name in names}
 # Bound methods the state holds (pickled as getattr(instance, name)): the privacy stage's link.
 _METHODS = {("raysim.system", "Population", "link")}
 
