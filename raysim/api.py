@@ -14,103 +14,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
-from raysim.composition import attackers, client_sgd
-from raysim.config import ConfigError
-from raysim.data import Dataset, label_histogram, load_dataset, partition
 from raysim.driver import Driver, RoundReport
-from raysim.layout import ParamLayout
-from raysim.models import initial_state
-from raysim.personal import holdout_split, local_mask
+from raysim.preparation import Prepared, prepare
 from raysim.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
 from raysim.scenario import Scenario
-from raysim.seeding import Stream, derive_seed
-from raysim.tasks import ModelSpec, Shards, TrainingPlan
 from raysim.worker import ClientWorker
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The data side of a run: loaded once, partitioned, described."""
-
-    dataset: Dataset
-    shards: Shards
-    histogram: np.ndarray
-    model: ModelSpec
-    initial_params: np.ndarray  # the global model at version 0, a function of the seed
-    layout: ParamLayout
-    plan: TrainingPlan
-    holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
 
 
 @dataclass(frozen=True)
 class RunOutcome:
     run_dir: Path
     summary: dict
-
-
-def prepare(scenario: Scenario) -> Prepared:
-    """Loads and partitions the data and builds the model once, so bad input fails here."""
-    data = scenario.data
-    dataset = load_dataset(
-        data.dataset, root=data.root or None, download=data.download, seed=scenario.run.seed,
-        num_devices=data.num_clients, synthetic_alpha=data.synthetic.alpha,
-        synthetic_beta=data.synthetic.beta, synthetic_iid=data.synthetic.iid,
-    )
-    try:
-        parts = partition(
-            dataset.train_y, data.num_clients, data.partition,
-            seed=derive_seed(scenario.run.seed, Stream.PARTITION), natural=dataset.natural_parts,
-            num_classes=dataset.num_classes,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"data.partition: {exc}") from exc
-    model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))
-    try:
-        initial_params, layout = initial_state(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"model: {exc}") from exc
-    vectorize = _vectorize(scenario.resources.vectorize, layout)
-    personal = scenario.personal
-    if personal.local_layers:
-        try:
-            local_mask(layout, personal.local_layers)
-        except ValueError as exc:
-            raise ConfigError(f"personal.local_layers: {exc}") from exc
-    holdout = None
-    if personal.holdout:
-        parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.run.seed, Stream.HOLDOUT))
-        holdout = Shards.from_parts(held)
-    return Prepared(
-        dataset=dataset,
-        shards=Shards.from_parts(parts),
-        histogram=label_histogram(dataset.train_y, parts, dataset.num_classes),
-        model=model,
-        initial_params=initial_params,
-        layout=layout,
-        holdout=holdout,
-        plan=TrainingPlan(
-            batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
-            flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),
-            num_classes=dataset.num_classes, vectorize=vectorize, local_layers=personal.local_layers,
-        ),
-    )
-
-
-VECTORIZE_AUTO_MAX_PARAMS = 1_000_000
-
-
-def _vectorize(choice: str, layout: ParamLayout) -> bool:
-    """Whether clients are trained as batches of models: ``auto`` picks it for small models
-    without buffers, where per-step overhead dominates (see benchmarks/README.md)."""
-    possible = layout.num_trainable == layout.size
-    if choice == "on" and not possible:
-        raise ConfigError("resources.vectorize = 'on' needs a model without buffers (e.g. no BatchNorm): use 'off'")
-    if choice == "auto":
-        return possible and layout.size <= VECTORIZE_AUTO_MAX_PARAMS
-    return choice == "on"
 
 
 def run(

@@ -1,7 +1,8 @@
 """The ``raysim`` command: run, validate, list.
 
 Exit status: 0 success; 1 a run failed (e.g. a client raised); 2 bad input (scenario, CLI
-arguments, data paths, resources), in which case nothing is written; 130 interrupted (the
+arguments, data paths or damaged data files, resources, damaged or foreign results and
+checkpoints), in which case nothing is written; 130 interrupted (the
 rounds already finished stay on disk).
 """
 
@@ -17,7 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from raysim.config import ConfigError
-from raysim.data import DatasetNotFoundError
+from raysim.data import DatasetError, DatasetNotFoundError
+from raysim.results import ResultsError
 
 console = Console(stderr=True)
 
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (ConfigError, DatasetNotFoundError) as exc:
+    except (ConfigError, DatasetNotFoundError, DatasetError, ResultsError) as exc:
         _error("error", exc)
         return 2
     except KeyboardInterrupt:
@@ -54,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(command=_run)
 
-    validate = sub.add_parser("validate", help="check a scenario file without running it")
+    validate = sub.add_parser("validate", help="check a scenario file and prepare its data and model, without training")
     validate.add_argument("scenario", type=Path)
     _add_overrides(validate)
     validate.set_defaults(command=_validate)
@@ -78,11 +80,15 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
+    from raysim.preparation import prepare
     from raysim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario, tuple(args.overrides))
+    prepare(scenario)
     console.print(f"[green]ok[/]: {args.scenario} is a valid scenario ({scenario.run.name}, "
-                  f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients)")
+                  f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients) and its data, "
+                  f"partition and model are ready")
     return 0
 
 
@@ -153,7 +159,12 @@ def _compare(args: argparse.Namespace) -> int:
         results = load(*args.runs)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
-    args.out.mkdir(parents=True, exist_ok=True)
+    if results.rounds.empty:
+        raise ResultsError(f"no run under {[str(p) for p in args.runs]} finished a round: nothing to compare")
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from exc
     table = summarise(results, target=args.target)
     table.to_csv(args.out / "comparison.csv", index=False)
     plot_comparison(results, args.out / "comparison.png")

@@ -6,7 +6,7 @@ Kept apart from the driver, which only runs them, and from scenario.py, which on
 from __future__ import annotations
 
 from raysim.attacks import choose_attackers
-from raysim.config import import_object
+from raysim.config import import_function
 from raysim.scenario import Scenario
 from raysim.server_opt import make_server_optimizer
 from raysim.strategy import Strategy
@@ -36,7 +36,7 @@ def make_strategy(scenario: Scenario) -> Strategy:
     server = scenario.server
     weighting = server.weighting
     if ":" in weighting:
-        weighting = import_object(weighting, what="server.weighting", choices=["samples", "uniform"])
+        weighting = import_function(weighting, what="server.weighting", choices=["samples", "uniform"])
     reducer = "fednova" if server.strategy == "fednova" else server.aggregator
     params = {"trimmed_mean": {"trim": server.trim}, "krum": {"num_byzantine": server.num_byzantine},
               "multi_krum": {"num_byzantine": server.num_byzantine, "num_selected": server.num_selected}}

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from raysim import safe_pickle
 from raysim.clock import SimClock
 from raysim.combinations import max_clients_per_round
 from raysim.composition import attackers, make_strategy
@@ -576,10 +577,9 @@ class Driver:
 
     def restore(self, snapshot: bytes) -> None:
         """Continues from a snapshot: in-flight tasks are trained again (same model, client and
-        seed give the same update), so nothing depends on the interrupted executor."""
-        import pickle
-
-        for name, value in pickle.loads(snapshot).items():
+        seed give the same update), so nothing depends on the interrupted executor. The snapshot
+        is read through an allow-list, so a crafted one cannot run code (safe_pickle.py)."""
+        for name, value in safe_pickle.loads(snapshot).items():
             setattr(self, name, value)
         pending = [t for t in self.tasks.values() if t.trained and t.status == "running" and t.fetched is None]
         by_dispatch: dict[tuple[int, int], list[_Task]] = {}  # as first submitted, so groups match

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysim.config import import_object
+from raysim.config import import_class
 from raysim.layout import ParamLayout
 from raysim.params import FlatModel
 
@@ -91,8 +91,9 @@ def build_model(
 ) -> nn.Module:
     """Builds a model by registry name or by ``package.module:Class``.
 
-    A user class is called as ``Class(**options)`` when options are given, else with
-    ``input_shape`` and ``num_classes`` keyword arguments if it accepts them, else with none.
+    A user class (checked to be an ``nn.Module`` subclass before it is called) is called as
+    ``Class(**options)`` when options are given, else with ``input_shape`` and ``num_classes``
+    keyword arguments if it accepts them, else with none.
     """
     if name in MODELS:
         if options:
@@ -104,17 +105,17 @@ def build_model(
 def _build_user_model(
     name: str, *, input_shape: tuple[int, ...], num_classes: int, options: Mapping[str, Any]
 ) -> nn.Module:
-    cls = import_object(name, what="model.name", choices=sorted(MODELS))
-    if options:
-        model = cls(**options)
-    else:
+    cls = import_class(name, what="model.name", choices=sorted(MODELS), base=nn.Module, base_name="torch.nn.Module")
+    try:
+        if options:
+            return cls(**options)
         try:
-            model = cls(input_shape=input_shape, num_classes=num_classes)
+            return cls(input_shape=input_shape, num_classes=num_classes)
         except TypeError:
-            model = cls()
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model.name '{name}' built a {type(model).__name__}, not a torch.nn.Module")
-    return model
+            return cls()
+    except Exception as exc:  # user code: any failure is the scenario's, reported in one line
+        raise ValueError(f"model.name '{name}' could not be built with model.options = {dict(options)} "
+                         f"({type(exc).__name__}: {exc})") from exc
 
 
 def count_parameters(model: nn.Module) -> int:

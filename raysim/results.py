@@ -27,11 +27,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysim import safe_pickle
+
+
+class ResultsError(ValueError):
+    """A results file is missing, damaged or not raysim's; the message names the file."""
+
+
+# Columns that ``raysim compare`` and ``--resume`` read from each table.
+_COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clients": ("round", "status", "staleness"),
+            "partition": ("client_id", "label", "count"), "evaluation": ("round",)}
+
 
 class RunWriter:
     def __init__(self, run_dir: Path, *, scenario_toml: str, histogram: np.ndarray):
         self.run_dir = run_dir
-        run_dir.mkdir(parents=True, exist_ok=False)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:  # a results root that is a file, or not writable
+            raise ResultsError(f"cannot create the run folder {run_dir} ({exc.strerror}): "
+                               "choose another --results folder") from exc
         _atomic_write_text(run_dir / "scenario.toml", scenario_toml)
         clients, labels = np.indices(histogram.shape).reshape(2, -1)
         partition = pd.DataFrame({"client_id": clients, "label": labels, "count": histogram[clients, labels]})
@@ -122,13 +137,16 @@ def load(*paths: str | Path) -> Results:
     frames: dict[str, list[pd.DataFrame]] = {"rounds": [], "clients": [], "partition": [], "evaluation": [], "summary": []}
     for run_dir in run_dirs:
         scenario, run_id = run_dir.parent.name, run_dir.name
+        if (run_dir / "rounds.parquet").exists() and not (run_dir / "clients.parquet").exists():
+            raise ResultsError(f"{run_dir / 'clients.parquet'} is missing next to rounds.parquet: the run folder is "
+                               "incomplete (copied in part?); remove it or copy it whole")
         for name in ("rounds", "clients", "partition", "evaluation"):
             path = run_dir / f"{name}.parquet"
             if path.exists():
-                frames[name].append(pd.read_parquet(path).assign(scenario=scenario, run_id=run_id))
+                frames[name].append(_read_table(path).assign(scenario=scenario, run_id=run_id))
         summary_path = run_dir / "summary.json"
         if summary_path.exists():
-            frames["summary"].append(pd.DataFrame([json.loads(summary_path.read_text())]).assign(scenario=scenario, run_id=run_id))
+            frames["summary"].append(pd.DataFrame([_read_summary(summary_path)]).assign(scenario=scenario, run_id=run_id))
     return Results(**{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()})
 
 
@@ -169,8 +187,31 @@ def save_figure(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """A run's Parquet table, or ResultsError naming the file when it is damaged or foreign."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors
+        raise ResultsError(f"{path} is not a readable Parquet table ({' '.join(str(exc).split())}); "
+                           "the file is damaged: re-run or remove that run") from exc
+    missing = [c for c in _COLUMNS[path.stem] if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{path} lacks the columns {missing}: not a raysim {path.stem} table")
+    return frame
+
+
+def _read_summary(path: Path) -> dict:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ResultsError(f"{path} is not readable JSON ({exc}); the file is damaged: re-run or remove that run") from exc
+    if not isinstance(summary, dict):
+        raise ResultsError(f"{path} holds a {type(summary).__name__}, not a raysim run summary")
+    return summary
+
+
 def _records(path: Path) -> list[dict]:
-    return pd.read_parquet(path).to_dict("records") if path.exists() else []
+    return _read_table(path).to_dict("records") if path.exists() else []
 
 
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
@@ -186,11 +227,25 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 def read_checkpoint(run_dir: Path) -> tuple[int, bytes]:
-    """(round, driver snapshot) of a run folder's last checkpoint."""
+    """(round, driver snapshot) of a run folder's last checkpoint.
+
+    Both the file and the snapshot inside it are decoded with :mod:`raysim.safe_pickle`, so a
+    checkpoint from someone else cannot run code, and a damaged one is refused here, naming
+    the file, before anything starts.
+    """
     import pickle
 
     path = run_dir / "checkpoint.pkl"
     if not path.is_file():
         raise FileNotFoundError(f"{run_dir} has no checkpoint.pkl to resume from (was run.checkpoint_every = 0?)")
-    saved = pickle.loads(path.read_bytes())
+    try:
+        saved = safe_pickle.loads(path.read_bytes())
+        if not (isinstance(saved, dict) and isinstance(saved.get("round"), int) and isinstance(saved.get("driver"), bytes)):
+            raise pickle.UnpicklingError("not a raysim checkpoint (expected round and driver state)")
+        safe_pickle.loads(saved["driver"])
+    except safe_pickle.UnsafePickleError as exc:
+        raise ResultsError(f"{path} was refused: {exc}; a checkpoint holds only raysim's state, so this file "
+                           "was crafted or comes from another program; nothing in it was run") from exc
+    except (pickle.UnpicklingError, OSError) as exc:
+        raise ResultsError(f"{path} is damaged ({exc}); resume is impossible: start the run again") from exc
     return saved["round"], saved["driver"]

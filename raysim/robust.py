@@ -158,12 +158,13 @@ def multi_krum(updates: np.ndarray, num_byzantine: int, num_selected: int) -> np
 
 
 def minimum_rows(rule: str, *, trim: int = 0, num_byzantine: int = 0, num_selected: int = 1) -> int:
-    """The fewest rows for which ``rule`` is defined (the median: one; Krum: ``f + 3``)."""
+    """The fewest rows for which ``rule`` is defined (the median: one; Krum: ``f + 3``); Multi-Krum
+    also keeps its ``m`` rows out of the ``f`` it expects to be Byzantine, so it needs ``m + f``."""
     return {
         "median": 1,
         "trimmed_mean": 2 * trim + 1,
         "krum": num_byzantine + 3,
-        "multi_krum": max(num_byzantine + 3, num_selected),
+        "multi_krum": max(num_byzantine + 3, num_selected + num_byzantine),
     }[rule]
 
 

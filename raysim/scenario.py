@@ -7,6 +7,7 @@ rules that span sections (a cohort no larger than the population, FedSGD's full-
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any, Literal, Mapping
 
 from raysim.attacks import ATTACKS
 from raysim.combinations import check_combinations
-from raysim.config import ConfigError, apply_override, build, to_table
+from raysim.config import ConfigError, apply_override, build, is_file, to_table
 from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.personal import PersonalConfig
 from raysim.policies import POLICIES, SyncPolicy
@@ -30,6 +31,9 @@ STRATEGIES = {
     "scaffold": "SCAFFOLD (option II): client and server control variates correct client drift",
 }
 WEIGHTINGS = ("samples", "uniform")
+MAX_CPUS_PER_ACTOR = 1024  # torch takes the thread count as a C int; no host has more cores
+MIN_ACTOR_SHARE = 0.01  # Ray refuses resource amounts below 1e-4; a hundredth of a device is a floor
+MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
 AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
 
 
@@ -79,6 +83,11 @@ class DataConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
         _at_least("num_clients", self.num_clients, 1)
+        if self.root:
+            is_file("root", self.root)  # only for its error: a root that cannot be a path
+        if self.dataset == "synthetic" and self.num_clients > MAX_SYNTHETIC_DEVICES:
+            raise ValueError(f"num_clients = {self.num_clients} synthetic devices would need about "
+                             f"{self.num_clients / 1e4:.3g} GB of memory: use at most {MAX_SYNTHETIC_DEVICES}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -187,10 +196,14 @@ class SelectionConfig:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
 
     def cohort(self, population: int) -> int:
-        """m = max(C * K, 1) as in the FedAvg paper, or the absolute count."""
+        """m = max(C * K, 1) as in the FedAvg paper, or the absolute count.
+
+        C * K is floored with a small tolerance: in binary floating point 0.29 * 100 is
+        28.999999999999996, which a plain ``int`` turns into 28 clients instead of 29.
+        """
         if self.clients_per_round:
             return self.clients_per_round
-        return max(int(self.fraction * population), 1)
+        return max(math.floor(self.fraction * population + 1e-9), 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,9 +219,11 @@ class ResourcesConfig:
     actor_failure: Literal["rerun", "drop"] = "rerun"
 
     def __post_init__(self) -> None:
-        if self.num_cpus <= 0:
-            raise ValueError(f"num_cpus must be > 0, got {self.num_cpus}")
-        _at_least("num_gpus", self.num_gpus, 0.0)
+        if not MIN_ACTOR_SHARE <= self.num_cpus <= MAX_CPUS_PER_ACTOR:
+            raise ValueError(f"num_cpus must be in [{MIN_ACTOR_SHARE}, {MAX_CPUS_PER_ACTOR}] (an actor's share "
+                             f"of the cores and its torch threads), got {self.num_cpus}")
+        if self.num_gpus != 0 and self.num_gpus < MIN_ACTOR_SHARE:
+            raise ValueError(f"num_gpus must be 0 or >= {MIN_ACTOR_SHARE}, got {self.num_gpus}")
         if self.clients_per_actor != "auto":
             _at_least("clients_per_actor", self.clients_per_actor, 1)
 
@@ -269,10 +284,19 @@ def parse_scenario(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) ->
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
     """Reads and validates a scenario file; raises ConfigError with the key at fault."""
     path = Path(path)
-    if not path.is_file():
+    try:
+        exists = is_file("scenario file", str(path))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not exists:
         raise ConfigError(f"scenario file '{path}' does not exist")
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"scenario file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          "save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"scenario file '{path}' cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario file '{path}' is not valid TOML: {exc}") from exc
     return parse_scenario(table, overrides)

@@ -17,6 +17,7 @@ from typing import Literal
 
 import numpy as np
 
+from raysim.config import FLOAT_LIMIT, is_file
 from raysim.seeding import Stream, rng
 
 _AVAILABILITY_CHUNK = 64
@@ -55,7 +56,7 @@ class SystemConfig:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.slow_factor < 1:
             raise ValueError(f"slow_factor must be >= 1, got {self.slow_factor}")
-        if self.trace and not Path(self.trace).is_file():
+        if self.trace and not is_file("trace", self.trace):
             raise ValueError(f"trace = '{self.trace}' does not exist; give a CSV path or leave it empty")
 
 
@@ -182,23 +183,38 @@ def _intermittent(draw: np.random.Generator, mean_on: float, mean_off: float) ->
 
 _TRACE_COLUMNS = ("client_id", "seconds_per_sample", "downlink_mbps", "uplink_mbps", "latency_s")
 
+# Each numeric column's lowest allowed value and whether it is included: a zero bandwidth divides
+# by zero mid-run, a negative speed or latency runs the simulated clock backwards.
+_TRACE_RANGES = {"seconds_per_sample": (0.0, True), "downlink_mbps": (0.0, False), "uplink_mbps": (0.0, False),
+                 "latency_s": (0.0, True), "dropout": (0.0, True)}
+
 
 def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
-    """Reads a device trace: one row per client, ``availability`` as ``start-end;start-end``."""
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    """Reads a device trace: one row per client, ``availability`` as ``start-end;start-end``.
+
+    Every value is checked here, so a bad row stops the scenario at load with its line and
+    column named instead of surfacing as a division by zero or a backwards clock mid-run.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"system.trace '{path}' is not a UTF-8 CSV file ({exc})") from exc
     if not rows or any(col not in rows[0] for col in _TRACE_COLUMNS):
         raise ValueError(f"system.trace '{path}' needs columns {list(_TRACE_COLUMNS)} (+ optional dropout, availability)")
     profiles = {}
     for line, row in enumerate(rows, start=2):
         try:
-            cid = int(row["client_id"])
+            values = {name: _trace_number(row, name) for name in _TRACE_RANGES}
+            cid = _trace_client_id(row["client_id"], profiles)
+            if values["dropout"] >= 1:
+                raise ValueError(f"column dropout must be < 1, got {values['dropout']}")
             profiles[cid] = DeviceProfile(
-                seconds_per_sample=float(row["seconds_per_sample"]),
-                downlink_bps=float(row["downlink_mbps"]) * 1e6,
-                uplink_bps=float(row["uplink_mbps"]) * 1e6,
-                latency_s=float(row["latency_s"]),
-                dropout=float(row.get("dropout") or 0.0),
+                seconds_per_sample=values["seconds_per_sample"],
+                downlink_bps=values["downlink_mbps"] * 1e6,
+                uplink_bps=values["uplink_mbps"] * 1e6,
+                latency_s=values["latency_s"],
+                dropout=values["dropout"],
                 availability=_parse_intervals(row.get("availability") or ""),
             )
         except ValueError as exc:
@@ -209,6 +225,28 @@ def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
     return profiles
 
 
+def _trace_client_id(raw: str | None, seen: dict[int, DeviceProfile]) -> int:
+    if not (raw or "").strip().isdigit():
+        raise ValueError(f"column client_id must be an integer >= 0, got {raw!r}")
+    if int(raw) in seen:
+        raise ValueError(f"column client_id: {int(raw)} is a duplicate; give each client one row")
+    return int(raw)
+
+
+def _trace_number(row: dict, name: str) -> float:
+    """One numeric cell, finite and in range; an absent or empty optional dropout is 0."""
+    raw = row.get(name) or ("0" if name == "dropout" else "")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"column {name}: {raw!r} is not a number") from None
+    low, inclusive = _TRACE_RANGES[name]
+    if not math.isfinite(value) or value < low or (value == low and not inclusive) or value > FLOAT_LIMIT:
+        raise ValueError(f"column {name} must be a finite number {'>=' if inclusive else '>'} {low:g} "
+                         f"(and <= {FLOAT_LIMIT:g}), got {raw!r}")
+    return value
+
+
 def _parse_intervals(text: str) -> Availability:
     if not text.strip():
         return Availability()
@@ -216,7 +254,7 @@ def _parse_intervals(text: str) -> Availability:
     for part in text.split(";"):
         start, _, end = part.partition("-")
         a, b = float(start), (math.inf if end.strip() in ("", "inf") else float(end))
-        if b <= a:
-            raise ValueError(f"availability interval '{part}' must have end > start")
+        if not 0 <= a < b:  # also refuses NaN, which compares false
+            raise ValueError(f"column availability: interval '{part}' must have 0 <= start < end")
         intervals.append((a, b))
     return Availability(tuple(sorted(intervals)))

@@ -242,7 +242,7 @@ def test_an_event_trigger_that_never_fires_stops_the_run_instead_of_hanging(tiny
     from raysim.api import run
     from raysim.driver import RunStalled
 
-    scenario = tiny(policy={"kind": "event", "threshold": 1e308}, server={"optimizer": "sgd", "lr": 1.0})
+    scenario = tiny(policy={"kind": "event", "threshold": 1e11}, server={"optimizer": "sgd", "lr": 1.0})
     with pytest.raises(RunStalled, match="policy.threshold"):
         run(scenario, results_root=tmp_path)
     assert not list(tmp_path.rglob("summary.json"))

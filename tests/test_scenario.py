@@ -108,3 +108,54 @@ def test_a_bad_trace_is_refused_at_load(tmp_path):
 def test_server_section_combinations_are_checked(server, message):
     with pytest.raises(ConfigError, match=message):
         parse_scenario(tiny_table(server=server))
+
+
+@pytest.mark.parametrize(("fraction", "population", "cohort"),
+                         [(0.29, 100, 29), (0.57, 100, 57), (0.1, 30, 3), (0.01, 50, 1), (1.0, 7, 7), (0.5, 5, 2)])
+def test_fraction_cohort_is_not_lost_to_float_rounding(fraction, population, cohort):
+    from raysim.scenario import SelectionConfig
+
+    assert SelectionConfig(fraction=fraction).cohort(population) == cohort
+
+
+@pytest.mark.parametrize("key", ["system.seconds_per_sample", "system.uplink_mbps", "system.latency_s",
+                                 "resources.num_cpus", "data.synthetic.alpha", "data.synthetic.beta",
+                                 "client.lr", "policy.over_selection", "run.sim_time_limit"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300"])
+def test_non_finite_and_huge_floats_are_refused_with_the_key(key, value):
+    with pytest.raises(ConfigError, match=rf"{key} = .* must be a finite number"):
+        parse_scenario(tiny_table(policy={"kind": "sync"}), (f"{key}={value}",))
+
+
+def test_period_s_is_checked_for_finiteness():
+    with pytest.raises(ConfigError, match="policy.period_s = nan"):
+        parse_scenario(tiny_table(policy={"kind": "periodic", "period_s": float("nan")}))
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"resources": {"num_cpus": 1e6}}, "num_cpus must be in"),
+    ({"resources": {"num_cpus": 1e-9}}, r"num_cpus must be in \[0.01, 1024\]"),
+    ({"resources": {"num_gpus": 1e-9}}, "num_gpus must be 0 or >= 0.01"),
+    ({"resources": {"num_gpus": -1.0}}, "num_gpus must be 0 or >= 0.01"),
+    ({"data": {"num_clients": 10**7}, "selection": {"clients_per_round": 4}}, "GB of memory"),
+])
+def test_huge_values_that_break_the_run_are_refused(sections, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_scenario(tiny_table(**sections))
+
+
+def test_a_scenario_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('[run]\nname = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.toml' is not UTF-8 text .* save it as UTF-8"):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize(("sections", "message"), [
+    ({"system": {"trace": "x" * 300}}, "system: trace = 'x+' cannot be a path .*File name too long"),
+    ({"data": {"root": "y" * 300}}, "data: root = 'y+' cannot be a path"),
+    ({"policy": {"kind": []}}, r"policy.kind = \[\] is unknown"),
+])
+def test_values_that_cannot_be_paths_or_names_are_refused(sections, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_scenario(tiny_table(**sections))

@@ -65,11 +65,24 @@ def test_trace_file_gives_each_client_its_profile(tmp_path):
     assert population.profile(1).availability.online_at(1e9)
 
 
+HEADER = "client_id,seconds_per_sample,downlink_mbps,uplink_mbps,latency_s\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("client_id,seconds_per_sample\n0,1\n", "needs columns"),
      ("client_id,seconds_per_sample,downlink_mbps,uplink_mbps,latency_s\n0,x,1,1,0\n", "line 2"),
-     ("client_id,seconds_per_sample,downlink_mbps,uplink_mbps,latency_s\n0,1,1,1,0\n", "no row for clients [1]")],
+     ("client_id,seconds_per_sample,downlink_mbps,uplink_mbps,latency_s\n0,1,1,1,0\n", "no row for clients [1]"),
+     (HEADER + "0,nan,1,1,0\n1,1,1,1,0\n", "line 2: column seconds_per_sample must be a finite number >= 0"),
+     (HEADER + "0,1,1,1,0\n1,-1,1,1,0\n", "line 3: column seconds_per_sample must be a finite number >= 0"),
+     (HEADER + "0,1,0,1,0\n1,1,1,1,0\n", "line 2: column downlink_mbps must be a finite number > 0"),
+     (HEADER + "0,1,1,inf,0\n1,1,1,1,0\n", "line 2: column uplink_mbps"),
+     (HEADER + "0,1,1,1,-0.5\n1,1,1,1,0\n", "line 2: column latency_s must be a finite number >= 0"),
+     (HEADER + "0,1,1,1,0\n0,1,1,1,0\n1,1,1,1,0\n", "line 3: column client_id: 0 is a duplicate"),
+     (HEADER + "-1,1,1,1,0\n0,1,1,1,0\n1,1,1,1,0\n", "line 2: column client_id must be an integer >= 0"),
+     (HEADER + "0,1,1,1\n1,1,1,1,0\n", "line 2: column latency_s: '' is not a number"),
+     (HEADER.rstrip() + ",dropout\n0,1,1,1,0,1\n1,1,1,1,0,0\n", "line 2: column dropout must be < 1"),
+     (HEADER.rstrip() + ",availability\n0,1,1,1,0,nan-5\n1,1,1,1,0,\n", "line 2: column availability")],
 )
 def test_bad_trace_files_are_explained(tmp_path, text, message):
     trace = tmp_path / "devices.csv"
@@ -81,3 +94,10 @@ def test_bad_trace_files_are_explained(tmp_path, text, message):
 def test_missing_trace_file_is_a_config_error():
     with pytest.raises(ValueError, match="trace = 'nope.csv' does not exist"):
         SystemConfig(trace="nope.csv")
+
+
+def test_a_trace_that_is_not_utf8_is_named(tmp_path):
+    trace = tmp_path / "devices.csv"
+    trace.write_bytes(HEADER.encode() + b"0,1,1,1,\xff\xfe\n")
+    with pytest.raises(ValueError, match="devices.csv' is not a UTF-8 CSV file"):
+        Population(SystemConfig(trace=str(trace)), 1, seed=0)

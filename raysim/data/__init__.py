@@ -9,7 +9,7 @@ from raysim.data.datasets import (
     find_idx_dir,
     load_dataset,
 )
-from raysim.data.idx import content_md5, read_idx, write_idx
+from raysim.data.idx import DatasetError, content_md5, read_idx, write_idx
 from raysim.data.partitions import (
     IID,
     PARTITIONS,
@@ -31,6 +31,7 @@ __all__ = [
     "IID",
     "PARTITIONS",
     "Dataset",
+    "DatasetError",
     "DatasetInfo",
     "DatasetNotFoundError",
     "DirichletClasses",

@@ -26,13 +26,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from raysim.data.idx import decompressed_bytes, parse_idx
+from raysim.data.idx import DatasetError, decompressed_bytes, parse_idx
 from raysim.data.synthetic import generate_synthetic
 
 ENV_VAR = "RAYSIM_DATA"
@@ -140,7 +141,10 @@ class Dataset:
 
 
 class DatasetNotFoundError(FileNotFoundError):
-    """The data set's files are not where we looked; the message says how to get them."""
+    """The data set's files are not where we looked; the message says how to get them.
+
+    (Files that are found but damaged raise :class:`raysim.data.idx.DatasetError`.)
+    """
 
 
 def _cache_dir() -> Path:
@@ -216,8 +220,8 @@ def _read_verified(name: str, directory: Path, base_name: str) -> np.ndarray:
     if len(data) == _OFFICIAL_SIZES[base_name]:
         found, expected = hashlib.md5(data).hexdigest(), CONTENT_MD5[name][base_name]
         if found != expected:
-            raise ValueError(f"{path}: content MD5 {found} does not match the official {name} "
-                             f"{base_name} MD5 {expected}; the file is corrupt or from another data set")
+            raise DatasetError(f"{path}: content MD5 {found} does not match the official {name} "
+                               f"{base_name} MD5 {expected}; the file is corrupt or from another data set")
     return parse_idx(data, path)
 
 
@@ -236,18 +240,22 @@ def _load_idx_dataset(name: str, directory: Path) -> Dataset:
     """Reads, verifies and normalises the four IDX files in ``directory``."""
     source = _IDX_SOURCES[name]
     raw = {field: _read_verified(name, directory, base) for field, base in _IDX_FILES.items()}
+    num_classes = DATASETS[name].num_classes
     for split in ("train", "test"):
         images, labels = raw[f"{split}_x"], raw[f"{split}_y"]
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (len(images),):
-            raise ValueError(f"{directory}: {split} images {images.shape} and labels {labels.shape} "
-                             f"must be [n, 28, 28] and [n]")
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (len(images),) or not len(images):
+            raise DatasetError(f"{directory}: {split} images {images.shape} and labels {labels.shape} "
+                               f"must be [n, 28, 28] and [n] with n >= 1")
+        if labels.min() < 0 or labels.max() >= num_classes:
+            raise DatasetError(f"{directory}: {split} labels must be in [0, {num_classes}), "
+                               f"got {labels.min()} to {labels.max()}")
     return Dataset(
         name=name,
         train_x=_normalise_images(raw["train_x"][:, None], source.mean, source.std),
         train_y=raw["train_y"].astype(np.int64),
         test_x=_normalise_images(raw["test_x"][:, None], source.mean, source.std),
         test_y=raw["test_y"].astype(np.int64),
-        num_classes=DATASETS[name].num_classes,
+        num_classes=num_classes,
         input_shape=DATASETS[name].input_shape,
     )
 
@@ -264,9 +272,10 @@ def _download(name: str, root: str | None) -> None:
     base = Path(root).expanduser() if root else _cache_dir()
     try:
         getattr(tv_datasets, _TORCHVISION_CLASS[name])(root=str(base), train=True, download=True)
-    except (OSError, RuntimeError) as error:
-        raise DatasetNotFoundError(f"downloading {name} into {base} failed ({error}); "
-                                   f"without internet: {_fix_hint(name)}") from error
+    except (OSError, RuntimeError, ValueError) as error:  # URLError is an OSError
+        reason = " ".join(str(error).split())  # torchvision's messages span lines
+        raise DatasetNotFoundError(f"data.download = true: downloading {name} into {base} failed "
+                                   f"({reason}); without internet: {_fix_hint(name)}") from error
 
 
 def find_cifar10_root(root: str | None) -> Path:
@@ -290,9 +299,10 @@ def _load_cifar10(base: Path) -> Dataset:
 
     try:
         train, test = (CIFAR10(str(base), train=flag, download=False) for flag in (True, False))
-    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
-        raise DatasetNotFoundError(f"cifar10 could not be loaded from {base} ({error}). "
-                                   f"To fix: {_fix_hint('cifar10')}.") from error
+    except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
+        # torchvision's "Dataset not found or corrupted", or a damaged batch file
+        raise DatasetError(f"cifar10 could not be loaded from {base} ({error}). "
+                           f"To fix: {_fix_hint('cifar10')}.") from error
 
     def images(split) -> np.ndarray:
         return _normalise_images(split.data.transpose(0, 3, 1, 2), _CIFAR10_MEAN, _CIFAR10_STD)

@@ -18,6 +18,7 @@ import gzip
 import hashlib
 import math
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -35,14 +36,25 @@ _IDX_DTYPES: dict[int, np.dtype] = {
 }
 
 
+class DatasetError(ValueError):
+    """A data set's file is there but unusable (corrupt, truncated, mis-sized); names the file."""
+
+
 def decompressed_bytes(path: Path) -> bytes:
     """Returns the file's content, gunzipped when it is a gzip stream.
 
     Detection is by the gzip magic bytes rather than the ``.gz`` suffix, so a
     file renamed by a mirror or package manager is still read correctly.
+
+    Raises:
+        DatasetError: If the file cannot be read or its gzip stream is damaged.
     """
-    raw = Path(path).read_bytes()
-    return gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
+    try:
+        raw = Path(path).read_bytes()
+        return gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DatasetError(f"{path}: cannot be read as a (gzipped) IDX file ({exc}); "
+                           f"delete it and fetch the data set again") from exc
 
 
 def parse_idx(data: bytes, source: Path | str) -> np.ndarray:
@@ -56,20 +68,20 @@ def parse_idx(data: bytes, source: Path | str) -> np.ndarray:
         A writable array whose shape is the header's dimensions.
 
     Raises:
-        ValueError: If the magic number is not an IDX one or the payload does
+        DatasetError: If the magic number is not an IDX one or the payload does
             not have exactly the length the header announces (a truncated
             download, for instance).
     """
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{source}: not an IDX file (bad magic {data[:4].hex()!r})")
+        raise DatasetError(f"{source}: not an IDX file (bad magic {data[:4].hex()!r})")
     dtype, ndim = _IDX_DTYPES[data[2]], data[3]
     header_len = 4 + 4 * ndim
     if len(data) < header_len:
-        raise ValueError(f"{source}: IDX header truncated ({len(data)} bytes, need {header_len})")
+        raise DatasetError(f"{source}: IDX header truncated ({len(data)} bytes, need {header_len})")
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     expected = header_len + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
-        raise ValueError(
+        raise DatasetError(
             f"{source}: IDX payload length mismatch: header {shape} needs {expected} bytes, "
             f"file has {len(data)}"
         )

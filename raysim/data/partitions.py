@@ -30,6 +30,9 @@ _STREAM = 0x9A27
 # Bound on redraws for min_samples; enough for any feasible request seen in
 # practice, small enough that an infeasible one fails in about a second.
 _MAX_REDRAWS = 1000
+# Bound on the index entries of a ``sampled`` partition (clients x size), which, unlike the
+# disjoint kinds, is not bounded by the data set: 10^7 clients of 10 examples at most.
+_MAX_SAMPLED = 10**8
 
 
 def _require_int(name: str, value: object, minimum: int) -> None:
@@ -151,13 +154,15 @@ class DirichletClasses:
 
     Attributes:
         beta: Dirichlet concentration, > 0.
-        min_samples: If > 0, the whole draw is repeated (seeded, at most 1000
-            times) until every client holds at least this many examples.
+        min_samples: The whole draw is repeated (seeded, at most 1000 times)
+            until every client holds at least this many examples. The default
+            10 is NIID-Bench's: a small ``beta`` otherwise leaves clients empty,
+            and an empty client cannot train when it is selected.
     """
 
     kind: ClassVar[str] = "dirichlet"
     beta: float = 0.5
-    min_samples: int = 0
+    min_samples: int = 10
 
     def __post_init__(self) -> None:
         _require_positive("beta", self.beta)
@@ -352,9 +357,19 @@ class Sampled:
 
     def split(self, labels: np.ndarray, num_clients: int, num_classes: int,
               rng: np.random.Generator, natural: Sequence[np.ndarray] | None) -> list[np.ndarray]:
-        """Uniform draws per client; rows that drew an example twice are redrawn whole."""
+        """Uniform draws per client; rows that drew an example twice are redrawn whole.
+
+        Redrawing is quick while size^2 <= N (a row is then distinct with probability about
+        exp(-size^2 / 2N) >= 0.6); beyond that, each client draws without replacement instead,
+        which never needs a redraw.
+        """
         if self.size > len(labels):
             raise ValueError(f"size must be <= the number of samples ({len(labels)}), got {self.size}")
+        if num_clients * self.size > _MAX_SAMPLED:
+            raise ValueError(f"num_clients x size = {num_clients * self.size:,} example indices exceed "
+                             f"{_MAX_SAMPLED:,} (about 800 MB): lower num_clients or size")
+        if self.size ** 2 > len(labels):
+            return [rng.choice(len(labels), self.size, replace=False) for _ in range(num_clients)]
         draws = rng.integers(0, len(labels), size=(num_clients, self.size))
         while (repeated := (np.diff(np.sort(draws, axis=1), axis=1) == 0).any(axis=1)).any():
             draws[repeated] = rng.integers(0, len(labels), size=(int(repeated.sum()), self.size))

@@ -9,6 +9,7 @@ from raysim.data import datasets
 from raysim.data.datasets import (
     CONTENT_MD5,
     DATASETS,
+    DatasetError,
     DatasetNotFoundError,
     find_idx_dir,
     load_dataset,
@@ -140,14 +141,14 @@ def test_download_uses_torchvision_into_root(isolated, monkeypatch):
     assert find_idx_dir("fashion_mnist", str(isolated / "dl")) == isolated / "dl" / "FashionMNIST" / "raw"
 
 
-def test_failed_download_is_dataset_not_found(isolated, monkeypatch):
+def test_failed_download_names_data_download(isolated, monkeypatch):
     import torchvision.datasets
 
     def offline(root, train, download):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
 
     monkeypatch.setattr(torchvision.datasets, "MNIST", offline)
-    with pytest.raises(DatasetNotFoundError, match="downloading mnist .* failed.*RAYSIM_DATA"):
+    with pytest.raises(DatasetNotFoundError, match="data.download = true: downloading mnist .* failed.*RAYSIM_DATA"):
         load_dataset("mnist", download=True)
 
 
@@ -171,3 +172,48 @@ def test_registry_and_unknown_name():
     assert set(DATASETS) == {"fashion_mnist", "mnist", "cifar10", "synthetic"}
     with pytest.raises(ValueError, match="name must be one of"):
         load_dataset("imagenet")
+
+
+def test_labels_out_of_range_are_a_dataset_error(isolated):
+    write_fake_idx(isolated / "data")
+    write_idx(isolated / "data" / "train-labels-idx1-ubyte", np.full(12, 200, dtype=np.uint8))
+    with pytest.raises(DatasetError, match=r"train labels must be in \[0, 10\), got 200 to 200"):
+        load_dataset("mnist", root=str(isolated / "data"))
+
+
+def test_a_corrupt_gzip_file_exits_2_naming_it(isolated, capsys):
+    from raysim.cli import main
+    from tests.conftest import tiny_table
+    import tomli_w
+
+    write_fake_idx(isolated / "data", gz=True)
+    damaged = isolated / "data" / "t10k-images-idx3-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:40])
+    scenario = isolated / "s.toml"
+    scenario.write_text(tomli_w.dumps(tiny_table(data={"dataset": "mnist", "partition": "iid", "num_clients": 4,
+                                                       "root": str(isolated / "data")})))
+    assert main(["run", str(scenario), "--results", str(isolated / "results"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "t10k-images-idx3-ubyte.gz: cannot be read" in err and "Traceback" not in err
+    assert not (isolated / "results").exists()
+
+
+def test_offline_download_exits_2_naming_data_download(isolated, monkeypatch, capsys):
+    import urllib.error
+
+    import tomli_w
+    import torchvision.datasets
+
+    from raysim.cli import main
+    from tests.conftest import tiny_table
+
+    def offline(root, train, download):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
+    scenario = isolated / "s.toml"
+    scenario.write_text(tomli_w.dumps(tiny_table(data={"dataset": "fashion_mnist", "partition": "iid",
+                                                       "download": True, "root": str(isolated / "dl")})))
+    assert main(["validate", str(scenario)]) == 2
+    err = capsys.readouterr().err
+    assert "data.download = true: downloading fashion_mnist" in err and "Traceback" not in err

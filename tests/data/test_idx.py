@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from raysim.data.idx import content_md5, read_idx, write_idx
+from raysim.data.idx import DatasetError, content_md5, read_idx, write_idx
 
 
 @pytest.mark.parametrize("filename", ["images-idx3-ubyte", "images-idx3-ubyte.gz"])
@@ -78,3 +78,21 @@ def test_trailing_bytes_rejected(tmp_path):
 def test_write_rejects_dtype_without_idx_code(tmp_path):
     with pytest.raises(ValueError, match="dtype must be one of"):
         write_idx(tmp_path / "x", np.zeros(3, dtype=np.int64))
+
+
+@pytest.mark.parametrize("damage", [lambda raw: raw[: len(raw) // 2],  # truncated gzip stream
+                                    lambda raw: raw[:10] + bytes(len(raw) - 10),  # corrupt deflate data
+                                    lambda raw: raw[:-8] + b"\xff" * 8])  # bad CRC trailer
+def test_damaged_gzip_is_a_dataset_error_naming_the_file(tmp_path, damage):
+    path = tmp_path / "images.gz"
+    write_idx(path, np.arange(64, dtype=np.uint8).reshape(4, 4, 4))
+    path.write_bytes(damage(path.read_bytes()))
+    with pytest.raises(DatasetError, match="images.gz: cannot be read as a"):
+        read_idx(path)
+
+
+def test_format_errors_are_dataset_errors(tmp_path):
+    path = tmp_path / "bogus"
+    path.write_bytes(b"\x00\x00\x08\x02" + bytes(3))
+    with pytest.raises(DatasetError, match="bogus: IDX header truncated"):
+        read_idx(path)

@@ -221,3 +221,18 @@ def test_sampled_partition_serves_more_clients_than_examples():
     assert counts.min() > 5 and counts.max() < 60  # roughly uniform use of the data
     with pytest.raises(ValueError, match="size must be <="):
         partition(labels, 10, Sampled(size=2000), seed=0)
+
+
+def test_sampled_clients_larger_than_the_birthday_bound_are_drawn_without_redraws():
+    from raysim.data import Sampled
+
+    labels = np.arange(1000) % 10
+    parts = partition(labels, 5, Sampled(size=999), seed=0)
+    assert all(len(np.unique(p)) == 999 for p in parts)
+
+
+def test_sampled_populations_beyond_memory_are_refused():
+    from raysim.data import Sampled
+
+    with pytest.raises(ValueError, match="example indices exceed 100,000,000"):
+        partition(np.arange(100) % 10, 10**8, Sampled(size=2), seed=0)
