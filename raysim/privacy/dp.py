@@ -225,14 +225,14 @@ def adaptive_noise_multiplier(noise_multiplier: float, count_std: float) -> floa
         ``z_delta``.
 
     Raises:
-        ValueError: If ``count_std <= 1 / (2 z)``, where the count alone would
-            exhaust the budget.
+        ValueError: If ``count_std <= z / 2``, where the count alone would
+            exhaust the budget (``(2 sigma_b)^-2 >= z^-2``).
     """
     _check_positive("noise_multiplier", noise_multiplier)
     _check_positive("count_std", count_std)
     remainder = noise_multiplier**-2 - (2.0 * count_std) ** -2
     if remainder <= 0:
         raise ValueError(
-            f"count_std must be > 1 / (2 * noise_multiplier) = {0.5 / noise_multiplier:g}, got {count_std!r}"
+            f"count_std must be > noise_multiplier / 2 = {noise_multiplier / 2:g}, got {count_std!r}"
         )
     return remainder**-0.5

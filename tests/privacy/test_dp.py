@@ -115,3 +115,14 @@ def test_adaptive_noise_multiplier_composes_back():
     assert (z_delta**-2 + (2 * sigma_b) ** -2) ** -0.5 == pytest.approx(z)
     with pytest.raises(ValueError, match="count_std"):
         adaptive_noise_multiplier(1.0, 0.4)
+
+
+def test_adaptive_noise_multiplier_refuses_a_count_noise_at_or_below_half_of_z():
+    """(2 sigma_b)^-2 must stay below z^-2, i.e. sigma_b > z / 2: the message says so."""
+    import pytest
+
+    from raysim.privacy.dp import adaptive_noise_multiplier
+
+    assert adaptive_noise_multiplier(1.0, 0.51) > 1.0
+    with pytest.raises(ValueError, match=r"count_std must be > noise_multiplier / 2 = 1"):
+        adaptive_noise_multiplier(2.0, 1.0)
