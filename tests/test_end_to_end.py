@@ -10,8 +10,8 @@ import pytest
 from torch import nn
 
 from raysim.api import run
-from raysim.results import load
-from raysim.tasks import ClientError
+from raysim.results.results import load
+from raysim.sim.tasks import ClientError
 
 pytestmark = pytest.mark.slow
 
@@ -200,9 +200,9 @@ def test_a_dead_actors_work_is_dropped_when_the_policy_says_so(ray_runtime, tiny
 
 def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path):
     from raysim.api import prepare
-    from raysim.driver import Driver
+    from raysim.sim.driver import Driver
     from raysim.runtime.local import LocalExecutor
-    from raysim.worker import ClientWorker
+    from raysim.runtime.worker import ClientWorker
 
     scenario = tiny(server={"strategy": "scaffold", "weighting": "uniform"}, run={"rounds": 6},
                     client={"epochs": 2, "lr": 0.05})
@@ -224,7 +224,7 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
 
 
 def test_scaffold_needs_synchronous_rounds(tiny):
-    from raysim.config import ConfigError
+    from raysim.scenario.config import ConfigError
 
     with pytest.raises(ConfigError, match="needs policy.kind = 'sync'"):
         tiny(server={"strategy": "scaffold"}, policy={"kind": "async"})
@@ -251,7 +251,7 @@ def test_the_driver_side_never_imports_torch():
     import sys
 
     code = ("import sys\n"
-            "import raysim.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
+            "import raysim.sim.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

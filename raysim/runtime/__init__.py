@@ -10,8 +10,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from raysim.evaluation import EvalCounts, EvalSlice
-from raysim.tasks import ClientResult, TrainTask
+from raysim.sim.evaluation import EvalCounts, EvalSlice
+from raysim.sim.tasks import ClientResult, TrainTask
 
 
 class ClientLost(RuntimeError):

@@ -1,0 +1,46 @@
+"""What a scenario's names become: the client optimiser, the attackers, the server strategy.
+
+Kept apart from the driver, which only runs them, and from sections.py, which only validates.
+"""
+
+from __future__ import annotations
+
+from raysim.algorithms.attacks import choose_attackers
+from raysim.scenario.config import import_function
+from raysim.scenario.sections import Scenario
+from raysim.algorithms.server_opt import make_server_optimizer
+from raysim.algorithms.strategy import Strategy
+from raysim.algorithms.sgd import SGDConfig
+
+
+def client_sgd(scenario: Scenario) -> SGDConfig:
+    """The client optimiser a scenario asks for. FedSGD: one step with lr 1, so the delta is minus
+    the gradient of the client's loss, weight decay included (momentum and the proximal term
+    vanish at the first step from the global model)."""
+    client = scenario.client
+    if scenario.server.strategy == "fedsgd":
+        return SGDConfig(lr=1.0, weight_decay=client.weight_decay)
+    return SGDConfig(lr=client.lr, momentum=client.momentum, weight_decay=client.weight_decay,
+                     proximal_mu=client.proximal_mu)
+
+
+def attackers(scenario: Scenario) -> list[int]:
+    """The misbehaving clients, a function of the seed alone."""
+    if scenario.attack.kind == "none":
+        return []
+    return [int(c) for c in choose_attackers(scenario.data.num_clients, scenario.attack.fraction, scenario.run.seed)]
+
+
+def make_strategy(scenario: Scenario) -> Strategy:
+    """Composes the scenario's weighting, reducer and server optimizer."""
+    server = scenario.server
+    weighting = server.weighting
+    if ":" in weighting:
+        weighting = import_function(weighting, what="server.weighting", choices=["samples", "uniform"])
+    reducer = "fednova" if server.strategy == "fednova" else server.aggregator
+    params = {"trimmed_mean": {"trim": server.trim}, "krum": {"num_byzantine": server.num_byzantine},
+              "multi_krum": {"num_byzantine": server.num_byzantine, "num_selected": server.num_selected}}
+    optimizer = make_server_optimizer(server.optimizer, lr=server.lr, momentum=server.momentum,
+                                      beta1=server.beta1, beta2=server.beta2, tau=server.tau)
+    return Strategy(server_optimizer=optimizer, weighting=weighting, reducer=reducer,
+                    reducer_params=params.get(reducer, {}), client_sgd=client_sgd(scenario))
