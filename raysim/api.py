@@ -14,12 +14,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from raysim.sim.driver import Driver, RoundReport
-from raysim.scenario.preparation import Prepared, prepare
 from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
-from raysim.scenario.sections import Scenario
 from raysim.runtime.worker import ClientWorker
+from raysim.scenario.preparation import Prepared, prepare
+from raysim.scenario.sections import Scenario
+from raysim.sim.driver import Driver, RoundReport
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from raysim.scenario.config import ConfigError
 from raysim.data import DatasetError, DatasetNotFoundError
+from raysim.inputs import ConfigError
 from raysim.results.results import ResultsError
 
 console = Console(stderr=True)
@@ -94,11 +94,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
-    from raysim.sim.driver import RunStalled
-    from raysim.runtime.interrupts import interruptible
     from raysim.runtime import DriverLost, WorkersLost
+    from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
     from raysim.scenario.sections import load_scenario
+    from raysim.sim.driver import RunStalled
     from raysim.sim.server_step import RunDiverged
     from raysim.sim.tasks import ClientError
 
@@ -176,8 +176,8 @@ def _compare(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     from raysim.data import DATASETS, PARTITIONS
     from raysim.models.models import MODELS
-    from raysim.sim.policies import POLICIES
     from raysim.scenario.sections import STRATEGIES
+    from raysim.sim.policies import POLICIES
 
     out = Console()
     sections = {

@@ -200,9 +200,9 @@ def test_a_dead_actors_work_is_dropped_when_the_policy_says_so(ray_runtime, tiny
 
 def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path):
     from raysim.api import prepare
-    from raysim.sim.driver import Driver
     from raysim.runtime.local import LocalExecutor
     from raysim.runtime.worker import ClientWorker
+    from raysim.sim.driver import Driver
 
     scenario = tiny(server={"strategy": "scaffold", "weighting": "uniform"}, run={"rounds": 6},
                     client={"epochs": 2, "lr": 0.05})
@@ -224,7 +224,7 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
 
 
 def test_scaffold_needs_synchronous_rounds(tiny):
-    from raysim.scenario.config import ConfigError
+    from raysim.inputs import ConfigError
 
     with pytest.raises(ConfigError, match="needs policy.kind = 'sync'"):
         tiny(server={"strategy": "scaffold"}, policy={"kind": "async"})

@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from raysim.sim.evaluation import EvalCounts, EvalSlice
 from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
     from raysim.models.layout import ParamLayout
-    from raysim.sim.tasks import Shards
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,34 +92,3 @@ class PersonalLayers:
         delta = np.array(delta, dtype=np.float64)
         delta[self.mask] = 0.0
         return delta
-
-
-def holdout_slices(holdout: Shards, personal: PersonalLayers | None) -> tuple[list[int], list[EvalSlice]]:
-    """What to score for the per-client evaluation: each client's held-out examples under the
-    global model, then under its personalised model (its own head) when it has one.
-
-    Returns the client of each slice alongside the slices, in the order ``holdout_rows`` reads them.
-    """
-    owners, slices = [], []
-    for client, size in enumerate(holdout.sizes()):
-        if not size:
-            continue
-        idx = holdout.of(client)
-        owners.append(client)
-        slices.append(EvalSlice("train", idx))
-        if personal is not None and client in personal.heads:
-            owners.append(client)
-            slices.append(EvalSlice("train", idx, head=personal.heads[client]))
-    return owners, slices
-
-
-def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCounts], round_number: int) -> list[dict]:
-    """One row per client: accuracy of the global and of its personalised model (the global one
-    again when it has no head yet) on its held-out examples."""
-    rows: dict[int, dict] = {}
-    for client, part, scored in zip(owners, slices, counts):
-        row = rows.setdefault(client, {"round": round_number, "client_id": client, "samples": scored.count})
-        row["personal_accuracy" if part.head is not None else "global_accuracy"] = scored.correct / scored.count
-    for row in rows.values():
-        row.setdefault("personal_accuracy", row["global_accuracy"])
-    return list(rows.values())

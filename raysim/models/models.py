@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysim.scenario.config import import_class
+from raysim.inputs import import_class
 from raysim.models.layout import ParamLayout
 from raysim.models.params import FlatModel
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from raysim.models.params import FlatModel
 from raysim.algorithms.sgd import SGDConfig
+from raysim.models.params import FlatModel
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
+from raysim.runtime.worker import ClientWorker
 from raysim.sim.evaluation import EvalCounts, EvalSlice
 from raysim.sim.tasks import ClientResult, TrainTask, group_tasks
-from raysim.runtime.worker import ClientWorker
 
 
 class LocalExecutor:

@@ -27,8 +27,9 @@ import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from raysim.runtime import WorkersLost
 from raysim.sim.evaluation import EvalCounts, EvalSlice
-from raysim.runtime import ClientLost, WorkersLost
+from raysim.sim.executor import ClientLost
 from raysim.sim.tasks import ClientError, ClientResult, TrainTask, group_tasks
 
 

@@ -15,13 +15,13 @@ import warnings
 import numpy as np
 import torch
 
-from raysim.sim.evaluation import EvalCounts, EvalSlice
-from raysim.models.params import FlatModel
 from raysim.algorithms.personal import local_mask
-from raysim.seeding import Stream, derive_seed
+from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
-from raysim.sim.tasks import ClientError, ClientResult, Shards, TrainingPlan, TrainTask
 from raysim.models.training import evaluate, train_group, train_locally
+from raysim.seeding import Stream, derive_seed
+from raysim.sim.evaluation import EvalCounts, EvalSlice
+from raysim.sim.tasks import ClientError, ClientResult, Shards, TrainingPlan, TrainTask
 
 
 class ClientWorker:

@@ -16,9 +16,9 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from raysim.algorithms.robust import minimum_rows
 from raysim.data import Natural
 from raysim.privacy.dp import adaptive_noise_multiplier
-from raysim.algorithms.robust import minimum_rows
 from raysim.sim.system import Population
 
 if TYPE_CHECKING:

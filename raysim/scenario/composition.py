@@ -6,11 +6,11 @@ Kept apart from the driver, which only runs them, and from sections.py, which on
 from __future__ import annotations
 
 from raysim.algorithms.attacks import choose_attackers
-from raysim.scenario.config import import_function
-from raysim.scenario.sections import Scenario
 from raysim.algorithms.server_opt import make_server_optimizer
-from raysim.algorithms.strategy import Strategy
 from raysim.algorithms.sgd import SGDConfig
+from raysim.algorithms.strategy import Strategy
+from raysim.inputs import import_function
+from raysim.scenario.sections import Scenario
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:

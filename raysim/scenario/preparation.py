@@ -15,16 +15,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raysim.scenario.composition import attackers, client_sgd
-from raysim.scenario.config import ConfigError, import_function
+from raysim.algorithms.personal import holdout_split, local_mask
 from raysim.data import Dataset, label_histogram, load_dataset, partition
+from raysim.inputs import ConfigError, import_function
 from raysim.models.layout import ParamLayout
 from raysim.models.models import initial_state
-from raysim.algorithms.personal import holdout_split, local_mask
+from raysim.models.spec import ModelSpec
 from raysim.privacy.stage import PrivacyConfig
+from raysim.scenario.composition import attackers, client_sgd
 from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.seeding import Stream, derive_seed
-from raysim.models.spec import ModelSpec
 from raysim.sim.tasks import Shards, TrainingPlan
 
 

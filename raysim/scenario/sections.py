@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from raysim.algorithms.attacks import ATTACKS
-from raysim.scenario.combinations import check_combinations
-from raysim.scenario.config import ConfigError, apply_override, build, is_file, to_table
-from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.algorithms.personal import PersonalConfig
-from raysim.sim.policies import POLICIES, SyncPolicy
-from raysim.privacy.stage import PrivacyConfig
 from raysim.algorithms.robust import ROBUST_AGGREGATORS
 from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
+from raysim.data import DATASETS, IID, PARTITIONS
+from raysim.inputs import ConfigError, at_least, is_file
+from raysim.privacy.stage import PrivacyConfig
+from raysim.runtime.resources import RayConfig, ResourcesConfig
+from raysim.scenario.combinations import check_combinations
+from raysim.scenario.config import apply_override, build, to_table
+from raysim.sim.policies import POLICIES, SyncPolicy
 from raysim.sim.system import SystemConfig
 
 STRATEGIES = {
@@ -31,8 +33,6 @@ STRATEGIES = {
     "scaffold": "SCAFFOLD (option II): client and server control variates correct client drift",
 }
 WEIGHTINGS = ("samples", "uniform")
-MAX_CPUS_PER_ACTOR = 1024  # torch takes the thread count as a C int; no host has more cores
-MIN_ACTOR_SHARE = 0.01  # Ray refuses resource amounts below 1e-4; a hundredth of a device is a floor
 MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
 AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
 
@@ -50,11 +50,11 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\ "):
             raise ValueError(f"name must be a non-empty word without slashes or spaces, got {self.name!r}")
-        _at_least("seed", self.seed, 0)
-        _at_least("rounds", self.rounds, 1)
-        _at_least("eval_every", self.eval_every, 1)
-        _at_least("sim_time_limit", self.sim_time_limit, 0.0)
-        _at_least("checkpoint_every", self.checkpoint_every, 0)
+        at_least("seed", self.seed, 0)
+        at_least("rounds", self.rounds, 1)
+        at_least("eval_every", self.eval_every, 1)
+        at_least("sim_time_limit", self.sim_time_limit, 0.0)
+        at_least("checkpoint_every", self.checkpoint_every, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,8 +66,8 @@ class SyntheticConfig:
     iid: bool = False
 
     def __post_init__(self) -> None:
-        _at_least("alpha", self.alpha, 0.0)
-        _at_least("beta", self.beta, 0.0)
+        at_least("alpha", self.alpha, 0.0)
+        at_least("beta", self.beta, 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,7 +82,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
-        _at_least("num_clients", self.num_clients, 1)
+        at_least("num_clients", self.num_clients, 1)
         if self.root:
             is_file("root", self.root)  # only for its error: a root that cannot be a path
         if self.dataset == "synthetic" and self.num_clients > MAX_SYNTHETIC_DEVICES:
@@ -109,18 +109,18 @@ class ClientConfig:
     # runs a random number of epochs in {1, ..., epochs - 1} (the authors' code)
 
     def __post_init__(self) -> None:
-        _at_least("epochs", self.epochs, 1)
+        at_least("epochs", self.epochs, 1)
         if not 0 <= self.straggler_fraction <= 1:
             raise ValueError(f"straggler_fraction must be in [0, 1], got {self.straggler_fraction}")
         if self.straggler_fraction and self.epochs < 2:
             raise ValueError("straggler_fraction needs epochs >= 2 (stragglers run 1 to epochs - 1 epochs)")
-        _at_least("batch_size", self.batch_size, 0)
+        at_least("batch_size", self.batch_size, 0)
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
-        _at_least("weight_decay", self.weight_decay, 0.0)
-        _at_least("proximal_mu", self.proximal_mu, 0.0)
+        at_least("weight_decay", self.weight_decay, 0.0)
+        at_least("proximal_mu", self.proximal_mu, 0.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,7 +155,7 @@ class ServerConfig:
         make_server_optimizer(self.optimizer, lr=self.lr, momentum=self.momentum, beta1=self.beta1,
                               beta2=self.beta2, tau=self.tau)
         for name in ("trim", "num_byzantine", "num_selected"):
-            _at_least(name, getattr(self, name), 0 if name != "num_selected" else 1)
+            at_least(name, getattr(self, name), 0 if name != "num_selected" else 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -191,7 +191,7 @@ class SelectionConfig:
     def __post_init__(self) -> None:
         if (self.clients_per_round > 0) == (self.fraction > 0):
             raise ValueError("set exactly one of clients_per_round (> 0) or fraction (in (0, 1])")
-        _at_least("clients_per_round", self.clients_per_round, 0)
+        at_least("clients_per_round", self.clients_per_round, 0)
         if not 0 <= self.fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
 
@@ -204,41 +204,6 @@ class SelectionConfig:
         if self.clients_per_round:
             return self.clients_per_round
         return max(math.floor(self.fraction * population + 1e-9), 1)
-
-
-@dataclass(frozen=True, kw_only=True)
-class ResourcesConfig:
-    """Host resources per client actor (not the simulated device speed: see [system])."""
-
-    num_cpus: float = 1.0
-    num_gpus: float = 0.0
-    clients_per_actor: int | Literal["auto"] = "auto"
-    vectorize: Literal["auto", "on", "off"] = "auto"  # train equal-sized clients as one batch of models
-    # a client actor that dies is always replaced; its clients' unfinished work is re-run (same
-    # updates, same metrics) or dropped (those clients fail that round with status "lost")
-    actor_failure: Literal["rerun", "drop"] = "rerun"
-
-    def __post_init__(self) -> None:
-        if not MIN_ACTOR_SHARE <= self.num_cpus <= MAX_CPUS_PER_ACTOR:
-            raise ValueError(f"num_cpus must be in [{MIN_ACTOR_SHARE}, {MAX_CPUS_PER_ACTOR}] (an actor's share "
-                             f"of the cores and its torch threads), got {self.num_cpus}")
-        if self.num_gpus != 0 and self.num_gpus < MIN_ACTOR_SHARE:
-            raise ValueError(f"num_gpus must be 0 or >= {MIN_ACTOR_SHARE}, got {self.num_gpus}")
-        if self.clients_per_actor != "auto":
-            _at_least("clients_per_actor", self.clients_per_actor, 1)
-
-
-@dataclass(frozen=True, kw_only=True)
-class RayConfig:
-    """``address`` of an existing cluster ('' starts a local one with ``num_cpus`` CPUs, 0 = all)."""
-
-    address: str = ""
-    num_cpus: int = 0
-    num_gpus: int = 0
-
-    def __post_init__(self) -> None:
-        _at_least("num_cpus", self.num_cpus, 0)
-        _at_least("num_gpus", self.num_gpus, 0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -304,8 +269,3 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
 
 def _deep_copy(table: Mapping[str, Any]) -> dict:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in table.items()}
-
-
-def _at_least(name: str, value: float, minimum: float) -> None:
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")

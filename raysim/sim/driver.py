@@ -19,13 +19,14 @@ from typing import Callable
 
 import numpy as np
 
-from raysim.sim import checkpoint
-from raysim.sim.clock import SimClock
+from raysim.algorithms.personal import PersonalLayers, local_mask
+from raysim.models.layout import ParamLayout
 from raysim.scenario.combinations import max_clients_per_round
 from raysim.scenario.composition import attackers, make_strategy
+from raysim.sim import checkpoint
+from raysim.sim.clock import SimClock
 from raysim.sim.evaluation import central_slices, summarise
-from raysim.models.layout import ParamLayout
-from raysim.algorithms.personal import PersonalLayers, holdout_rows, holdout_slices, local_mask
+from raysim.sim.evaluation import holdout_rows, holdout_slices
 from raysim.sim.policies import (
     Action,
     Aggregate,
@@ -41,15 +42,15 @@ from raysim.sim.policies import (
     Timer,
     postponed,
 )
+from raysim.algorithms.scaffold import correction, update_controls
+from raysim.algorithms.strategy import Update
 from raysim.privacy.hygiene import check_update
 from raysim.privacy.stage import PrivacyStage
-from raysim.runtime import ClientLost, Executor
-from raysim.algorithms.scaffold import correction, update_controls
 from raysim.scenario.sections import Scenario
-from raysim.sim.server_step import server_step
 from raysim.seeding import Stream, rng
+from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.selection import idle_online, next_online, sample_clients
-from raysim.algorithms.strategy import Update
+from raysim.sim.server_step import server_step
 from raysim.sim.system import Population
 from raysim.sim.tasks import ClientResult, Shards, TrainTask
 

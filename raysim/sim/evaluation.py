@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from raysim.algorithms.personal import PersonalLayers
+    from raysim.sim.tasks import Shards
 
 
 @dataclass(frozen=True)
@@ -50,3 +54,34 @@ def summarise(counts: Sequence[EvalCounts]) -> tuple[float, float]:
     if not total:
         return float("nan"), float("nan")
     return sum(c.correct for c in counts) / total, math.fsum(c.loss_sum for c in counts) / total
+
+
+def holdout_slices(holdout: Shards, personal: PersonalLayers | None) -> tuple[list[int], list[EvalSlice]]:
+    """What to score for the per-client evaluation: each client's held-out examples under the
+    global model, then under its personalised model (its own head) when it has one.
+
+    Returns the client of each slice alongside the slices, in the order ``holdout_rows`` reads them.
+    """
+    owners, slices = [], []
+    for client, size in enumerate(holdout.sizes()):
+        if not size:
+            continue
+        idx = holdout.of(client)
+        owners.append(client)
+        slices.append(EvalSlice("train", idx))
+        if personal is not None and client in personal.heads:
+            owners.append(client)
+            slices.append(EvalSlice("train", idx, head=personal.heads[client]))
+    return owners, slices
+
+
+def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCounts], round_number: int) -> list[dict]:
+    """One row per client: accuracy of the global and of its personalised model (the global one
+    again when it has no head yet) on its held-out examples."""
+    rows: dict[int, dict] = {}
+    for client, part, scored in zip(owners, slices, counts):
+        row = rows.setdefault(client, {"round": round_number, "client_id": client, "samples": scored.count})
+        row["personal_accuracy" if part.head is not None else "global_accuracy"] = scored.correct / scored.count
+    for row in rows.values():
+        row.setdefault("personal_accuracy", row["global_accuracy"])
+    return list(rows.values())

@@ -14,8 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from raysim.privacy.stage import PrivacyStage, PrivateUpdate
 from raysim.algorithms.strategy import ServerState, Strategy, Update
+from raysim.privacy.stage import PrivacyStage, PrivateUpdate
 
 
 class RunDiverged(RuntimeError):

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from raysim.scenario.config import FLOAT_LIMIT, is_file
+from raysim.inputs import FLOAT_LIMIT, is_file
 from raysim.seeding import Stream, rng
 
 _AVAILABILITY_CHUNK = 64

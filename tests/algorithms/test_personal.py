@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from raysim.algorithms.personal import PersonalLayers, holdout_split, local_mask
 from raysim.api import run
-from raysim.scenario.config import ConfigError
+from raysim.inputs import ConfigError
 from raysim.models.models import build_model
 from raysim.models.params import FlatModel
-from raysim.algorithms.personal import PersonalLayers, holdout_split, local_mask
 
 
 def test_local_mask_marks_the_named_layers_only():

@@ -7,9 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from raysim.algorithms.sgd import SGDConfig
 from raysim.models.models import build_model
 from raysim.models.params import FlatModel
-from raysim.algorithms.sgd import SGDConfig
 from raysim.models.training import train_locally
 
 
@@ -69,8 +69,8 @@ def test_label_flip_attackers_train_towards_the_mirrored_class():
 
     from raysim.models.spec import ModelSpec
 
-    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask
     from raysim.runtime.worker import ClientWorker
+    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask
 
     x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     y = np.zeros(20, dtype=np.int64)
@@ -88,8 +88,8 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
 
     from raysim.models.spec import ModelSpec
 
-    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask, group_tasks
     from raysim.runtime.worker import ClientWorker
+    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask, group_tasks
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 1, 28, 28)).astype(np.float32)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from raysim.api import run
-from raysim.scenario.config import ConfigError
+from raysim.inputs import ConfigError
 from raysim.privacy.accounting import epsilon_after, local_epsilon
 from raysim.privacy.dp import dp_average
 from raysim.privacy.stage import PrivacyConfig, PrivacyStage, PrivateUpdate

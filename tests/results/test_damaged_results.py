@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 
-from raysim.sim import checkpoint
 from raysim.api import run
 from raysim.cli import main
 from raysim.results.results import ResultsError, read_checkpoint
+from raysim.sim import checkpoint
 
 
 @pytest.fixture(scope="module")

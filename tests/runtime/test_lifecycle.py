@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from raysim.runtime.interrupts import Interrupted
 from raysim.runtime import orphans
+from raysim.runtime.interrupts import Interrupted
 
 QUICKSTART = "scenarios/quickstart.toml"
 pytestmark = [pytest.mark.ray, pytest.mark.slow]

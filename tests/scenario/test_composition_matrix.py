@@ -18,16 +18,16 @@ import itertools
 import numpy as np
 import pytest
 
-import raysim.sim.driver
-from raysim.api import run
-from raysim.scenario.config import ConfigError
 from raysim.algorithms.fednova import fednova_aggregate, local_step_norm
-from raysim.privacy.dp import clip_to_norm, dp_average, local_noise
 from raysim.algorithms.robust import coordinate_median, krum, minimum_rows, multi_krum, trimmed_mean
+from raysim.algorithms.strategy import Strategy
+from raysim.api import run
+from raysim.inputs import ConfigError
+from raysim.privacy.dp import clip_to_norm, dp_average, local_noise
 from raysim.scenario.sections import parse_scenario
 from raysim.seeding import Stream, rng
+import raysim.sim.driver
 from raysim.sim.server_step import server_step
-from raysim.algorithms.strategy import Strategy
 from tests.conftest import tiny_table
 
 DIMENSIONS = {

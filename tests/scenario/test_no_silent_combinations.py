@@ -11,16 +11,16 @@ import math
 import numpy as np
 import pytest
 
-from raysim.scenario.composition import client_sgd
-from raysim.scenario.config import ConfigError
+from raysim.algorithms.robust import coordinate_median, krum
+from raysim.algorithms.server_opt import make_server_optimizer
+from raysim.algorithms.strategy import Strategy, Update
+from raysim.inputs import ConfigError
 from raysim.privacy.accounting import epsilon_after
 from raysim.privacy.he import ciphertext_bytes
 from raysim.privacy.stage import PrivacyConfig, PrivacyStage, PrivateUpdate
-from raysim.algorithms.robust import coordinate_median, krum
+from raysim.scenario.composition import client_sgd
 from raysim.scenario.sections import parse_scenario
-from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.sim.server_step import RunDiverged
-from raysim.algorithms.strategy import Strategy, Update
 from tests.conftest import tiny_table
 from tests.sim.timeline import FakeExecutor, by_client, make_driver, run_all
 

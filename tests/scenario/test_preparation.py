@@ -9,7 +9,7 @@ import tomli_w
 from torch import nn
 
 from raysim.cli import main
-from raysim.scenario.config import ConfigError
+from raysim.inputs import ConfigError
 from raysim.scenario.preparation import prepare
 from raysim.scenario.sections import parse_scenario
 from tests.conftest import tiny_table

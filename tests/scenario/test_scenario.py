@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from raysim.scenario.config import ConfigError
 from raysim.data import DirichletClasses
-from raysim.sim.policies import SyncPolicy
+from raysim.inputs import ConfigError
 from raysim.scenario.sections import load_scenario, parse_scenario
+from raysim.sim.policies import SyncPolicy
 from tests.conftest import tiny_table
 
 

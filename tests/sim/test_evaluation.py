@@ -7,14 +7,15 @@ import math
 import numpy as np
 import torch
 
-from raysim.sim.evaluation import EVAL_CHUNK, EvalCounts, EvalSlice, central_slices, summarise
-from raysim.models.params import FlatModel
-from raysim.algorithms.personal import PersonalLayers, holdout_rows, holdout_slices
+from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.sgd import SGDConfig
+from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
-from raysim.sim.tasks import Shards, TrainingPlan
 from raysim.models.training import evaluate
 from raysim.runtime.worker import ClientWorker
+from raysim.sim.evaluation import EVAL_CHUNK, EvalCounts, EvalSlice, central_slices, summarise
+from raysim.sim.evaluation import holdout_rows, holdout_slices
+from raysim.sim.tasks import Shards, TrainingPlan
 
 RNG = np.random.default_rng(0)
 TRAIN_X = RNG.normal(size=(30, 4)).astype(np.float32)

@@ -85,8 +85,8 @@ def test_explicit_sync_and_homogeneous_devices_are_the_defaults(tiny, tmp_path):
 
 
 def _straggler_driver(tmp_path, drop: bool):
-    from raysim.sim.driver import Driver
     from raysim.scenario.sections import parse_scenario
+    from raysim.sim.driver import Driver
     from tests.sim.timeline import SIZES, FakeExecutor, tiny_model, write_trace
 
     scenario = parse_scenario({

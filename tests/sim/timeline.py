@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
+from raysim.models.models import initial_state
+from raysim.models.spec import ModelSpec
+from raysim.scenario.sections import parse_scenario
 from raysim.sim.driver import Driver
 from raysim.sim.evaluation import EvalCounts
-from raysim.models.models import initial_state
-from raysim.scenario.sections import parse_scenario
-from raysim.models.spec import ModelSpec
 from raysim.sim.tasks import ClientResult
 
 SIZES = np.array([100, 200, 300, 400])

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from raysim.algorithms.staleness import StalenessWeight
 from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, ServerView
 from raysim.sim.policies.staleness_buffer import StalenessBuffer
-from raysim.algorithms.staleness import StalenessWeight
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, ServerView, Suppressed
 from raysim.algorithms.staleness import StalenessWeight
+from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, ServerView, Suppressed
 
 
 @dataclass(frozen=True, kw_only=True)

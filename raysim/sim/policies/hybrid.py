@@ -14,8 +14,8 @@ from typing import ClassVar, Literal
 from raysim.sim.policies.base import (
     Action, Arrival, Discard, Dispatch, Dispatched, Event, Failure, ServerView, SetTimer, Timer,
 )
-from raysim.sim.policies.staleness_buffer import StalenessBuffer
 from raysim.algorithms.staleness import StalenessWeight
+from raysim.sim.policies.staleness_buffer import StalenessBuffer
 
 
 @dataclass(frozen=True, kw_only=True)

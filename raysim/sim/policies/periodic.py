@@ -13,8 +13,8 @@ from typing import ClassVar
 from raysim.sim.policies.base import (
     Action, Arrival, Dispatch, Dispatched, Event, Failure, ServerView, SetTimer, Timer,
 )
-from raysim.sim.policies.staleness_buffer import StalenessBuffer
 from raysim.algorithms.staleness import StalenessWeight
+from raysim.sim.policies.staleness_buffer import StalenessBuffer
 
 
 @dataclass(frozen=True, kw_only=True)

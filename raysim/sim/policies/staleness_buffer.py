@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from raysim.sim.policies.base import Aggregate, TaskInfo
 from raysim.algorithms.staleness import StalenessWeight
+from raysim.sim.policies.base import Aggregate, TaskInfo
 
 
 class StalenessBuffer:
