@@ -98,7 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
     from raysim.scenario.sections import load_scenario
-    from raysim.sim.driver import RunStalled
+    from raysim.sim.dispatch import RunStalled
     from raysim.sim.server_step import RunDiverged
     from raysim.sim.tasks import ClientError
 

@@ -202,6 +202,7 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     from raysim.api import prepare
     from raysim.runtime.local import LocalExecutor
     from raysim.runtime.worker import ClientWorker
+    from raysim.scenario.composition import driver_parts
     from raysim.sim.driver import Driver
 
     scenario = tiny(server={"strategy": "scaffold", "weighting": "uniform"}, run={"rounds": 6},
@@ -210,16 +211,17 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     ds = prepared.dataset
     worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
                           shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y)
-    driver = Driver(scenario, initial_params=prepared.initial_params, layout=prepared.layout,
-                    num_classes=prepared.model.num_classes, client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),
+    parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes, num_clients=8)
+    driver = Driver(parts, initial_params=prepared.initial_params, layout=prepared.layout,
+                    client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),
                     executor_factory=lambda: LocalExecutor(worker))
     accuracy = []
     while reports := driver.advance():
         accuracy += [r.round_row["test_accuracy"] for r in reports]
-    assert len(driver.client_controls) >= 4  # every client that trained keeps its c_i
-    assert np.linalg.norm(driver.server_control) > 0
+    assert len(driver.clients.client_controls) >= 4  # every client that trained keeps its c_i
+    assert np.linalg.norm(driver.clients.server_control) > 0
     # c equals (1/N) times the sum of every client's c_i (all start at 0, each dc enters both)
-    np.testing.assert_allclose(driver.server_control, sum(driver.client_controls.values()) / 8, atol=1e-9)
+    np.testing.assert_allclose(driver.clients.server_control, sum(driver.clients.client_controls.values()) / 8, atol=1e-9)
     assert max(accuracy[-2:]) > accuracy[0]
 
 

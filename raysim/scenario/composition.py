@@ -1,4 +1,5 @@
-"""What a scenario's names become: the client optimiser, the attackers, the server strategy.
+"""What a scenario's names become: the client optimiser, the attackers, the server strategy,
+and the driver's parts (``driver_parts``).
 
 Kept apart from the driver, which only runs them, and from sections.py, which only validates.
 """
@@ -6,11 +7,17 @@ Kept apart from the driver, which only runs them, and from sections.py, which on
 from __future__ import annotations
 
 from raysim.algorithms.attacks import choose_attackers
+from raysim.algorithms.personal import PersonalLayers, local_mask
 from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.strategy import Strategy
 from raysim.inputs import import_function
+from raysim.models.layout import ParamLayout
+from raysim.privacy.stage import PrivacyStage
+from raysim.scenario.combinations import max_clients_per_round
 from raysim.scenario.sections import Scenario
+from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
+from raysim.sim.system import Population
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:
@@ -44,3 +51,28 @@ def make_strategy(scenario: Scenario) -> Strategy:
                                       beta1=server.beta1, beta2=server.beta2, tau=server.tau)
     return Strategy(server_optimizer=optimizer, weighting=weighting, reducer=reducer,
                     reducer_params=params.get(reducer, {}), client_sgd=client_sgd(scenario))
+
+
+def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, num_clients: int) -> DriverParts:
+    """The one place a scenario becomes the driver's parts: its policy, strategy, population,
+    attack, personal layers, privacy stage, limits and client schedule."""
+    prefixes = scenario.personal.local_layers
+    personal = PersonalLayers(local_mask(layout, prefixes)) if prefixes else None
+    # what crosses the (simulated) network: the body only, when heads stay on the clients
+    exchange_bytes = round(layout.nbytes * (personal.body_fraction if personal else 1.0))
+    population = Population(scenario.system, num_clients, scenario.run.seed)
+    privacy = (PrivacyStage(scenario.privacy, seed=scenario.run.seed, population=num_clients,
+                            cohort=scenario.clients_per_round, drawn=max_clients_per_round(scenario),
+                            link=population.link, update_bytes=exchange_bytes, num_params=layout.size)
+               if scenario.privacy.active else None)
+    run, client = scenario.run, scenario.client
+    return DriverParts(
+        policy=scenario.policy.build(), strategy=make_strategy(scenario), population=population,
+        clients_per_round=scenario.clients_per_round,
+        limits=RunLimits(rounds=run.rounds, sim_time_limit=run.sim_time_limit, eval_every=run.eval_every),
+        schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,
+                                drop_stragglers=scenario.server.drop_stragglers),
+        seed=run.seed, exchange_bytes=exchange_bytes, attack=scenario.attack.build(num_classes),
+        attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
+        scaffold=scenario.server.strategy == "scaffold",
+    )

@@ -20,9 +20,16 @@ _NUMPY = {("numpy", "ndarray"), ("numpy", "dtype")} | {
     (f"numpy.{core}.multiarray", name) for core in ("core", "_core") for name in ("_reconstruct", "scalar")
 }
 _RAYSIM = {
-    "raysim.sim.clock": ("SimClock",),
-    "raysim.sim.driver": ("_Task", "_TriggerCheck", "_Later"),
     "raysim.algorithms.personal": ("PersonalLayers",),
+    "raysim.algorithms.server_opt": ("ServerOptState",),
+    "raysim.algorithms.staleness": ("StalenessWeight",),
+    "raysim.algorithms.strategy": ("ServerState",),
+    "raysim.privacy.accounting": ("PrivacyAccountant",),
+    "raysim.privacy.dp": ("AdaptiveClipState",),
+    "raysim.privacy.stage": ("PrivacyConfig", "PrivacyStage"),
+    "raysim.sim.client_state": ("ClientState",),
+    "raysim.sim.clock": ("SimClock",),
+    "raysim.sim.dispatch": ("Task", "TriggerCheck", "Later"),
     "raysim.sim.policies.asynchronous": ("AsyncAggregation", "AsyncPolicy"),
     "raysim.sim.policies.base": ("Arrival", "Failure", "TaskInfo", "Timer", "Dispatch"),
     "raysim.sim.policies.event": ("EventPolicy", "EventTriggered"),
@@ -30,12 +37,6 @@ _RAYSIM = {
     "raysim.sim.policies.periodic": ("PeriodicPolicy", "PeriodicRounds"),
     "raysim.sim.policies.staleness_buffer": ("StalenessBuffer",),
     "raysim.sim.policies.sync": ("SyncPolicy", "SyncRounds"),
-    "raysim.privacy.accounting": ("PrivacyAccountant",),
-    "raysim.privacy.dp": ("AdaptiveClipState",),
-    "raysim.privacy.stage": ("PrivacyConfig", "PrivacyStage"),
-    "raysim.algorithms.server_opt": ("ServerOptState",),
-    "raysim.algorithms.staleness": ("StalenessWeight",),
-    "raysim.algorithms.strategy": ("ServerState",),
     "raysim.sim.system": ("Availability", "DeviceProfile", "Population", "SystemConfig"),
     "raysim.sim.tasks": ("ClientResult",),
 }

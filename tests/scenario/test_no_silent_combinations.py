@@ -227,9 +227,9 @@ def test_scaffold_server_control_is_the_sample_weighted_mean_of_client_controls(
     driver, _ = make_driver(tmp_path, policy={"kind": "sync"}, rounds=2, per_round=3, server={"strategy": "scaffold"})
     run_all(driver)
     sizes = np.array([100, 200, 300, 400])
-    weighted = sum(sizes[c] / sizes.sum() * control for c, control in driver.client_controls.items())
-    assert len(driver.client_controls) >= 3 and np.linalg.norm(driver.server_control) > 0
-    np.testing.assert_allclose(driver.server_control, weighted, atol=1e-12)
+    weighted = sum(sizes[c] / sizes.sum() * control for c, control in driver.clients.client_controls.items())
+    assert len(driver.clients.client_controls) >= 3 and np.linalg.norm(driver.clients.server_control) > 0
+    np.testing.assert_allclose(driver.clients.server_control, weighted, atol=1e-12)
 
 
 def test_fedsgd_keeps_the_clients_weight_decay_in_its_gradient():
@@ -240,7 +240,7 @@ def test_fedsgd_keeps_the_clients_weight_decay_in_its_gradient():
 
 def test_an_event_trigger_that_never_fires_stops_the_run_instead_of_hanging(tiny, tmp_path):
     from raysim.api import run
-    from raysim.sim.driver import RunStalled
+    from raysim.sim.dispatch import RunStalled
 
     scenario = tiny(policy={"kind": "event", "threshold": 1e11}, server={"optimizer": "sgd", "lr": 1.0})
     with pytest.raises(RunStalled, match="policy.threshold"):

@@ -86,8 +86,7 @@ def test_explicit_sync_and_homogeneous_devices_are_the_defaults(tiny, tmp_path):
 
 def _straggler_driver(tmp_path, drop: bool):
     from raysim.scenario.sections import parse_scenario
-    from raysim.sim.driver import Driver
-    from tests.sim.timeline import SIZES, FakeExecutor, tiny_model, write_trace
+    from tests.sim.timeline import FakeExecutor, tiny_driver, write_trace
 
     scenario = parse_scenario({
         "run": {"name": "stragglers", "rounds": 1, "executor": "local"},
@@ -97,9 +96,7 @@ def _straggler_driver(tmp_path, drop: bool):
         "selection": {"clients_per_round": 4},
         "system": {"trace": str(write_trace(tmp_path / "trace.csv"))},
     })
-    return Driver(scenario, **tiny_model(), client_sizes=SIZES,
-                  test_size=1,
-                  executor_factory=FakeExecutor)
+    return tiny_driver(scenario, FakeExecutor)
 
 
 @pytest.mark.parametrize("drop", [False, True])

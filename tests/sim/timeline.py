@@ -8,14 +8,17 @@ parameters = 24 bytes = 192 bits, so with 192e-6 Mbit/s links each transfer take
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from raysim.models.models import initial_state
 from raysim.models.spec import ModelSpec
-from raysim.scenario.sections import parse_scenario
+from raysim.scenario.composition import driver_parts
+from raysim.scenario.sections import Scenario, parse_scenario
 from raysim.sim.driver import Driver
 from raysim.sim.evaluation import EvalCounts
+from raysim.sim.executor import Executor
 from raysim.sim.tasks import ClientResult
 
 SIZES = np.array([100, 200, 300, 400])
@@ -48,10 +51,12 @@ class FakeExecutor:
         pass
 
 
-def tiny_model() -> dict:
-    """What the driver knows of a 2x2 logistic regression (6 parameters)."""
+def tiny_driver(scenario: Scenario, executor_factory: Callable[[], Executor]) -> Driver:
+    """A driver of a 2x2 logistic regression (6 parameters) on the clients of ``SIZES``."""
     params, layout = initial_state(ModelSpec("logreg", (2,), 2), seed=0)
-    return {"initial_params": params, "layout": layout, "num_classes": 2}
+    parts = driver_parts(scenario, layout=layout, num_classes=2, num_clients=len(SIZES))
+    return Driver(parts, initial_params=params, layout=layout, client_sizes=SIZES, test_size=1,
+                  executor_factory=executor_factory)
 
 
 def write_trace(path: Path, availability: dict[int, str] | None = None) -> Path:
@@ -76,9 +81,7 @@ def make_driver(tmp_path: Path, *, policy: dict, rounds: int = 1, per_round: int
         "system": {"trace": str(trace)},
     })
     executor = FakeExecutor()
-    driver = Driver(scenario, **tiny_model(), client_sizes=SIZES,
-                    test_size=1,
-                    executor_factory=lambda: executor)
+    driver = tiny_driver(scenario, lambda: executor)
     return driver, executor
 
 
