@@ -22,11 +22,13 @@ FLOORS = [
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api", "raysim.cli", "raysim.__main__", "raysim"),
+    ("raysim.api", "raysim.cli", "raysim.__main__"),
 ]
 
 
 def floor_of(module: str) -> int:
+    if module == "raysim":  # the package itself: its __init__ is empty
+        return len(FLOORS) - 1
     matches = [(len(prefix), level) for level, prefixes in enumerate(FLOORS) for prefix in prefixes
                if module == prefix or module.startswith(prefix + ".")]
     if not matches:

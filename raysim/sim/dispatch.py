@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from raysim.seeding import Stream, rng
-from raysim.sim.policies import Arrival, Dispatch, Dispatched, Failure, Suppressed, TaskInfo
+from raysim.sim.policies import Action, Arrival, Dispatch, Dispatched, Failure, Suppressed, TaskInfo
 from raysim.sim.selection import idle_online, next_online, sample_clients
 from raysim.sim.tasks import ClientResult, TrainTask
+
+if TYPE_CHECKING:
+    from raysim.sim.records import RoundReport
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,6 @@ SILENT_TASKS_PER_CLIENT = 50  # event trigger: suppressed updates per client bef
 
 class RunStalled(RuntimeError):
     """The policy can never aggregate again (e.g. an event trigger no update reaches)."""
-
 
 
 class Dispatching:

@@ -26,7 +26,6 @@ class RoundReport:
     eval_rows: list[dict] = field(default_factory=list)
 
 
-
 class Recording:
     """Round and client rows (see the module's docstring)."""
 
