@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from raysim.models import initial_model
+from raysim.models.models import initial_model
 from raysim.seeding import Stream, derive_seed, rng
 
 

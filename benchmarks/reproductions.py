@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from raysim.api import run  # noqa: E402
-from raysim.report import time_to_target  # noqa: E402
-from raysim.scenario import load_scenario  # noqa: E402
+from raysim.results.report import time_to_target  # noqa: E402
+from raysim.scenario.sections import load_scenario  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from ideal import best_ideal  # noqa: E402
 from raysim.api import run  # noqa: E402
 from raysim.data import load_dataset, partition  # noqa: E402
-from raysim.scenario import parse_scenario  # noqa: E402
+from raysim.scenario.sections import parse_scenario  # noqa: E402
 from raysim.seeding import Stream, derive_seed  # noqa: E402
 
 

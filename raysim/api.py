@@ -14,12 +14,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
-from raysim.driver import Driver, RoundReport
-from raysim.preparation import Prepared, prepare
-from raysim.results import RunWriter, new_run_dir, read_checkpoint
+from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
-from raysim.scenario import Scenario
-from raysim.worker import ClientWorker
+from raysim.runtime.worker import ClientWorker
+from raysim.scenario.composition import driver_parts
+from raysim.scenario.preparation import Prepared, prepare
+from raysim.scenario.sections import Scenario
+from raysim.sim.driver import Driver
+from raysim.sim.records import RoundReport
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,14 @@ def _what_is_kept(writer: RunWriter, *, resumable: bool) -> str:
     return done
 
 
-def _driver_model(prepared: Prepared) -> dict[str, Any]:
-    """What the driver knows of the model: its initial state and layout, no torch module."""
-    return {"initial_params": prepared.initial_params, "layout": prepared.layout,
-            "num_classes": prepared.model.num_classes}
+def _driver_args(scenario: Scenario, prepared: Prepared) -> dict[str, Any]:
+    """What the driver is handed: its parts, the model's initial state and layout (no torch
+    module), the clients' sizes, the test set's size and the held-out examples."""
+    sizes = prepared.shards.sizes()
+    parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes,
+                         num_clients=len(sizes))
+    return {"parts": parts, "initial_params": prepared.initial_params, "layout": prepared.layout,
+            "client_sizes": sizes, "test_size": len(prepared.dataset.test_y), "holdout": prepared.holdout}
 
 
 class _LocalDriver:
@@ -110,9 +116,7 @@ class _LocalDriver:
                               shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, threads=threads)
         from raysim.runtime.local import LocalExecutor
 
-        self.driver = Driver(scenario, **_driver_model(prepared), client_sizes=prepared.shards.sizes(),
-                             test_size=len(ds.test_y), executor_factory=lambda: LocalExecutor(worker),
-                             holdout=prepared.holdout)
+        self.driver = Driver(**_driver_args(scenario, prepared), executor_factory=lambda: LocalExecutor(worker))
 
     def advance(self) -> list[RoundReport]:
         return self.driver.advance()
@@ -157,9 +161,7 @@ class _RayDriver:
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
             factory = partial(RayExecutor, actors=actors, actor_failure=scenario.resources.actor_failure, **pool)
             self.handle = session.remote_driver(
-                Driver, scenario, **_driver_model(prepared), client_sizes=prepared.shards.sizes(),
-                test_size=len(ds.test_y), executor_factory=factory, holdout=prepared.holdout,
-            )
+Driver, **_driver_args(scenario, prepared), executor_factory=factory)
             session.call(self.handle, "view")  # waits until the driver and its actors are up
             session.record_processes(started_here)
         except BaseException as exc:

@@ -17,9 +17,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from raysim.config import ConfigError
 from raysim.data import DatasetError, DatasetNotFoundError
-from raysim.results import ResultsError
+from raysim.inputs import ConfigError
+from raysim.results.results import ResultsError
 
 console = Console(stderr=True)
 
@@ -81,8 +81,8 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
-    from raysim.preparation import prepare
-    from raysim.scenario import load_scenario
+    from raysim.scenario.preparation import prepare
+    from raysim.scenario.sections import load_scenario
 
     scenario = load_scenario(args.scenario, tuple(args.overrides))
     prepare(scenario)
@@ -94,13 +94,13 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
-    from raysim.driver import RunStalled
-    from raysim.interrupts import interruptible
     from raysim.runtime import DriverLost, WorkersLost
+    from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
-    from raysim.scenario import load_scenario
-    from raysim.server_step import RunDiverged
-    from raysim.tasks import ClientError
+    from raysim.scenario.sections import load_scenario
+    from raysim.sim.dispatch import RunStalled
+    from raysim.sim.server_step import RunDiverged
+    from raysim.sim.tasks import ClientError
 
     if (args.scenario is None) == (args.resume is None):
         raise ConfigError("give a scenario file, or --resume RUN_DIR (not both)")
@@ -150,8 +150,8 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from raysim.report import plot_comparison, summarise
-    from raysim.results import load
+    from raysim.results.report import plot_comparison, summarise
+    from raysim.results.results import load
 
     if not 0 < args.target <= 1:
         raise ConfigError(f"--target must be an accuracy in (0, 1], got {args.target}")
@@ -175,9 +175,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from raysim.data import DATASETS, PARTITIONS
-    from raysim.models import MODELS
-    from raysim.policies import POLICIES
-    from raysim.scenario import STRATEGIES
+    from raysim.models.models import MODELS
+    from raysim.scenario.sections import STRATEGIES
+    from raysim.sim.policies import POLICIES
 
     out = Console()
     sections = {

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from raysim.scenario import Scenario, parse_scenario
+from raysim.scenario.sections import Scenario, parse_scenario
 
 TINY = {
     "run": {"name": "tiny", "seed": 3, "rounds": 4, "eval_every": 1, "executor": "local"},

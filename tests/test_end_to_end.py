@@ -10,8 +10,8 @@ import pytest
 from torch import nn
 
 from raysim.api import run
-from raysim.results import load
-from raysim.tasks import ClientError
+from raysim.results.results import load
+from raysim.sim.tasks import ClientError
 
 pytestmark = pytest.mark.slow
 
@@ -200,9 +200,10 @@ def test_a_dead_actors_work_is_dropped_when_the_policy_says_so(ray_runtime, tiny
 
 def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path):
     from raysim.api import prepare
-    from raysim.driver import Driver
     from raysim.runtime.local import LocalExecutor
-    from raysim.worker import ClientWorker
+    from raysim.runtime.worker import ClientWorker
+    from raysim.scenario.composition import driver_parts
+    from raysim.sim.driver import Driver
 
     scenario = tiny(server={"strategy": "scaffold", "weighting": "uniform"}, run={"rounds": 6},
                     client={"epochs": 2, "lr": 0.05})
@@ -210,21 +211,22 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     ds = prepared.dataset
     worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
                           shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y)
-    driver = Driver(scenario, initial_params=prepared.initial_params, layout=prepared.layout,
-                    num_classes=prepared.model.num_classes, client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),
+    parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes, num_clients=8)
+    driver = Driver(parts, initial_params=prepared.initial_params, layout=prepared.layout,
+                    client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),
                     executor_factory=lambda: LocalExecutor(worker))
     accuracy = []
     while reports := driver.advance():
         accuracy += [r.round_row["test_accuracy"] for r in reports]
-    assert len(driver.client_controls) >= 4  # every client that trained keeps its c_i
-    assert np.linalg.norm(driver.server_control) > 0
+    assert len(driver.clients.client_controls) >= 4  # every client that trained keeps its c_i
+    assert np.linalg.norm(driver.clients.server_control) > 0
     # c equals (1/N) times the sum of every client's c_i (all start at 0, each dc enters both)
-    np.testing.assert_allclose(driver.server_control, sum(driver.client_controls.values()) / 8, atol=1e-9)
+    np.testing.assert_allclose(driver.clients.server_control, sum(driver.clients.client_controls.values()) / 8, atol=1e-9)
     assert max(accuracy[-2:]) > accuracy[0]
 
 
 def test_scaffold_needs_synchronous_rounds(tiny):
-    from raysim.config import ConfigError
+    from raysim.inputs import ConfigError
 
     with pytest.raises(ConfigError, match="needs policy.kind = 'sync'"):
         tiny(server={"strategy": "scaffold"}, policy={"kind": "async"})
@@ -251,7 +253,7 @@ def test_the_driver_side_never_imports_torch():
     import sys
 
     code = ("import sys\n"
-            "import raysim.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
+            "import raysim.sim.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

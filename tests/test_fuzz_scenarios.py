@@ -19,8 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from raysim.cli import main
-from raysim.config import to_table
-from raysim.scenario import parse_scenario
+from raysim.scenario.config import to_table
+from raysim.scenario.sections import parse_scenario
 from tests.conftest import tiny_table
 
 BASE = to_table(parse_scenario(tiny_table(run={"rounds": 1})))
@@ -46,7 +46,7 @@ RUN_KEYS = [k for k in KEYS if k[0] in ("client", "server", "system", "selection
             and k[-1] not in ("epochs", "batch_size")]
 ODD = [float("nan"), float("inf"), float("-inf"), 1e300, -1e300, 1e12, -1.0, 0, 0.0, -1, 1, 2, 3, 7, 1000, 10**9,
        2**63 - 1, -(2**63), 0.5, 0.999, True, False, "", " ", "x" * 300, "☃", "nan", "inf", "1e999", "../../etc",
-       "os:system", "no.such.module:fn", "raysim.models:MODELS", "raysim.config:import_object", "sync", "async",
+       "os:system", "no.such.module:fn", "raysim.models.models:MODELS", "raysim.scenario.config:import_object", "sync", "async",
        "dirichlet", "natural", "krum", "trimmed_mean", "multi_krum", "ckks", "secagg", "central",
        [], [1, "a"], {}, {"kind": "zipf"}, {"command": "false"}]
 VALUES = st.one_of(st.sampled_from(ODD), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12))

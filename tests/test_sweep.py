@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 SWEEP = textwrap.dedent("""
     import json, sys, psutil, ray
     from raysim.api import run
-    from raysim.scenario import parse_scenario
+    from raysim.scenario.sections import parse_scenario
     from tests.conftest import tiny_table
 
     me = psutil.Process()

@@ -71,11 +71,14 @@ _CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """What a data set is, for listings and model construction."""
+    """What a data set is, for listings and model construction; ``load``, for a data set added
+    to :data:`DATASETS` (docs/architecture.md), returns its ``Dataset`` given ``root`` and
+    ``download``. The built-in data sets have their own loaders below."""
 
     description: str
     input_shape: tuple[int, ...]
     num_classes: int
+    load: Callable[..., Dataset] | None = None
 
 
 DATASETS: dict[str, DatasetInfo] = {
@@ -377,6 +380,8 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {sorted(DATASETS)}, got {name!r}")
+    if DATASETS[name].load is not None:
+        return DATASETS[name].load(root=root, download=download)
     if name == "synthetic":
         return _load_synthetic(seed, num_devices, synthetic_alpha, synthetic_beta, synthetic_iid)
     if name == "cifar10":

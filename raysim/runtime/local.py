@@ -10,9 +10,9 @@ from typing import Sequence
 
 import numpy as np
 
-from raysim.evaluation import EvalCounts, EvalSlice
-from raysim.tasks import ClientResult, TrainTask, group_tasks
-from raysim.worker import ClientWorker
+from raysim.runtime.worker import ClientWorker
+from raysim.sim.evaluation import EvalCounts, EvalSlice
+from raysim.sim.tasks import ClientResult, TrainTask, group_tasks
 
 
 class LocalExecutor:

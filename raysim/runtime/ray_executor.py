@@ -27,9 +27,10 @@ import numpy as np
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
-from raysim.evaluation import EvalCounts, EvalSlice
-from raysim.runtime import ClientLost, WorkersLost
-from raysim.tasks import ClientError, ClientResult, TrainTask, group_tasks
+from raysim.runtime import WorkersLost
+from raysim.sim.evaluation import EvalCounts, EvalSlice
+from raysim.sim.executor import ClientLost
+from raysim.sim.tasks import ClientError, ClientResult, TrainTask, group_tasks
 
 
 class ClientActor:
@@ -37,7 +38,7 @@ class ClientActor:
     creates or replaces actors (the driver actor) then never imports torch or the models."""
 
     def __init__(self, **worker_kwargs: Any):
-        from raysim.worker import ClientWorker
+        from raysim.runtime.worker import ClientWorker
 
         self.worker = ClientWorker(**worker_kwargs)
 

@@ -23,7 +23,7 @@ from typing import Any
 import ray
 
 from raysim.runtime import DriverLost, orphans
-from raysim.scenario import RayConfig, ResourcesConfig
+from raysim.runtime.resources import RayConfig, ResourcesConfig
 
 CONNECT_TIMEOUT_S = 5.0
 

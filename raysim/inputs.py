@@ -1,0 +1,81 @@
+"""Checks on what a user hands any floor: finite numbers, paths, and code named as
+``package.module:Name`` (models, weightings), each refused with a :class:`ConfigError` that names
+the scenario key.
+
+It sits at the bottom, beside ``seeding``, because the floors that validate their own settings
+(device profiles, models by name) must not reach up to the scenario loader for it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from typing import Any, Callable
+
+# No scenario quantity (seconds, megabits, rates, factors) comes near this; beyond it, sums and
+# products of simulated times and sizes lose all precision or overflow to inf mid-run.
+FLOAT_LIMIT = 1e12
+
+
+class ConfigError(ValueError):
+    """A scenario value is invalid; the message names the key and the allowed values."""
+
+
+def is_file(name: str, value: str) -> bool:
+    """Whether the path a scenario key gives is a regular file; ValueError naming ``name`` when the
+    system refuses the text as a path (a name too long), which ``Path.is_file`` raises on."""
+    try:
+        return Path(value).expanduser().is_file()
+    except OSError as exc:
+        raise ValueError(f"{name} = {value[:80]!r} cannot be a path ({exc.strerror})") from exc
+
+
+def at_least(name: str, value: float, minimum: float) -> None:
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
+    """Imports ``package.module:attr``; errors (ConfigError) name the scenario field and the fix.
+
+    Importing runs the module's top-level code (unavoidable, and why a scenario naming user
+    code is trusted code); nothing imported is called here.
+    """
+    if ":" not in spec:
+        raise ConfigError(f"{what} '{spec}' is unknown: use one of {choices} or 'package.module:Name'")
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # ImportError, or whatever the module's own code raised on import
+        raise ConfigError(f"{what} '{spec}': cannot import module '{module_name}' ({type(exc).__name__}: {exc})") from exc
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'") from exc
+
+
+def import_class(spec: str, *, what: str, choices: list[str], base: type, base_name: str) -> type:
+    """Imports a class and checks it subclasses ``base`` (named ``base_name`` in errors) before
+    anything calls it.
+
+    Without the check, ``model.name = "os:system"`` would run a shell command when the model is
+    built, before its result could be refused.
+    """
+    obj = import_object(spec, what=what, choices=choices)
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise ConfigError(f"{what} '{spec}' is {_kind(obj)}, not a {base_name} subclass; nothing was called")
+    return obj
+
+
+def import_function(spec: str, *, what: str, choices: list[str]) -> Callable:
+    """Imports a function written in Python (``def``), refusing builtins, classes and other callables
+    before anything calls them (``os:system`` is a builtin, a class call runs its constructor)."""
+    obj = import_object(spec, what=what, choices=choices)
+    if not inspect.isfunction(obj):
+        raise ConfigError(f"{what} '{spec}' is {_kind(obj)}, not a plain Python function; nothing was called")
+    return obj
+
+
+def _kind(obj: Any) -> str:
+    return f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"

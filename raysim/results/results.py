@@ -1,0 +1,251 @@
+"""Tidy results on disk: one folder per run, Parquet tables that load straight into pandas.
+
+    results/<scenario>/<run id>/
+        scenario.toml     the resolved scenario (every default filled in)
+        rounds.parquet    one row per aggregation
+        clients.parquet   one row per client task (applied, dropped, late, ...)
+        evaluation.parquet  with [personal] holdout: each client's held-out accuracy, global
+                          and personalised, per evaluated round
+        partition.parquet the label histogram: client_id, label, count
+        summary.json      status, final and best accuracy, timings
+        checkpoint.pkl    the driver's state after the last checkpointed round (``--resume``)
+        accuracy.png      accuracy by round and by simulated time
+
+Tables are rewritten atomically (temporary file, then rename) after every round, so a run that
+is interrupted keeps every round it finished and never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raysim.sim import checkpoint
+
+
+class ResultsError(ValueError):
+    """A results file is missing, damaged or not raysim's; the message names the file."""
+
+
+# Columns that ``raysim compare`` and ``--resume`` read from each table.
+_COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clients": ("round", "status", "staleness"),
+            "partition": ("client_id", "label", "count"), "evaluation": ("round",)}
+
+
+class RunWriter:
+    def __init__(self, run_dir: Path, *, scenario_toml: str, histogram: np.ndarray):
+        self.run_dir = run_dir
+        try:
+            run_dir.mkdir(parents=True, exist_ok=False)
+        except OSError as exc:  # a results root that is a file, or not writable
+            raise ResultsError(f"cannot create the run folder {run_dir} ({exc.strerror}): "
+                               "choose another --results folder") from exc
+        _atomic_write_text(run_dir / "scenario.toml", scenario_toml)
+        clients, labels = np.indices(histogram.shape).reshape(2, -1)
+        partition = pd.DataFrame({"client_id": clients, "label": labels, "count": histogram[clients, labels]})
+        _atomic_parquet(partition, run_dir / "partition.parquet")
+        self.rounds: list[dict] = []
+        self.clients: list[dict] = []
+        self.evaluations: list[dict] = []
+
+    @classmethod
+    def resume(cls, run_dir: Path, *, after_round: int) -> "RunWriter":
+        """Reopens a run's tables, dropping rows past the checkpoint's round (they will be redone)."""
+        writer = cls.__new__(cls)
+        writer.run_dir = run_dir
+        writer.rounds = [r for r in _records(run_dir / "rounds.parquet") if r["round"] <= after_round]
+        writer.clients = [r for r in _records(run_dir / "clients.parquet") if r["round"] <= after_round]
+        writer.evaluations = [r for r in _records(run_dir / "evaluation.parquet") if r["round"] <= after_round]
+        return writer
+
+    def checkpoint(self, snapshot: bytes, round_number: int) -> None:
+        """Writes the driver's state after ``round_number`` (after that round's rows are on disk)."""
+        import pickle
+
+        tmp = self.run_dir / "checkpoint.pkl.tmp"
+        tmp.write_bytes(pickle.dumps({"round": round_number, "driver": snapshot}))
+        os.replace(tmp, self.run_dir / "checkpoint.pkl")
+
+
+    def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = ()) -> None:
+        self.rounds.append(round_row)
+        self.clients.extend(client_rows)
+        _atomic_parquet(pd.DataFrame(self.rounds), self.run_dir / "rounds.parquet")
+        _atomic_parquet(pd.DataFrame(self.clients), self.run_dir / "clients.parquet")
+        if eval_rows:
+            self.evaluations.extend(eval_rows)
+            _atomic_parquet(pd.DataFrame(self.evaluations), self.run_dir / "evaluation.parquet")
+
+    def finish(self, *, status: str, scenario_name: str, extra: dict) -> dict:
+        accuracy = [r["test_accuracy"] for r in self.rounds if not np.isnan(r["test_accuracy"])]
+        summary = {
+            "scenario": scenario_name,
+            "run_id": self.run_dir.name,
+            "status": status,
+            "rounds": len(self.rounds),
+            "final_accuracy": accuracy[-1] if accuracy else None,
+            "best_accuracy": max(accuracy) if accuracy else None,
+            "sim_time": self.rounds[-1]["sim_time"] if self.rounds else 0.0,
+            "wall_time": self.rounds[-1]["wall_time"] if self.rounds else 0.0,
+            "python": platform.python_version(),
+            **extra,
+        }
+        _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+        if self.rounds:
+            plot_accuracy(pd.DataFrame(self.rounds), self.run_dir / "accuracy.png", title=scenario_name)
+        return summary
+
+
+def new_run_dir(results_root: Path, scenario_name: str) -> Path:
+    """results/<scenario>/<UTC timestamp>[-n], unique even for runs started the same second."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    base = results_root / scenario_name / stamp
+    candidate, n = base, 1
+    while candidate.exists():
+        n += 1
+        candidate = base.with_name(f"{stamp}-{n}")
+    return candidate
+
+
+@dataclass(frozen=True)
+class Results:
+    """Tidy frames of one or more runs; every frame has ``scenario`` and ``run_id`` columns."""
+
+    rounds: pd.DataFrame
+    clients: pd.DataFrame
+    partition: pd.DataFrame
+    evaluation: pd.DataFrame
+    summary: pd.DataFrame
+
+
+def load(*paths: str | Path) -> Results:
+    """Loads runs from run folders, scenario folders or a results root, concatenated.
+
+    >>> res = load("results/quickstart")            # doctest: +SKIP
+    >>> res.rounds.groupby("run_id").test_accuracy.max()  # doctest: +SKIP
+    """
+    run_dirs = sorted({d for p in paths for d in _find_runs(Path(p))})
+    if not run_dirs:
+        raise FileNotFoundError(f"no raysim runs (folders with summary.json or rounds.parquet) under {list(map(str, paths))}")
+    frames: dict[str, list[pd.DataFrame]] = {"rounds": [], "clients": [], "partition": [], "evaluation": [], "summary": []}
+    for run_dir in run_dirs:
+        scenario, run_id = run_dir.parent.name, run_dir.name
+        if (run_dir / "rounds.parquet").exists() and not (run_dir / "clients.parquet").exists():
+            raise ResultsError(f"{run_dir / 'clients.parquet'} is missing next to rounds.parquet: the run folder is "
+                               "incomplete (copied in part?); remove it or copy it whole")
+        for name in ("rounds", "clients", "partition", "evaluation"):
+            path = run_dir / f"{name}.parquet"
+            if path.exists():
+                frames[name].append(_read_table(path).assign(scenario=scenario, run_id=run_id))
+        summary_path = run_dir / "summary.json"
+        if summary_path.exists():
+            frames["summary"].append(pd.DataFrame([_read_summary(summary_path)]).assign(scenario=scenario, run_id=run_id))
+    return Results(**{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()})
+
+
+def _find_runs(path: Path) -> list[Path]:
+    if (path / "rounds.parquet").exists() or (path / "summary.json").exists():
+        return [path]
+    if not path.is_dir():
+        return []
+    return [p.parent for p in path.rglob("scenario.toml")]
+
+
+def plot_accuracy(rounds: pd.DataFrame, path: Path, *, title: str) -> None:
+    """Test accuracy against rounds and against simulated time, side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    evaluated = rounds.dropna(subset=["test_accuracy"])
+    fig, (by_round, by_time) = plt.subplots(1, 2, figsize=(10, 4))
+    by_round.plot(evaluated["round"], evaluated["test_accuracy"], marker=".")
+    by_round.set(xlabel="round", ylabel="test accuracy", title=title)
+    by_time.plot(evaluated["sim_time"], evaluated["test_accuracy"], marker=".")
+    by_time.set(xlabel="simulated time (s)", ylabel="test accuracy", title=f"{title}: by simulated time")
+    for ax in (by_round, by_time):
+        ax.grid(alpha=0.3)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Writes a matplotlib figure atomically and closes it."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """A run's Parquet table, or ResultsError naming the file when it is damaged or foreign."""
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors
+        raise ResultsError(f"{path} is not a readable Parquet table ({' '.join(str(exc).split())}); "
+                           "the file is damaged: re-run or remove that run") from exc
+    missing = [c for c in _COLUMNS[path.stem] if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{path} lacks the columns {missing}: not a raysim {path.stem} table")
+    return frame
+
+
+def _read_summary(path: Path) -> dict:
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ResultsError(f"{path} is not readable JSON ({exc}); the file is damaged: re-run or remove that run") from exc
+    if not isinstance(summary, dict):
+        raise ResultsError(f"{path} holds a {type(summary).__name__}, not a raysim run summary")
+    return summary
+
+
+def _records(path: Path) -> list[dict]:
+    return _read_table(path).to_dict("records") if path.exists() else []
+
+
+def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_suffix(".parquet.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_checkpoint(run_dir: Path) -> tuple[int, bytes]:
+    """(round, driver snapshot) of a run folder's last checkpoint.
+
+    Both the file and the snapshot inside it are decoded with :mod:`raysim.sim.checkpoint`, so a
+    checkpoint from someone else cannot run code, and a damaged one is refused here, naming
+    the file, before anything starts.
+    """
+    import pickle
+
+    path = run_dir / "checkpoint.pkl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no checkpoint.pkl to resume from (was run.checkpoint_every = 0?)")
+    try:
+        saved = checkpoint.loads(path.read_bytes())
+        if not (isinstance(saved, dict) and isinstance(saved.get("round"), int) and isinstance(saved.get("driver"), bytes)):
+            raise pickle.UnpicklingError("not a raysim checkpoint (expected round and driver state)")
+        checkpoint.loads(saved["driver"])
+    except checkpoint.UnsafePickleError as exc:
+        raise ResultsError(f"{path} was refused: {exc}; a checkpoint holds only raysim's state, so this file "
+                           "was crafted or comes from another program; nothing in it was run") from exc
+    except (pickle.UnpicklingError, OSError) as exc:
+        raise ResultsError(f"{path} is damaged ({exc}); resume is impossible: start the run again") from exc
+    return saved["round"], saved["driver"]

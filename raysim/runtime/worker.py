@@ -1,0 +1,136 @@
+"""The client worker: hosts many logical clients, one model instance reused for all of them.
+
+The same class runs in-process (``LocalExecutor``) and as a Ray actor (``RayExecutor``). It
+holds a read-only view of the whole training set (shared through Ray's object store, not
+copied) and every client's shard as an index array, so any worker can train any client and
+the runtime is free to balance each round's work across workers.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+import warnings
+
+import numpy as np
+import torch
+
+from raysim.algorithms.personal import local_mask
+from raysim.models.params import FlatModel
+from raysim.models.spec import ModelSpec
+from raysim.models.training import evaluate, train_group, train_locally
+from raysim.seeding import Stream, derive_seed
+from raysim.sim.evaluation import EvalCounts, EvalSlice
+from raysim.sim.tasks import ClientError, ClientResult, Shards, TrainingPlan, TrainTask
+
+
+class ClientWorker:
+    def __init__(
+        self,
+        *,
+        model: ModelSpec,
+        plan: TrainingPlan,
+        train_x: np.ndarray,
+        train_y: np.ndarray,
+        shards: Shards,
+        test_x: np.ndarray | None = None,
+        test_y: np.ndarray | None = None,
+        device: str = "cpu",
+        threads: int = 1,
+    ):
+        torch.set_num_threads(max(1, threads))
+        self.device = torch.device(device)
+        self.plan = plan
+        self.shards = shards
+        with warnings.catch_warnings():
+            # Arrays from Ray's object store are read-only; training never writes to them.
+            warnings.simplefilter("ignore", UserWarning)
+            self.x = torch.as_tensor(train_x).to(self.device)
+            self.y = torch.as_tensor(train_y).to(self.device)
+            self.test = None if test_x is None else (torch.as_tensor(test_x).to(self.device),
+                                                     torch.as_tensor(test_y).to(self.device))
+        self.model = FlatModel(model.build(), device=self.device)
+        self._head_mask = local_mask(self.model.layout, plan.local_layers) if plan.local_layers else None
+
+    def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
+        """Trains every group's clients from ``params`` (a group of several as one batch of
+        models); returns one result per task, groups in order."""
+        base = torch.as_tensor(np.asarray(params, dtype=np.float32)).to(self.device)
+        results: list[ClientResult] = []
+        for group in groups:
+            results += [self._train_one(base, group[0])] if len(group) == 1 else self._train_group(base, group)
+        return results
+
+    def _data(self, task: TrainTask) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(self.shards.of(task.client_id), device=self.device)
+        labels = self.y[idx]
+        if task.client_id in self.plan.flipped_labels:
+            labels = self.plan.num_classes - 1 - labels
+        return self.x[idx], labels
+
+    def _generator(self, task: TrainTask) -> torch.Generator:
+        return torch.Generator().manual_seed(derive_seed(self.plan.seed, Stream.BATCHES, task.seed_key, task.client_id))
+
+    def _train_group(self, base: torch.Tensor, group: list[TrainTask]) -> list[ClientResult]:
+        started = time.perf_counter()
+        try:
+            data = [self._data(task) for task in group]
+            corrections = None
+            if group[0].correction is not None:
+                corrections = torch.stack([torch.as_tensor(t.correction) for t in group]).to(self.device)
+            outcomes = train_group(
+                self.model, torch.stack([x for x, _ in data]), torch.stack([y for _, y in data]), base=base,
+                epochs=group[0].epochs, batch_size=self.plan.batch_size, sgd=self.plan.sgd,
+                generators=[self._generator(t) for t in group], corrections=corrections,
+            )
+        except Exception as exc:
+            ids = ", ".join(str(t.client_id) for t in group)
+            raise ClientError(group[0].client_id, group[0].task_id,
+                              f"(trained together with clients {ids})\n{traceback.format_exc()}") from exc
+        wall = (time.perf_counter() - started) / len(group)
+        return [ClientResult(task_id=t.task_id, client_id=t.client_id, num_samples=int(data[i][1].numel()),
+                             steps=o.steps, mean_loss=o.mean_loss, delta=o.delta.cpu().numpy(), wall_s=wall)
+                for i, (t, o) in enumerate(zip(group, outcomes))]
+
+    def _train_one(self, base: torch.Tensor, task: TrainTask) -> ClientResult:
+        started = time.perf_counter()
+        try:
+            x, labels = self._data(task)
+            outcome = train_locally(
+                self.model,
+                x,
+                labels,
+                base=base,
+                epochs=task.epochs,
+                batch_size=self.plan.batch_size,
+                sgd=self.plan.sgd,
+                generator=self._generator(task),
+                correction=None if task.correction is None else torch.as_tensor(task.correction).to(self.device),
+            )
+        except Exception as exc:
+            raise ClientError(task.client_id, task.task_id, traceback.format_exc()) from exc
+        return ClientResult(
+            task_id=task.task_id,
+            client_id=task.client_id,
+            num_samples=int(labels.numel()),
+            steps=outcome.steps,
+            mean_loss=outcome.mean_loss,
+            delta=outcome.delta.cpu().numpy(),
+            wall_s=time.perf_counter() - started,
+        )
+
+    def evaluate(self, params: np.ndarray, slices: list[EvalSlice]) -> list[EvalCounts]:
+        """Scores ``params`` (with a slice's head, when it has one) on each slice."""
+        counts = []
+        for part in slices:
+            weights = params
+            if part.head is not None:
+                weights = np.array(params, dtype=np.float32)
+                weights[self._head_mask] = part.head
+            self.model.load(weights)
+            x, y = self.test if part.split == "test" else (self.x, self.y)
+            idx = torch.as_tensor(part.indices, device=self.device)
+            correct, loss_sum = evaluate(self.model, x[idx], y[idx])
+            counts.append(EvalCounts(correct=correct, loss_sum=loss_sum, count=len(part.indices)))
+        return counts
+

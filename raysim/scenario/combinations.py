@@ -1,0 +1,228 @@
+"""Rules that span scenario sections: which combinations of options run, and which are refused.
+
+Each section validates its own keys; this module holds every rule that needs two or more
+sections at once (a cohort no larger than the population, FedSGD's full-batch step, what
+secure aggregation hides from the server, ...). A refused combination raises ``ValueError``
+naming the keys and the fix; the loader turns it into a ``ConfigError``.
+
+The rule behind every refusal here: a scenario the loader accepts runs exactly the algorithm
+its keys name, or it does not load. Where two options would silently turn into something
+else (DP replacing a robust reducer by the mean, a server optimizer bending FedAsync's mixing
+rule), or would crash part-way through a run, the loader says so up front.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+from raysim.algorithms.robust import minimum_rows
+from raysim.data import Natural
+from raysim.privacy.dp import adaptive_noise_multiplier
+from raysim.sim.system import Population
+
+if TYPE_CHECKING:
+    from raysim.scenario.sections import Scenario
+
+RING_BITS = 32  # secure aggregation sums in Z_(2**32) (privacy/secagg.py: MODULUS_BITS)
+
+
+def check_combinations(scenario: Scenario) -> None:
+    """Raises ValueError for the first combination of sections that cannot run as named."""
+    _check_population(scenario)
+    _check_strategy(scenario)
+    _check_policy(scenario)
+    _check_privacy(scenario)
+
+
+def mixes_one_update(policy) -> bool:
+    """FedAsync and event-triggered policies mix each arrival into the model on its own, with
+    rate alpha * s(staleness): one update per server step, applied as a plain SGD step."""
+    return (policy.kind == "async" and policy.mode == "fedasync") or policy.kind == "event"
+
+
+def policy_name(policy) -> str:
+    """How messages name a policy: its kind, and the async mode when it matters."""
+    mode = f", policy.mode = {policy.mode!r}" if policy.kind == "async" else ""
+    return f"policy.kind = {policy.kind!r}{mode}"
+
+
+def max_updates_per_step(scenario: Scenario) -> int:
+    """How many client updates a server step is built to combine: the buffer for FedBuff, one for
+    the mixing policies, otherwise the cohort (a synchronous round keeps its first m arrivals; a
+    hybrid step may also carry late updates of earlier rounds, which are not counted on)."""
+    policy = scenario.policy
+    if mixes_one_update(policy):
+        return 1
+    if policy.kind == "async":
+        return policy.buffer_size
+    return scenario.clients_per_round
+
+
+def max_clients_per_round(scenario: Scenario) -> int:
+    """The most clients a synchronous round dispatches: the cohort times the over-selection."""
+    over = getattr(scenario.policy, "over_selection", 1.0)
+    return min(math.ceil(scenario.clients_per_round * over), scenario.data.num_clients)
+
+
+def _check_population(scenario: Scenario) -> None:
+    cohort = scenario.selection.cohort(scenario.data.num_clients)
+    if cohort > scenario.data.num_clients:
+        raise ValueError(
+            f"selection.clients_per_round = {cohort} exceeds data.num_clients = {scenario.data.num_clients}"
+        )
+    natural = isinstance(scenario.data.partition, Natural)
+    if scenario.data.dataset == "synthetic" and not natural:
+        raise ValueError("data.dataset = 'synthetic' has one client per device: set data.partition = 'natural'")
+    if natural and scenario.data.dataset != "synthetic":
+        raise ValueError(f"data.partition = 'natural' needs a dataset with devices (synthetic), not {scenario.data.dataset!r}")
+    if scenario.system.trace:  # read now, so a bad trace stops the run before anything starts
+        Population(scenario.system, scenario.data.num_clients, scenario.run.seed)
+
+
+def _check_strategy(scenario: Scenario) -> None:
+    server, client = scenario.server, scenario.client
+    if server.strategy == "scaffold" and (scenario.policy.kind != "sync" or client.momentum):
+        raise ValueError("server.strategy = 'scaffold' needs policy.kind = 'sync' and client.momentum = 0")
+    if server.strategy == "scaffold" and server.aggregator != "mean":
+        raise ValueError(
+            f"server.strategy = 'scaffold' moves its server control variate by the mean of the clients' "
+            f"control deltas, which server.aggregator = {server.aggregator!r} would not match: "
+            "set server.aggregator = 'mean'"
+        )
+    if scenario.personal.local_layers and (scenario.policy.kind == "event" or server.strategy == "scaffold"):
+        raise ValueError("personal.local_layers cannot be combined with policy 'event' or strategy 'scaffold'")
+    if server.strategy == "fedsgd" and (client.epochs != 1 or client.batch_size != 0):
+        raise ValueError(
+            "server.strategy = 'fedsgd' sends one full-batch gradient per client: "
+            "set client.epochs = 1 and client.batch_size = 0"
+        )
+    if server.strategy == "fednova":
+        _check_fednova(scenario)
+
+
+def _check_fednova(scenario: Scenario) -> None:
+    """FedNova's closed forms for ||a_i||_1 (fednova.local_step_norm) exist for momentum or a
+    proximal term, not both, and the proximal one needs lr * mu < 1 (else the pull diverges)."""
+    client = scenario.client
+    if client.momentum and client.proximal_mu:
+        raise ValueError(
+            "server.strategy = 'fednova' normalises by a closed form that covers client.momentum or "
+            "client.proximal_mu, not both: set one of them to 0"
+        )
+    if client.proximal_mu and client.lr * client.proximal_mu >= 1:
+        raise ValueError(
+            f"server.strategy = 'fednova' with client.proximal_mu needs client.lr * client.proximal_mu < 1, "
+            f"got {client.lr} * {client.proximal_mu} = {client.lr * client.proximal_mu:g}: lower one of them"
+        )
+
+
+def _check_policy(scenario: Scenario) -> None:
+    """Policies that mix one update at a time cannot feed robust rules or a stateful server
+    optimizer; the robust rules need enough rows per step to be defined at all."""
+    server, policy = scenario.server, scenario.policy
+    if mixes_one_update(policy):
+        if server.aggregator != "mean":
+            raise ValueError(
+                f"server.aggregator = {server.aggregator!r} compares several updates, but {policy_name(policy)} "
+                "applies each update on its own: use server.aggregator = 'mean', or policy.kind = 'async' "
+                "with policy.mode = 'fedbuff' (or a synchronous policy)"
+            )
+        if server.optimizer != "sgd" or server.lr != 1.0:
+            raise ValueError(
+                f"{policy_name(policy)} mixes each update in with rate alpha * s(staleness), which is a plain "
+                f"step of size 1: server.optimizer = {server.optimizer!r} with server.lr = {server.lr} would "
+                "turn it into another algorithm; set server.optimizer = 'sgd' and server.lr = 1"
+            )
+    _check_robust_rows(scenario)
+
+
+def _check_robust_rows(scenario: Scenario) -> None:
+    """A robust rule is defined only from some number of rows (Krum: K > f + 2, the trimmed
+    mean: K > 2 * trim, Multi-Krum: K >= m): refused when no server step could ever have that
+    many (a step that falls short at run time is skipped and counted, see strategy.py)."""
+    server = scenario.server
+    if server.aggregator == "mean":
+        return
+    rows = max_updates_per_step(scenario)
+    need = minimum_rows(server.aggregator, trim=server.trim, num_byzantine=server.num_byzantine,
+                        num_selected=server.num_selected)
+    if rows < need:
+        raise ValueError(
+            f"server.aggregator = {server.aggregator!r} (server.trim = {server.trim}, server.num_byzantine = "
+            f"{server.num_byzantine}, server.num_selected = {server.num_selected}) needs at least {need} updates "
+            f"per server step, but {policy_name(scenario.policy)} combines at most {rows} "
+            "(selection.clients_per_round, or policy.buffer_size for FedBuff): lower the rule's parameters "
+            "or raise the count"
+        )
+
+
+def _check_privacy(scenario: Scenario) -> None:
+    """Refuses combinations that cannot work when the server must not see single updates."""
+    privacy, server = scenario.privacy, scenario.server
+    hidden = privacy.secure_aggregation != "none" or privacy.homomorphic != "none"
+    protected = "secure aggregation" if privacy.secure_aggregation != "none" else "homomorphic encryption"
+    if hidden and server.aggregator != "mean":
+        raise ValueError(f"server.aggregator = {server.aggregator!r} needs individual updates, which "
+                         f"{protected} hides from the server: use aggregator = 'mean'")
+    if hidden and server.strategy in ("fednova", "scaffold"):
+        raise ValueError(f"server.strategy = {server.strategy!r} needs per-client values the server "
+                         f"cannot see under {protected}")
+    if privacy.active and scenario.policy.kind != "sync":
+        raise ValueError("the [privacy] options run with policy.kind = 'sync' (accounting and masking "
+                         "assume one cohort per round)")
+    if privacy.dp != "none":
+        _check_dp(scenario)
+    if (privacy.dp != "none" or privacy.secure_aggregation != "none") and server.weighting != "uniform":
+        raise ValueError("differential privacy and secure aggregation average with a fixed, uniform "
+                         "weighting: set server.weighting = 'uniform'")
+    if privacy.secure_aggregation != "none":
+        _check_ring(scenario)
+
+
+def _check_dp(scenario: Scenario) -> None:
+    """DP-FedAvg is one algorithm: clip, noise and average with a fixed denominator, accounted
+    with q = (clients drawn) / N over a population where every client can be drawn."""
+    privacy, server = scenario.privacy, scenario.server
+    if server.aggregator != "mean" or server.strategy not in ("fedavg", "fedsgd"):
+        raise ValueError(
+            f"privacy.dp = {privacy.dp!r} is DP-FedAvg: it clips, noises and averages the updates itself, so "
+            f"server.aggregator = {server.aggregator!r} and server.strategy = {server.strategy!r} would not run; "
+            "set server.aggregator = 'mean' and server.strategy = 'fedavg' or 'fedsgd'"
+        )
+    if privacy.adaptive_clipping:
+        adaptive_noise_multiplier(privacy.noise_multiplier, scenario.clients_per_round / 20.0)
+    _check_everyone_eligible(scenario)
+
+
+def _check_everyone_eligible(scenario: Scenario) -> None:
+    """The accountant's q assumes every one of the N clients can be drawn each round; when only
+    the online ones can, the true inclusion probability is higher and unknown in general."""
+    system = scenario.system
+    if system.availability != "always" and not system.trace:
+        raise ValueError(
+            f"privacy.dp with system.availability = {system.availability!r} draws only online clients, so "
+            "the accountant's sampling rate m / N would understate epsilon: set system.availability = 'always'"
+        )
+    if system.trace:
+        population = Population(system, scenario.data.num_clients, scenario.run.seed)
+        always = ((0.0, math.inf),)
+        if any(population.profile(c).availability.intervals != always for c in range(scenario.data.num_clients)):
+            raise ValueError(
+                f"privacy.dp with system.trace = '{system.trace}', whose availability column limits when "
+                "clients are online, draws only online clients, so the accountant's sampling rate would "
+                "understate epsilon: use a trace without availability intervals"
+            )
+
+
+def _check_ring(scenario: Scenario) -> None:
+    """The masked sum lives in Z_(2**32): n clients of (2**bits - 1) levels must not wrap it."""
+    bits = scenario.privacy.quantization_bits
+    clients = max_clients_per_round(scenario)
+    if clients * ((1 << bits) - 1) >= 1 << RING_BITS:
+        most = next((b for b in range(bits - 1, 0, -1) if clients * ((1 << b) - 1) < 1 << RING_BITS), 0)
+        raise ValueError(
+            f"privacy.quantization_bits = {bits} with up to {clients} clients per round (selection.clients_per_round "
+            f"times policy.over_selection) can overflow secure aggregation's {RING_BITS}-bit ring: "
+            f"set privacy.quantization_bits <= {most} or select fewer clients"
+        )

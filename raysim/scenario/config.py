@@ -1,0 +1,169 @@
+"""Typed, frozen dataclasses from TOML tables: validated once, errors name the key.
+
+The loader walks a dataclass's type hints and converts a parsed TOML table into it. It rejects
+unknown keys (listing the allowed ones), wrong types and values outside a ``Literal``; range and
+cross-field checks live in each dataclass's ``__post_init__`` and raise ``ValueError``, which the
+loader re-raises as :class:`ConfigError` prefixed with the key's dotted path.
+
+A field whose metadata carries ``{"registry": {name: cls}}`` is a tagged union: its table names
+the variant in ``kind`` (a bare string is shorthand for ``{kind = "..."}``); partitions and round
+policies use this, so each variant validates its own parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+
+from raysim.inputs import FLOAT_LIMIT, ConfigError
+
+
+def build(cls: type, table: Mapping[str, Any], path: str = "") -> Any:
+    """Builds dataclass ``cls`` from ``table``; ``path`` is the dotted key prefix for messages."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{path or 'scenario'} must be a table, got {_describe(table)}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        key = _join(path, unknown[0])
+        raise ConfigError(f"unknown key '{key}'; allowed keys in {path or 'the scenario'}: {sorted(fields)}")
+    hints = get_type_hints(cls)
+    kwargs = {}
+    for name, value in table.items():
+        field = fields[name]
+        registry = field.metadata.get("registry")
+        if registry is not None:
+            kwargs[name] = build_variant(registry, value, _join(path, name))
+        else:
+            kwargs[name] = convert(hints[name], value, _join(path, name))
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{path or 'scenario'}: {exc}") from exc
+
+
+def build_variant(registry: Mapping[str, type], value: Any, path: str) -> Any:
+    """Builds the registry entry named by ``kind`` from its table (or from a bare name)."""
+    table = {"kind": value} if isinstance(value, str) else value
+    if not isinstance(table, Mapping) or "kind" not in table:
+        raise ConfigError(f"{path} must be a name or a table with 'kind'; kinds: {sorted(registry)}")
+    kind = table["kind"]
+    if not isinstance(kind, str) or kind not in registry:
+        raise ConfigError(f"{path}.kind = {kind!r} is unknown; allowed: {sorted(registry)}")
+    rest = {k: v for k, v in table.items() if k != "kind"}
+    return build(registry[kind], rest, path)
+
+
+def convert(hint: Any, value: Any, path: str) -> Any:
+    """Converts one TOML value to the field's type, or raises ConfigError naming ``path``."""
+    origin = get_origin(hint)
+    if hint is Any:
+        return value
+    if origin is Literal:
+        allowed = get_args(hint)
+        if value not in allowed:
+            raise ConfigError(f"{path} = {value!r} is not allowed; choose one of {list(allowed)}")
+        return value
+    if origin in (Union, types.UnionType):
+        return _convert_union(get_args(hint), value, path)
+    if origin in (tuple, list):
+        args = get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path} must be a list, got {_describe(value)}")
+        item = args[0] if args else Any
+        return tuple(convert(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping, typing.Mapping) or hint is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{path} must be a table, got {_describe(value)}")
+        return dict(value)
+    if dataclasses.is_dataclass(hint):
+        return build(hint, value, path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path} must be true or false, got {_describe(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path} must be an integer, got {_describe(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path} must be a number, got {_describe(value)}")
+        if abs(value) > FLOAT_LIMIT or not math.isfinite(value):
+            raise ConfigError(f"{path} = {value!r} must be a finite number of magnitude <= {FLOAT_LIMIT:g}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path} must be a string, got {_describe(value)}")
+        return value
+    raise TypeError(f"unsupported field type {hint!r} at {path}")
+
+
+def _convert_union(options: tuple, value: Any, path: str) -> Any:
+    if value is None and type(None) in options:
+        return None
+    errors = []
+    for option in options:
+        if option is type(None):
+            continue
+        try:
+            return convert(option, value, path)
+        except ConfigError as exc:
+            errors.append(str(exc).removeprefix(f"{path} "))
+    raise ConfigError(f"{path} = {value!r}: " + "; or ".join(errors))
+
+
+def to_table(obj: Any) -> Any:
+    """The inverse of :func:`build`: a dataclass tree back to plain TOML-ready values."""
+    if dataclasses.is_dataclass(obj):
+        table = {}
+        kind = getattr(type(obj), "kind", None)
+        if isinstance(kind, str):
+            table["kind"] = kind
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if f.init and value is not None:
+                table[f.name] = to_table(value)
+        return table
+    if isinstance(obj, tuple | list):
+        return [to_table(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {k: to_table(v) for k, v in obj.items()}
+    return obj
+
+
+def apply_override(table: dict, assignment: str) -> None:
+    """Applies one ``section.key=value`` override (value parsed as TOML, else a string)."""
+    import tomllib
+
+    key, sep, raw = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    *parents, leaf = key.split(".")
+    node = table
+    for part in parents:
+        child = node.setdefault(part, {})
+        if isinstance(child, str):  # a tagged union given by bare name: "iid" is {kind = "iid"}
+            child = node[part] = {"kind": child}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
+        node = child
+    node[leaf] = value
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"

@@ -1,0 +1,149 @@
+"""Everything a run does before it starts training, shared by ``raysim run`` and ``raysim validate``.
+
+Loading the data, partitioning it, building the model and checking the user code and optional
+packages a scenario names are the checks that need more than the scenario file. Doing them
+here, without Ray, means ``validate`` says "ok" only when ``run`` would start, and ``run``
+fails on bad input before anything is written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from raysim.algorithms.personal import holdout_split, local_mask
+from raysim.data import Dataset, label_histogram, load_dataset, partition
+from raysim.inputs import ConfigError, import_function
+from raysim.models.layout import ParamLayout
+from raysim.models.models import initial_state
+from raysim.models.spec import ModelSpec
+from raysim.privacy.stage import PrivacyConfig
+from raysim.scenario.composition import attackers, client_sgd
+from raysim.scenario.sections import WEIGHTINGS, Scenario
+from raysim.seeding import Stream, derive_seed
+from raysim.sim.tasks import Shards, TrainingPlan
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data side of a run: loaded once, partitioned, described."""
+
+    dataset: Dataset
+    shards: Shards
+    histogram: np.ndarray
+    model: ModelSpec
+    initial_params: np.ndarray  # the global model at version 0, a function of the seed
+    layout: ParamLayout
+    plan: TrainingPlan
+    holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
+
+
+def prepare(scenario: Scenario) -> Prepared:
+    """Loads and partitions the data and builds the model once, so bad input fails here."""
+    check_privacy_packages(scenario.privacy)
+    data = scenario.data
+    dataset = load_dataset(
+        data.dataset, root=data.root or None, download=data.download, seed=scenario.run.seed,
+        num_devices=data.num_clients, synthetic_alpha=data.synthetic.alpha,
+        synthetic_beta=data.synthetic.beta, synthetic_iid=data.synthetic.iid,
+    )
+    try:
+        parts = partition(
+            dataset.train_y, data.num_clients, data.partition,
+            seed=derive_seed(scenario.run.seed, Stream.PARTITION), natural=dataset.natural_parts,
+            num_classes=dataset.num_classes,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"data.partition: {exc}") from exc
+    _check_no_empty_clients(parts)
+    personal = scenario.personal
+    holdout = None
+    if personal.holdout:
+        parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.run.seed, Stream.HOLDOUT))
+        holdout = Shards.from_parts(held)
+    check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
+    model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))
+    try:
+        initial_params, layout = initial_state(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {exc}") from exc
+    vectorize = _vectorize(scenario.resources.vectorize, layout)
+    if personal.local_layers:
+        try:
+            local_mask(layout, personal.local_layers)
+        except ValueError as exc:
+            raise ConfigError(f"personal.local_layers: {exc}") from exc
+    return Prepared(
+        dataset=dataset,
+        shards=Shards.from_parts(parts),
+        histogram=label_histogram(dataset.train_y, parts, dataset.num_classes),
+        model=model,
+        initial_params=initial_params,
+        layout=layout,
+        holdout=holdout,
+        plan=TrainingPlan(
+            batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
+            flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),
+            num_classes=dataset.num_classes, vectorize=vectorize, local_layers=personal.local_layers,
+        ),
+    )
+
+
+# The packages of the ``privacy`` extra each [privacy] option imports when the run starts.
+_PRIVACY_PACKAGES = {"dp": "opacus", "secure_aggregation": "cryptography", "homomorphic": "tenseal"}
+
+
+def check_privacy_packages(privacy: PrivacyConfig) -> None:
+    """Refuses a [privacy] option whose package is missing, before anything imports it."""
+    for key, package in _PRIVACY_PACKAGES.items():
+        value = getattr(privacy, key)
+        if value != "none" and importlib.util.find_spec(package) is None:
+            raise ConfigError(f"privacy.{key} = {value!r} needs the '{package}' package: "
+                              f"pip install 'raysim[privacy]'")
+
+
+def _check_no_empty_clients(parts: list[np.ndarray]) -> None:
+    """A client without examples cannot train when selected: refuse such a partition up front."""
+    empty = [client for client, part in enumerate(parts) if not len(part)]
+    if empty:
+        raise ConfigError(f"data.partition gives {len(empty)} clients no examples (e.g. client {empty[0]}): "
+                          "set a min_samples, fewer data.num_clients or a less skewed partition")
+
+
+def check_weighting(spec: str, sizes: list[int]) -> None:
+    """Calls a user weighting function on every client once, so a bad weight fails before training.
+
+    The server divides by the sum of weights and trusts their sign, so each must be a finite
+    number > 0; anything else would surface mid-run as NaN models or a traceback.
+    """
+    if spec in WEIGHTINGS:
+        return
+    weigh = import_function(spec, what="server.weighting", choices=list(WEIGHTINGS))
+    for client, samples in enumerate(sizes):
+        try:
+            weight = weigh(client, samples)
+        except Exception as exc:  # user code: any failure is the scenario's, reported in one line
+            raise ConfigError(f"server.weighting '{spec}' raised {type(exc).__name__} ({exc}) for client "
+                              f"{client} with {samples} samples; it must return a number > 0") from exc
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not math.isfinite(weight) \
+                or weight <= 0:
+            raise ConfigError(f"server.weighting '{spec}' returned {weight!r} for client {client} with "
+                              f"{samples} samples; it must return a finite number > 0")
+
+
+VECTORIZE_AUTO_MAX_PARAMS = 1_000_000
+
+
+def _vectorize(choice: str, layout: ParamLayout) -> bool:
+    """Whether clients are trained as batches of models: ``auto`` picks it for small models
+    without buffers, where per-step overhead dominates (see benchmarks/README.md)."""
+    possible = layout.num_trainable == layout.size
+    if choice == "on" and not possible:
+        raise ConfigError("resources.vectorize = 'on' needs a model without buffers (e.g. no BatchNorm): use 'off'")
+    if choice == "auto":
+        return possible and layout.size <= VECTORIZE_AUTO_MAX_PARAMS
+    return choice == "on"

@@ -1,0 +1,271 @@
+"""The scenario file: TOML in, one frozen ``Scenario`` tree out, validated once at load.
+
+Every section is a keyword-only frozen dataclass; ``config.build`` rejects unknown keys and
+wrong types, each ``__post_init__`` checks ranges, and ``combinations.py`` checks the
+rules that span sections (a cohort no larger than the population, FedSGD's full-batch step, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from raysim.algorithms.attacks import ATTACKS
+from raysim.algorithms.personal import PersonalConfig
+from raysim.algorithms.robust import ROBUST_AGGREGATORS
+from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
+from raysim.data import DATASETS, IID, PARTITIONS
+from raysim.inputs import ConfigError, at_least, is_file
+from raysim.privacy.stage import PrivacyConfig
+from raysim.runtime.resources import RayConfig, ResourcesConfig
+from raysim.scenario.combinations import check_combinations
+from raysim.scenario.config import apply_override, build, to_table
+from raysim.sim.policies import POLICIES, SyncPolicy
+from raysim.sim.system import SystemConfig
+
+STRATEGIES = {
+    "fedavg": "FedAvg: clients train locally, the server averages their deltas (server.optimizer on the mean)",
+    "fedsgd": "FedSGD: one full-batch gradient per client, averaged and applied with server.lr",
+    "fednova": "FedNova: deltas normalised by each client's local steps before averaging",
+    "scaffold": "SCAFFOLD (option II): client and server control variates correct client drift",
+}
+WEIGHTINGS = ("samples", "uniform")
+MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
+AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunConfig:
+    name: str
+    seed: int = 0
+    rounds: int = 10
+    eval_every: int = 1
+    executor: Literal["ray", "local"] = "ray"
+    sim_time_limit: float = 0.0  # stop once simulated time passes this (0 = only ``rounds``)
+    checkpoint_every: int = 1  # rounds between checkpoints for ``raysim run --resume`` (0 = never)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise ValueError(f"name must be a non-empty word without slashes or spaces, got {self.name!r}")
+        at_least("seed", self.seed, 0)
+        at_least("rounds", self.rounds, 1)
+        at_least("eval_every", self.eval_every, 1)
+        at_least("sim_time_limit", self.sim_time_limit, 0.0)
+        at_least("checkpoint_every", self.checkpoint_every, 0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntheticConfig:
+    """Parameters of FedProx's Synthetic(alpha, beta) generator (data.dataset = 'synthetic')."""
+
+    alpha: float = 1.0
+    beta: float = 1.0
+    iid: bool = False
+
+    def __post_init__(self) -> None:
+        at_least("alpha", self.alpha, 0.0)
+        at_least("beta", self.beta, 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataConfig:
+    dataset: str
+    num_clients: int = 100
+    root: str = ""
+    download: bool = False
+    partition: Any = field(default_factory=IID, metadata={"registry": PARTITIONS})
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
+        at_least("num_clients", self.num_clients, 1)
+        if self.root:
+            is_file("root", self.root)  # only for its error: a root that cannot be a path
+        if self.dataset == "synthetic" and self.num_clients > MAX_SYNTHETIC_DEVICES:
+            raise ValueError(f"num_clients = {self.num_clients} synthetic devices would need about "
+                             f"{self.num_clients / 1e4:.3g} GB of memory: use at most {MAX_SYNTHETIC_DEVICES}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    name: str = "logreg"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientConfig:
+    epochs: int = 1
+    batch_size: int = 10
+    optimizer: Literal["sgd"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    proximal_mu: float = 0.0
+    straggler_fraction: float = 0.0  # FedProx's systems heterogeneity: this share of each cohort
+    # runs a random number of epochs in {1, ..., epochs - 1} (the authors' code)
+
+    def __post_init__(self) -> None:
+        at_least("epochs", self.epochs, 1)
+        if not 0 <= self.straggler_fraction <= 1:
+            raise ValueError(f"straggler_fraction must be in [0, 1], got {self.straggler_fraction}")
+        if self.straggler_fraction and self.epochs < 2:
+            raise ValueError("straggler_fraction needs epochs >= 2 (stragglers run 1 to epochs - 1 epochs)")
+        at_least("batch_size", self.batch_size, 0)
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        at_least("weight_decay", self.weight_decay, 0.0)
+        at_least("proximal_mu", self.proximal_mu, 0.0)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """How the server turns updates into a model: strategy, weighting, reducer, optimizer."""
+
+    strategy: str = "fedavg"
+    weighting: str = "samples"  # samples | uniform | package.module:function(client_id, samples)
+    aggregator: str = "mean"
+    trim: int = 1  # trimmed_mean: drop this many largest and smallest per coordinate
+    num_byzantine: int = 1  # krum / multi_krum: f
+    num_selected: int = 1  # multi_krum: m
+    optimizer: str = "sgd"
+    lr: float = 1.0
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    drop_stragglers: bool = False  # FedAvg drops stragglers' partial work; FedProx keeps it
+
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy = {self.strategy!r} is unknown; choose one of {sorted(STRATEGIES)}")
+        if self.weighting not in WEIGHTINGS and ":" not in self.weighting:
+            raise ValueError(f"weighting = {self.weighting!r}: use one of {list(WEIGHTINGS)} or 'package.module:function'")
+        if self.aggregator not in AGGREGATORS:
+            raise ValueError(f"aggregator = {self.aggregator!r} is unknown; choose one of {sorted(AGGREGATORS)}")
+        if self.optimizer not in SERVER_OPTIMIZERS:
+            raise ValueError(f"optimizer = {self.optimizer!r} is unknown; choose one of {sorted(SERVER_OPTIMIZERS)}")
+        if self.strategy == "fednova" and self.aggregator != "mean":
+            raise ValueError("strategy = 'fednova' normalises the mean: it needs aggregator = 'mean'")
+        make_server_optimizer(self.optimizer, lr=self.lr, momentum=self.momentum, beta1=self.beta1,
+                              beta2=self.beta2, tau=self.tau)
+        for name in ("trim", "num_byzantine", "num_selected"):
+            at_least(name, getattr(self, name), 0 if name != "num_selected" else 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttackConfig:
+    """``[attack]``: a fraction of clients (chosen from the seed) misbehave, to test robust rules."""
+
+    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip"] = "none"
+    fraction: float = 0.0
+    scale: float = 1.0  # sign_flip: send -scale * delta
+    factor: float = 10.0  # scaled: send factor * delta
+    std: float = 1.0  # gaussian: add N(0, std^2) to the delta
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.fraction < 1:
+            raise ValueError(f"fraction must be in [0, 1), got {self.fraction}")
+        if (self.kind == "none") != (self.fraction == 0):
+            raise ValueError("set kind and a fraction > 0 together (kind = 'none' means fraction = 0)")
+
+    def build(self, num_classes: int):
+        """The attack object of attacks.py, or None."""
+        options = {"sign_flip": {"scale": self.scale}, "scaled": {"factor": self.factor},
+                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes}}
+        return None if self.kind == "none" else ATTACKS[self.kind](**options[self.kind])
+
+
+@dataclass(frozen=True, kw_only=True)
+class SelectionConfig:
+    """Clients per round: an absolute ``clients_per_round`` or a ``fraction`` C of the population."""
+
+    clients_per_round: int = 0
+    fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if (self.clients_per_round > 0) == (self.fraction > 0):
+            raise ValueError("set exactly one of clients_per_round (> 0) or fraction (in (0, 1])")
+        at_least("clients_per_round", self.clients_per_round, 0)
+        if not 0 <= self.fraction <= 1:
+            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+
+    def cohort(self, population: int) -> int:
+        """m = max(C * K, 1) as in the FedAvg paper, or the absolute count.
+
+        C * K is floored with a small tolerance: in binary floating point 0.29 * 100 is
+        28.999999999999996, which a plain ``int`` turns into 28 clients instead of 29.
+        """
+        if self.clients_per_round:
+            return self.clients_per_round
+        return max(math.floor(self.fraction * population + 1e-9), 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scenario:
+    run: RunConfig
+    data: DataConfig
+    model: ModelConfig = field(default_factory=ModelConfig)
+    client: ClientConfig = field(default_factory=ClientConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
+    selection: SelectionConfig = field(default_factory=lambda: SelectionConfig(clients_per_round=10))
+    policy: Any = field(default_factory=SyncPolicy, metadata={"registry": POLICIES})
+    system: SystemConfig = field(default_factory=SystemConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    personal: PersonalConfig = field(default_factory=PersonalConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+    def __post_init__(self) -> None:
+        check_combinations(self)
+
+    @property
+    def clients_per_round(self) -> int:
+        return self.selection.cohort(self.data.num_clients)
+
+    def to_toml(self) -> str:
+        import tomli_w
+
+        return tomli_w.dumps(to_table(self))
+
+
+def parse_scenario(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) -> Scenario:
+    """Builds a Scenario from a parsed TOML table after applying ``section.key=value`` overrides."""
+    table = _deep_copy(table)
+    for assignment in overrides:
+        apply_override(table, assignment)
+    for section in ("run", "data"):
+        if section not in table:
+            raise ConfigError(f"missing section [{section}]")
+    return build(Scenario, table)
+
+
+def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
+    """Reads and validates a scenario file; raises ConfigError with the key at fault."""
+    path = Path(path)
+    try:
+        exists = is_file("scenario file", str(path))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if not exists:
+        raise ConfigError(f"scenario file '{path}' does not exist")
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"scenario file '{path}' is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                          "save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"scenario file '{path}' cannot be read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"scenario file '{path}' is not valid TOML: {exc}") from exc
+    return parse_scenario(table, overrides)
+
+
+def _deep_copy(table: Mapping[str, Any]) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in table.items()}

@@ -1,0 +1,299 @@
+"""The driver: pops events off the simulated clock, asks the policy, carries out its actions.
+
+    pop event -> tell policy -> dispatch (cost model decides each task's fate up front,
+    the executor trains only the tasks that will be used) -> aggregate (strategy) -> record
+
+The driver owns the global model, the clock and the bookkeeping; it never measures how long
+real work took to decide anything. Each call to :meth:`Driver.advance` runs until at least one
+aggregation happened and returns its reports, so a caller (the CLI, or a Ray actor wrapper)
+can write results and show progress round by round. It holds the model only as a numpy
+vector and never imports torch: evaluation is sent to the workers (``evaluation.py``).
+"""
+
+
+from __future__ import annotations
+
+import pickle
+import time
+from typing import Callable
+
+import numpy as np
+
+from raysim.algorithms.strategy import Update
+from raysim.models.layout import ParamLayout
+from raysim.privacy.hygiene import check_update
+from raysim.seeding import Stream, rng
+from raysim.sim import checkpoint
+from raysim.sim.client_state import ClientState
+from raysim.sim.clock import SimClock
+from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
+from raysim.sim.evaluation import central_slices, holdout_rows, holdout_slices
+from raysim.sim.executor import ClientLost, Executor
+from raysim.sim.parts import DriverParts
+from raysim.sim.policies import (
+    Action, Aggregate, Arrival, Discard, Dispatch, Failure, ServerView, SetTimer, Timer, postponed,
+)
+from raysim.sim.records import Recording, RoundReport
+from raysim.sim.server_step import server_step
+from raysim.sim.tasks import ClientResult, Shards
+
+
+class Driver(Dispatching, Recording):
+    """The event loop, the server step and checkpoints; dispatch (dispatch.py), the recorded
+    rows (records.py) and the per-client state (client_state.py) are its other parts."""
+
+    def __init__(
+        self,
+        parts: DriverParts,
+        *,
+        initial_params: np.ndarray,
+        layout: ParamLayout,
+        client_sizes: np.ndarray,
+        test_size: int,
+        executor_factory: Callable[[], Executor],
+        holdout: Shards | None = None,
+    ):
+        self.sizes = np.asarray(client_sizes)
+        self.population = parts.population
+        self.policy = parts.policy
+        self.strategy = parts.strategy
+        self.attack, self.attackers = parts.attack, parts.attackers
+        self.limits, self.schedule, self.seed = parts.limits, parts.schedule, parts.seed
+        self.clients_per_round = parts.clients_per_round
+        self._stopped = False  # e.g. the privacy budget is spent
+        self.layout = layout
+        self.state = self.strategy.init(initial_params)
+        self.exchange_bytes = parts.exchange_bytes
+        self.privacy = parts.privacy
+        # what one client uploads: the update, or its masked / encrypted form
+        self.upload_bytes = self.privacy.upload_bytes if self.privacy else self.exchange_bytes
+        self.holdout = holdout
+        self.clients = ClientState(num_params=layout.size, trainable=layout.num_trainable,
+                                   lr=self.strategy.client_sgd.lr if parts.scaffold else 0.0,
+                                   shares=self._population_shares() if parts.scaffold else None,
+                                   personal=parts.personal)
+        self.test_slices = central_slices(test_size)
+        self.executor = executor_factory()
+        self.clock = SimClock()
+        self.tasks: dict[int, Task] = {}
+        self.busy: set[int] = set()
+        self.bases: dict[int, np.ndarray] = {0: self.state.params}
+        self.round = 0
+        self._dispatches = 0
+        self._task_counter = 0
+        self._started = False
+        self._undecided_rows: list[dict] = []
+        self.local_models: dict[int, np.ndarray] = {}  # event-triggered clients' unsent models
+        self.anchors: dict[int, tuple[int, np.ndarray]] = {}  # (version, model) each last synced to
+        self._messages_saved = 0
+        self._round_started_wall = time.perf_counter()
+        self._run_started_wall = time.perf_counter()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        limit = self.limits.sim_time_limit
+        return self._stopped or self.round >= self.limits.rounds or bool(limit and self.clock.now >= limit)
+
+    def view(self) -> ServerView:
+        return ServerView(
+            now=self.clock.now, version=self.state.version,
+            clients_per_round=self.clients_per_round, population=len(self.sizes),
+        )
+
+    def advance(self) -> list[RoundReport]:
+        """Runs the simulation until the next aggregation(s); [] once the run is finished."""
+        reports: list[RoundReport] = []
+        if not self._started:
+            self._started = True
+            reports += self._execute(self.policy.start(self.view()))
+        while not reports and not self.finished:
+            if not len(self.clock):
+                raise RuntimeError(
+                    f"the {type(self.policy).__name__} policy has no work scheduled at round {self.round} "
+                    f"of {self.limits.rounds}: nothing left to simulate"
+                )
+            _, event = self.clock.pop()
+            if isinstance(event, Later):
+                reports += self._execute(list(event.actions))
+                continue
+            if isinstance(event, TriggerCheck):
+                event = self._check_trigger(self.tasks[event.task_id])
+                if event is None:
+                    continue
+            if isinstance(event, Arrival | Failure):
+                self._settle(event)
+            reports += self._execute(self.policy.on_event(event, self.view()))
+        if self.finished:
+            self._abandon_in_flight()
+        return reports
+
+    def _execute(self, actions: list[Action]) -> list[RoundReport]:
+        reports = []
+        for index, action in enumerate(actions):
+            if self.finished:
+                break
+            if isinstance(action, Dispatch):
+                reports += self._dispatch(action)
+            elif isinstance(action, Aggregate):
+                report = self._aggregate(action)
+                if report is None:  # the privacy budget would be crossed: not applied, the run stops
+                    break
+                reports.append(report)
+                busy = report.round_row.get("protocol_sim_s", 0.0)
+                if busy and actions[index + 1:]:  # the protocol holds the server: the rest waits
+                    later = tuple(postponed(a, busy) for a in actions[index + 1:])
+                    self.clock.schedule(self.clock.now + busy, Later(later))
+                    break
+            elif isinstance(action, Discard):
+                self._discard(action)
+            elif isinstance(action, SetTimer):
+                self.clock.schedule(action.at, Timer(action.tag))
+            else:
+                raise TypeError(f"unknown policy action {action!r}")
+        return reports
+
+    # -- settle and aggregate ------------------------------------------------------------------
+
+    def _settle(self, event: Arrival | Failure) -> None:
+        """A task's fate reached the server: free its client and record failures now."""
+        task = self.tasks[event.task.task_id]
+        self.busy.discard(task.info.client_id)
+        if isinstance(event, Failure):
+            self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
+            del self.tasks[task.info.task_id]
+
+    def _fetch(self, task: Task) -> ClientResult | None:
+        """The task's result, or None (status "lost") when its worker died and the failure policy
+        (``resources.actor_failure = "drop"``) drops the work."""
+        try:
+            return self.executor.result(task.info.task_id)
+        except ClientLost:
+            task.status = "lost"
+            return None
+
+    def _delta_for_server(self, task: Task, result: ClientResult, *, rebase: bool) -> np.ndarray:
+        """What the server aggregates for a task: the client's delta as sent (an attacker's is
+        tampered with), re-expressed against the current model for mixing rules, heads removed."""
+        delta = result.delta
+        if task.new_model is not None:  # event-triggered: the change since the client last synced
+            delta = task.new_model - self.anchors[task.info.client_id][1]
+        if task.info.client_id in self.attackers and self.attack.target == "update":
+            delta = self.attack(delta, rng=rng(self.seed, Stream.ATTACK, task.info.task_id))
+        if rebase:
+            start = self.anchors[task.info.client_id][1] if task.trigger is not None else self.bases[task.info.base_version]
+            delta = (start.astype(np.float64) + delta) - self.state.params
+        delta = self.clients.keep_head(task.info.client_id, self._start_of(task), result.delta, delta)
+        return delta
+
+    def _discard(self, action: Discard) -> None:
+        self.executor.forget(action.task_ids)
+        for task_id in action.task_ids:
+            task = self.tasks.pop(task_id)
+            task.status = "discarded"
+            self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
+
+    def _aggregate(self, action: Aggregate) -> RoundReport | None:
+        """One server step; None, with the run stopped, when it would cross the privacy budget."""
+        if self.privacy is not None and self.privacy.would_exceed_budget(
+                [self.tasks[t].info.client_id for t in action.task_ids]):
+            self._stopped = True
+            return None
+        scales = action.scales or (1.0,) * len(action.task_ids)
+        updates, rows = [], []
+        for task_id, scale in zip(action.task_ids, scales):
+            task = self.tasks[task_id]
+            result = task.fetched or self._fetch(task)
+            reason = None if result is None else check_update(result.delta, self.state.params.size)
+            if result is None or reason is not None:  # lost with its worker, or never let it near the model
+                if reason is not None:
+                    task.status = "rejected"
+                    task.result["rejected_because"] = reason
+                rows.append((task, None))
+                del self.tasks[task_id]
+                continue
+            delta = self._delta_for_server(task, result, rebase=action.rebase)
+            task.status = "applied"
+            task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s)
+            updates.append(Update(client_id=task.info.client_id, num_samples=result.num_samples,
+                                  steps=result.steps, delta=delta, scale=scale))
+            rows.append((task, self.state.version - task.info.base_version))
+            del self.tasks[task_id]
+        self.clients.update_controls(updates)
+        dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
+        self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
+                                          round_number=self.round + 1, dropped=dropped)
+        self.round += 1
+        self._release_bases()
+        client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
+        self._undecided_rows = []
+        round_row = self._round_row(updates, client_rows, metrics)
+        eval_rows = []
+        if self.holdout is not None and self._evaluating():
+            owners, slices = holdout_slices(self.holdout, self.clients.personal)
+            eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round)
+        if eval_rows:
+            held = np.array([r["samples"] for r in eval_rows], dtype=float)
+            for kind in ("global", "personal"):
+                accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
+                round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
+        return RoundReport(round_row, client_rows, eval_rows)
+
+    def _population_shares(self) -> np.ndarray:
+        """Each client's weight over the whole population's (1/N for uniform weighting)."""
+        weights = self.strategy.weights_of(range(len(self.sizes)), self.sizes)
+        return weights / weights.sum()
+
+    def _evaluating(self) -> bool:
+        return self.round % self.limits.eval_every == 0 or self.finished
+
+    def _release_bases(self) -> None:
+        needed = {t.info.base_version if t.start_params is None else -1 - t.info.task_id
+                  for t in self.tasks.values() if t.status == "running"}
+        needed.add(self.state.version)
+        for version in list(self.bases):
+            if version not in needed:
+                del self.bases[version]
+
+    def _abandon_in_flight(self) -> None:
+        running = [t for t in self.tasks.values() if t.status == "running" and t.trained]
+        self.executor.forget([t.info.task_id for t in running])
+        for task in running:
+            task.status = "unfinished"
+
+    def close(self) -> None:
+        self.executor.shutdown()
+
+    # -- checkpoints: everything that evolves, so a resumed run ends exactly as an uninterrupted one
+
+    _CHECKPOINTED = (
+        "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
+        "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
+        "_stopped",
+    )
+
+    def snapshot(self) -> bytes:
+        """The driver's evolving state, pickled (the executor and the data are rebuilt on resume)."""
+        return pickle.dumps({name: getattr(self, name) for name in self._CHECKPOINTED})
+
+    def restore(self, snapshot: bytes) -> None:
+        """Continues from a snapshot: in-flight tasks are trained again (same model, client and
+        seed give the same update), so nothing depends on the interrupted executor. The snapshot
+        is read through an allow-list, so a crafted one cannot run code (checkpoint.py)."""
+        for name, value in checkpoint.loads(snapshot).items():
+            setattr(self, name, value)
+        pending = [t for t in self.tasks.values() if t.trained and t.status == "running" and t.fetched is None]
+        by_dispatch: dict[tuple[int, int], list[Task]] = {}  # as first submitted, so groups match
+        for task in sorted(pending, key=lambda t: t.info.task_id):
+            if task.start_params is not None:
+                self._submit([task], -1 - task.info.task_id, task.start_params)
+            else:
+                by_dispatch.setdefault((task.seed_key, task.info.base_version), []).append(task)
+        for (_, version), tasks in sorted(by_dispatch.items()):
+            self._submit(tasks, version, self.bases[version])
+
+    def describe(self) -> dict:
+        """Runtime facts for the run summary (e.g. actors replaced after dying)."""
+        restarts = getattr(self.executor, "restarts", [])
+        return {"actor_restarts": len(restarts), "num_nodes": len(set(getattr(self.executor, "nodes", [])))}

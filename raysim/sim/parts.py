@@ -1,0 +1,56 @@
+"""What the driver is handed: built parts, never the scenario.
+
+The scenario floor composes them (``raysim/scenario/composition.py``, ``driver_parts``); the
+driver only runs them, so it can be read, built and tested without a scenario file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from raysim.algorithms.personal import PersonalLayers
+from raysim.algorithms.strategy import Strategy
+from raysim.privacy.stage import PrivacyStage
+from raysim.sim.policies import Policy
+from raysim.sim.system import Population
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """When the run ends (``rounds``, or simulated time past ``sim_time_limit`` when it is not 0)
+    and how often the global model is scored (every ``eval_every`` rounds, and at the end)."""
+
+    rounds: int
+    sim_time_limit: float = 0.0
+    eval_every: int = 1
+
+
+@dataclass(frozen=True)
+class ClientSchedule:
+    """The local work a task asks for: ``epochs``; FedProx's stragglers (``straggler_fraction`` of
+    each dispatch) run fewer, and ``drop_stragglers`` (FedAvg) throws their partial work away."""
+
+    epochs: int
+    straggler_fraction: float = 0.0
+    drop_stragglers: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriverParts:
+    """Everything a run's driver is made of. The driver takes ownership: the policy, the personal
+    layers and the privacy stage carry state that evolves (and is checkpointed) with the run."""
+
+    policy: Policy
+    strategy: Strategy
+    population: Population
+    clients_per_round: int
+    limits: RunLimits
+    schedule: ClientSchedule
+    seed: int
+    exchange_bytes: int  # what one model crosses the simulated network as (the body only, with heads)
+    attack: Any = None  # an attack of attacks.py, run by the clients in ``attackers``
+    attackers: frozenset[int] = frozenset()
+    personal: PersonalLayers | None = None
+    privacy: PrivacyStage | None = None
+    scaffold: bool = False

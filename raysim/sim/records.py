@@ -1,0 +1,88 @@
+"""The rows a run records: one per round (rounds.parquet) and one per client task
+(clients.parquet), built from the driver's task table and the server step's metrics.
+
+``Recording`` is a part of ``Driver`` (driver.py), kept apart so the tables' columns read alone.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from raysim.algorithms.strategy import Update
+from raysim.sim.dispatch import Task
+from raysim.sim.evaluation import summarise
+
+
+@dataclass(frozen=True)
+class RoundReport:
+    """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
+    and per-client evaluations (evaluation.parquet) when clients hold out data."""
+
+    round_row: dict
+    client_rows: list[dict]
+    eval_rows: list[dict] = field(default_factory=list)
+
+
+class Recording:
+    """Round and client rows (see the module's docstring)."""
+
+    def _round_row(self, updates: list[Update], client_rows: list[dict], metrics: dict) -> dict:
+        accuracy = loss = float("nan")
+        if self._evaluating():
+            accuracy, loss = summarise(self.executor.evaluate(self.state.params, self.test_slices))
+        wall = time.perf_counter()
+        samples = sum(u.num_samples for u in updates)
+        applied = [r for r in client_rows if r["status"] == "applied"]
+        row = {
+            "round": self.round,
+            "version": self.state.version,
+            "sim_time": self.clock.now + metrics.get("protocol_sim_s", 0.0),  # the step's end
+            "wall_time": wall - self._run_started_wall,
+            "round_wall_s": wall - self._round_started_wall,
+            "clients": len(updates),
+            "samples": samples,
+            "test_accuracy": accuracy,
+            "test_loss": loss,
+            "train_loss": (sum(r["train_loss"] * r["samples"] for r in applied) / samples) if samples else float("nan"),
+            "bytes_down": int(sum(r["bytes_down"] for r in client_rows)),
+            "bytes_up": int(sum(r["bytes_up"] for r in client_rows)),
+            "mean_staleness": float(np.mean([r["staleness"] for r in applied])) if applied else float("nan"),
+            "messages_saved": self._messages_saved,
+            **{f"failed_{reason}": sum(r["status"] == reason for r in client_rows)
+               for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")},
+            **metrics,
+        }
+        self._round_started_wall = wall
+        self._messages_saved = 0
+        return row
+
+    def _client_row(self, task: Task, *, applied_round: int | None, staleness: int | None) -> dict:
+        info = task.info
+        delivered = task.status in ("applied", "rejected")
+        return {
+            "round": applied_round if applied_round is not None else self.round + 1,
+            "rejected_because": task.result.get("rejected_because", ""),
+            "task_id": info.task_id,
+            "client_id": info.client_id,
+            "status": task.status,
+            "base_version": info.base_version,
+            "staleness": staleness if staleness is not None else -1,
+            "samples": task.samples,
+            "epochs": info.epochs,
+            "straggler": info.epochs < self.schedule.epochs,  # partial work accepted
+            "attacker": info.client_id in self.attackers,
+            "steps": task.result.get("steps", 0),
+            "train_loss": task.result.get("train_loss", float("nan")),
+            "start_time": info.start,
+            "end_time": info.end,
+            "download_s": task.download_s,
+            "compute_s": task.compute_s,
+            "upload_s": task.upload_s,
+            "wall_train_s": task.result.get("wall_train_s", float("nan")),
+            "bytes_down": 0 if task.continued else self.exchange_bytes,
+            "bytes_up": self.upload_bytes if delivered else 0,
+        }
+

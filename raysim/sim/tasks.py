@@ -1,0 +1,101 @@
+"""What crosses between the driver and the client workers: the run's training plan, the
+clients' shards, tasks and their results.
+
+Nothing here imports torch, so the driver, which only schedules, aggregates numpy vectors and
+records results, never loads it (a lighter, faster-starting driver actor); the workers do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from raysim.algorithms.sgd import SGDConfig
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What every client task of a run shares: batch size, optimiser, seed."""
+
+    batch_size: int
+    sgd: SGDConfig
+    seed: int
+    flipped_labels: frozenset[int] = frozenset()  # label-flip attackers train on y -> C - 1 - y
+    num_classes: int = 0
+    vectorize: bool = False  # train equal-sized clients together as a batch of models
+    local_layers: tuple[str, ...] = ()  # personal heads' name prefixes (an EvalSlice's head fills them)
+
+
+@dataclass(frozen=True)
+class Shards:
+    """All clients' index arrays, concatenated: client c owns indices[offsets[c]:offsets[c+1]]."""
+
+    indices: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def from_parts(cls, parts: list[np.ndarray]) -> "Shards":
+        sizes = np.array([len(p) for p in parts], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        indices = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        return cls(indices=indices, offsets=offsets)
+
+    def of(self, client_id: int) -> np.ndarray:
+        return self.indices[self.offsets[client_id] : self.offsets[client_id + 1]]
+
+    def sizes(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+
+@dataclass(frozen=True)
+class TrainTask:
+    task_id: int
+    client_id: int
+    seed_key: int  # keys the batch order: the dispatch number of the task
+    epochs: int
+    correction: np.ndarray | None = None  # SCAFFOLD's c - c_i, added to every gradient
+
+
+@dataclass(frozen=True)
+class ClientResult:
+    task_id: int
+    client_id: int
+    num_samples: int
+    steps: int
+    mean_loss: float
+    delta: np.ndarray
+    wall_s: float
+
+
+VECTOR_GROUP = 16  # clients per batch of models: big enough to amortise, small enough to balance
+
+
+def group_tasks(tasks: Sequence[TrainTask], costs: Sequence[float], *, vectorize: bool) -> list[list[TrainTask]]:
+    """Groups of tasks trained together; a pure function of the task list, so every executor
+    (and any number of actors) forms the same groups and computes the same floats.
+
+    Tasks of equal cost and epochs (hence equal data size) are chunked, in task order, into groups
+    of at most VECTOR_GROUP; without ``vectorize`` every task is its own group.
+    """
+    if not vectorize:
+        return [[t] for t in tasks]
+    buckets: dict[tuple[float, int], list[TrainTask]] = {}
+    for task, cost in zip(tasks, costs):
+        buckets.setdefault((cost, task.epochs), []).append(task)
+    groups = [bucket[i : i + VECTOR_GROUP] for bucket in buckets.values() for i in range(0, len(bucket), VECTOR_GROUP)]
+    return sorted(groups, key=lambda g: g[0].task_id)
+
+
+class ClientError(RuntimeError):
+    """A client's local training raised; carries the client id and the original traceback."""
+
+    def __init__(self, client_id: int, task_id: int, details: str):
+        super().__init__(client_id, task_id, details)
+        self.client_id = client_id
+        self.task_id = task_id
+        self.details = details
+
+    def __str__(self) -> str:
+        return f"client {self.client_id} (task {self.task_id}) failed during local training:\n{self.details}"
