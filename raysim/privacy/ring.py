@@ -30,6 +30,12 @@ def check_bits(name: str, bits: int, high: int) -> None:
         raise ValueError(f"{name} must be an int in [1, {high}], got {bits!r}")
 
 
+def sum_fits(num_clients: int, bits: int, modulus_bits: int = MODULUS_BITS) -> bool:
+    """Whether ``num_clients`` values of ``bits`` bits each sum below ``2**modulus_bits``, so
+    the masked sum in the ring cannot wrap around."""
+    return num_clients * ((1 << bits) - 1) < 1 << modulus_bits
+
+
 def _check_clip_range(clip_range: float) -> None:
     if not (math.isfinite(clip_range) and clip_range > 0):
         raise ValueError(f"clip_range must be a finite number > 0, got {clip_range!r}")
@@ -88,7 +94,7 @@ def dequantize(
     if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
         raise ValueError(f"num_clients must be an int >= 1, got {num_clients!r}")
     levels = (1 << bits) - 1
-    if num_clients * levels >= 1 << modulus_bits:
+    if not sum_fits(num_clients, bits, modulus_bits):
         raise ValueError(
             f"bits={bits} with num_clients={num_clients} can overflow modulus_bits={modulus_bits}: "
             f"need num_clients * (2**bits - 1) < 2**modulus_bits"

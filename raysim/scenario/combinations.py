@@ -19,12 +19,11 @@ from typing import TYPE_CHECKING
 from raysim.algorithms.robust import minimum_rows
 from raysim.data import Natural
 from raysim.privacy.dp import adaptive_noise_multiplier
+from raysim.privacy.ring import MODULUS_BITS, sum_fits
 from raysim.sim.system import Population
 
 if TYPE_CHECKING:
     from raysim.scenario.sections import Scenario
-
-RING_BITS = 32  # secure aggregation sums in Z_(2**32) (privacy/secagg.py: MODULUS_BITS)
 
 
 def check_combinations(scenario: Scenario) -> None:
@@ -216,13 +215,13 @@ def _check_everyone_eligible(scenario: Scenario) -> None:
 
 
 def _check_ring(scenario: Scenario) -> None:
-    """The masked sum lives in Z_(2**32): n clients of (2**bits - 1) levels must not wrap it."""
+    """The masked sum lives in Z_(2**MODULUS_BITS): n clients of (2**bits - 1) levels must not wrap it."""
     bits = scenario.privacy.quantization_bits
     clients = max_clients_per_round(scenario)
-    if clients * ((1 << bits) - 1) >= 1 << RING_BITS:
-        most = next((b for b in range(bits - 1, 0, -1) if clients * ((1 << b) - 1) < 1 << RING_BITS), 0)
+    if not sum_fits(clients, bits):
+        most = next((b for b in range(bits - 1, 0, -1) if sum_fits(clients, b)), 0)
         raise ValueError(
             f"privacy.quantization_bits = {bits} with up to {clients} clients per round (selection.clients_per_round "
-            f"times policy.over_selection) can overflow secure aggregation's {RING_BITS}-bit ring: "
+            f"times policy.over_selection) can overflow secure aggregation's {MODULUS_BITS}-bit ring: "
             f"set privacy.quantization_bits <= {most} or select fewer clients"
         )

@@ -192,3 +192,11 @@ def test_quantize_validation():
         quantize(np.zeros(3), 1.0, 0, rng=rng)
     with pytest.raises(ValueError, match="overflow"):
         dequantize(np.zeros(3, dtype=np.uint64), 4, 1.0, 31, modulus_bits=32)
+
+
+def test_sum_fits_is_the_boundary_where_the_ring_sum_would_wrap():
+    from raysim.privacy.ring import sum_fits
+
+    assert sum_fits(256, 24)  # 256 * (2**24 - 1) < 2**32
+    assert not sum_fits(257, 24)
+    assert sum_fits(1, 31) and not sum_fits(2, 32)
