@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
 def check_combinations(scenario: Scenario) -> None:
     """Raises ValueError for the first combination of sections that cannot run as named."""
-    _check_population(scenario)
+    population = _check_population(scenario)
     _check_strategy(scenario)
     _check_policy(scenario)
-    _check_privacy(scenario)
+    _check_privacy(scenario, population)
 
 
 def mixes_one_update(policy) -> bool:
@@ -64,7 +64,9 @@ def max_clients_per_round(scenario: Scenario) -> int:
     return min(math.ceil(scenario.clients_per_round * over), scenario.data.num_clients)
 
 
-def _check_population(scenario: Scenario) -> None:
+def _check_population(scenario: Scenario) -> Population | None:
+    """Returns the population read from ``system.trace`` (None without a trace), read once here
+    so a bad trace stops the run before anything starts and later rules reuse it."""
     cohort = scenario.selection.cohort(scenario.data.num_clients)
     if cohort > scenario.data.num_clients:
         raise ValueError(
@@ -75,8 +77,9 @@ def _check_population(scenario: Scenario) -> None:
         raise ValueError("data.dataset = 'synthetic' has one client per device: set data.partition = 'natural'")
     if natural and scenario.data.dataset != "synthetic":
         raise ValueError(f"data.partition = 'natural' needs a dataset with devices (synthetic), not {scenario.data.dataset!r}")
-    if scenario.system.trace:  # read now, so a bad trace stops the run before anything starts
-        Population(scenario.system, scenario.data.num_clients, scenario.run.seed)
+    if not scenario.system.trace:
+        return None
+    return Population(scenario.system, scenario.data.num_clients, scenario.run.seed)
 
 
 def _check_strategy(scenario: Scenario) -> None:
@@ -156,7 +159,7 @@ def _check_robust_rows(scenario: Scenario) -> None:
         )
 
 
-def _check_privacy(scenario: Scenario) -> None:
+def _check_privacy(scenario: Scenario, traced: Population | None) -> None:
     """Refuses combinations that cannot work when the server must not see single updates."""
     privacy, server = scenario.privacy, scenario.server
     hidden = privacy.secure_aggregation != "none" or privacy.homomorphic != "none"
@@ -171,7 +174,7 @@ def _check_privacy(scenario: Scenario) -> None:
         raise ValueError("the [privacy] options run with policy.kind = 'sync' (accounting and masking "
                          "assume one cohort per round)")
     if privacy.dp != "none":
-        _check_dp(scenario)
+        _check_dp(scenario, traced)
     if (privacy.dp != "none" or privacy.secure_aggregation != "none") and server.weighting != "uniform":
         raise ValueError("differential privacy and secure aggregation average with a fixed, uniform "
                          "weighting: set server.weighting = 'uniform'")
@@ -179,7 +182,7 @@ def _check_privacy(scenario: Scenario) -> None:
         _check_ring(scenario)
 
 
-def _check_dp(scenario: Scenario) -> None:
+def _check_dp(scenario: Scenario, traced: Population | None) -> None:
     """DP-FedAvg is one algorithm: clip, noise and average with a fixed denominator, accounted
     with q = (clients drawn) / N over a population where every client can be drawn."""
     privacy, server = scenario.privacy, scenario.server
@@ -191,10 +194,10 @@ def _check_dp(scenario: Scenario) -> None:
         )
     if privacy.adaptive_clipping:
         adaptive_noise_multiplier(privacy.noise_multiplier, scenario.clients_per_round / 20.0)
-    _check_everyone_eligible(scenario)
+    _check_everyone_eligible(scenario, traced)
 
 
-def _check_everyone_eligible(scenario: Scenario) -> None:
+def _check_everyone_eligible(scenario: Scenario, traced: Population | None) -> None:
     """The accountant's q assumes every one of the N clients can be drawn each round; when only
     the online ones can, the true inclusion probability is higher and unknown in general."""
     system = scenario.system
@@ -203,10 +206,9 @@ def _check_everyone_eligible(scenario: Scenario) -> None:
             f"privacy.dp with system.availability = {system.availability!r} draws only online clients, so "
             "the accountant's sampling rate m / N would understate epsilon: set system.availability = 'always'"
         )
-    if system.trace:
-        population = Population(system, scenario.data.num_clients, scenario.run.seed)
+    if traced is not None:
         always = ((0.0, math.inf),)
-        if any(population.profile(c).availability.intervals != always for c in range(scenario.data.num_clients)):
+        if any(traced.profile(c).availability.intervals != always for c in range(scenario.data.num_clients)):
             raise ValueError(
                 f"privacy.dp with system.trace = '{system.trace}', whose availability column limits when "
                 "clients are online, draws only online clients, so the accountant's sampling rate would "
