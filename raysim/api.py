@@ -72,7 +72,7 @@ def run(
             raise
         except DriverLost as exc:
             driver.interrupted = True
-            raise DriverLost(f"{exc}; {_what_is_kept(writer, resumable=checkpoint is not None or bool(every))}") from None
+            raise DriverLost(f"{exc}; {_what_is_kept(writer)}") from None
         finally:
             if status != "completed" and not writer.rounds and checkpoint is None:
                 shutil.rmtree(writer.run_dir, ignore_errors=True)  # stopped before recording anything
@@ -85,12 +85,13 @@ def run(
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
 
 
-def _what_is_kept(writer: RunWriter, *, resumable: bool) -> str:
-    """The closing words of a failed run: what is on disk and how to go on."""
+def _what_is_kept(writer: RunWriter) -> str:
+    """The closing words of a failed run: what is on disk and, when a checkpoint is there, how
+    to go on."""
     if not writer.rounds:
         return "no round had finished, so nothing was written"
     done = f"the {len(writer.rounds)} rounds finished are in {writer.run_dir}"
-    if resumable and (writer.run_dir / "checkpoint.pkl").exists():
+    if (writer.run_dir / "checkpoint.pkl").exists():
         return f"{done}; continue with `raysim run --resume {writer.run_dir}`"
     return done
 
@@ -160,8 +161,7 @@ class _RayDriver:
             # the client actors boot while the driver actor does, instead of after it
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
             factory = partial(RayExecutor, actors=actors, actor_failure=scenario.resources.actor_failure, **pool)
-            self.handle = session.remote_driver(
-Driver, **_driver_args(scenario, prepared), executor_factory=factory)
+            self.handle = session.remote_driver(Driver, **_driver_args(scenario, prepared), executor_factory=factory)
             session.call(self.handle, "view")  # waits until the driver and its actors are up
             session.record_processes(started_here)
         except BaseException as exc:
