@@ -25,6 +25,7 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
+    COMPRESSION = 11
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:
