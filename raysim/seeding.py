@@ -25,6 +25,8 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
+    CONTRIBUTION = 11
+    VALIDATION = 12
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 SCHEMES = {
-    "none": "no rewards: clients are drawn uniformly (participation costs still apply when priced)",
+    "off": "no incentives: clients are drawn as without [incentive]",
+    "equal": "each round's budget split evenly among its participants, whatever they contributed",
     "proportional": "each round's budget split in proportion to the positive contributions",
     "reputation": "proportional rewards, and clients drawn with probability in proportion to their "
                   "Beta reputation (with decay)",
@@ -23,7 +24,7 @@ class IncentiveConfig:
     (``price_per_compute_s`` or ``price_per_mb`` > 0) clients decline rounds whose expected reward
     is below their cost (incentives/participation.py)."""
 
-    scheme: Literal["none", "proportional", "reputation"] = "none"
+    scheme: Literal["off", "equal", "proportional", "reputation"] = "off"
     budget: float = 1.0
     method: str = ""
     decay: float = 0.9
@@ -45,4 +46,4 @@ class IncentiveConfig:
 
     @property
     def active(self) -> bool:
-        return self.scheme != "none" or self.priced
+        return self.scheme != "off"

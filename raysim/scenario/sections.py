@@ -17,7 +17,9 @@ from raysim.algorithms.attacks import ATTACKS
 from raysim.algorithms.personal import PersonalConfig
 from raysim.algorithms.robust import ROBUST_AGGREGATORS
 from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
+from raysim.contribution import ContributionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
+from raysim.incentives.config import IncentiveConfig
 from raysim.inputs import ConfigError, at_least, is_file
 from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
@@ -221,6 +223,8 @@ class Scenario:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    contribution: ContributionConfig = field(default_factory=ContributionConfig)
+    incentive: IncentiveConfig = field(default_factory=IncentiveConfig)
 
     def __post_init__(self) -> None:
         check_combinations(self)
