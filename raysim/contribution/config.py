@@ -7,8 +7,10 @@ can combine) are in ``scenario/combinations.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
+
+from raysim.contribution.plant import PlantConfig
 
 METHODS = {
     "loo": "leave-one-out: v(N) - v(N without i), n + 1 evaluations per round",
@@ -38,6 +40,7 @@ class ContributionConfig:
     truncation: float = 0.001  # within-round: |v(N) - v(prefix)| below this ends an order's walk
     round_truncation: float = 0.01  # gtg: a round with |v(N) - v(empty)| at most this is all zeros
     tolerance: float = 0.05  # the convergence test's mean relative change
+    plant: PlantConfig = field(default_factory=PlantConfig)  # planted ground truth (validation scenarios)
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]

@@ -243,6 +243,10 @@ def check_contribution(scenario: Scenario) -> None:
                          f"{list(contribution.methods)} or leave incentive.method empty (the first of them)")
     if not contribution.active:
         return
+    planted = contribution.plant.clients
+    if planted > scenario.data.num_clients:
+        raise ValueError(f"contribution.plant names client {planted - 1}, but data.num_clients = "
+                         f"{scenario.data.num_clients}: shorten the lists or add clients")
     if scenario.privacy.active:
         raise ValueError("[contribution] rebuilds each step's model from single updates, which [privacy] clips, "
                          "noises or hides: remove one of the two sections")

@@ -11,11 +11,12 @@ from __future__ import annotations
 import importlib.util
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from raysim.algorithms.personal import holdout_split, local_mask
+from raysim.contribution.plant import plant
 from raysim.contribution.validation import split_validation
 from raysim.data import Dataset, label_histogram, load_dataset, partition
 from raysim.inputs import ConfigError, import_function
@@ -65,6 +66,9 @@ def prepare(scenario: Scenario) -> Prepared:
     if scenario.contribution.active:
         parts, validation = split_validation(parts, scenario.contribution.validation_share,
                                              rng(scenario.run.seed, Stream.VALIDATION))
+        parts, labels = plant(parts, dataset.train_y, scenario.contribution.plant, dataset.num_classes,
+                              rng(scenario.run.seed, Stream.VALIDATION, 1))
+        dataset = replace(dataset, train_y=labels)
     _check_no_empty_clients(parts)
     personal = scenario.personal
     holdout = None

@@ -164,11 +164,11 @@ class ServerConfig:
 class AttackConfig:
     """``[attack]``: a fraction of clients (chosen from the seed) misbehave, to test robust rules."""
 
-    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip"] = "none"
+    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip", "free_rider"] = "none"
     fraction: float = 0.0
     scale: float = 1.0  # sign_flip: send -scale * delta
     factor: float = 10.0  # scaled: send factor * delta
-    std: float = 1.0  # gaussian: add N(0, std^2) to the delta
+    std: float = 1.0  # gaussian: add N(0, std^2) to the delta; free_rider: send N(0, std^2) (0: zeros)
 
     def __post_init__(self) -> None:
         if not 0 <= self.fraction < 1:
@@ -179,7 +179,8 @@ class AttackConfig:
     def build(self, num_classes: int):
         """The attack object of attacks.py, or None."""
         options = {"sign_flip": {"scale": self.scale}, "scaled": {"factor": self.factor},
-                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes}}
+                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes},
+                   "free_rider": {"std": self.std}}
         return None if self.kind == "none" else ATTACKS[self.kind](**options[self.kind])
 
 

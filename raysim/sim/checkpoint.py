@@ -25,6 +25,7 @@ _RAYSIM = {
     "raysim.algorithms.staleness": ("StalenessWeight",),
     "raysim.algorithms.strategy": ("ServerState",),
     "raysim.contribution.config": ("ContributionConfig",),
+    "raysim.contribution.plant": ("PlantConfig",),
     "raysim.incentives.config": ("IncentiveConfig",),
     "raysim.incentives.participation": ("Earnings",),
     "raysim.incentives.rewards": ("BetaReputation",),

@@ -60,7 +60,7 @@ class RoundGame:
 
     def evaluate(self, coalitions: Sequence[Coalition]) -> list[float]:
         """Scores of the coalitions, the unscored ones rebuilt and scored in one batch."""
-        missing = [c for c in coalitions if c not in self.scored]
+        missing = list(dict.fromkeys(c for c in coalitions if c not in self.scored))
         if missing:
             counts = self.executor.evaluate_models([self.model(c) for c in missing], self.slices)
             for coalition, scored in zip(missing, counts):
