@@ -47,6 +47,3 @@ class Utility:
             self.calls += len(new)
             self.cache.update(zip(new, values))
         return np.array([self.cache[k] for k in keys], dtype=np.float64)
-
-    def value(self, coalition: Iterable[int]) -> float:
-        return float(self([coalition])[0])

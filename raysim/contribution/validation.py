@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 
-def split_validation(parts: list[np.ndarray], share: float, draw: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
+def split_validation(parts: list[np.ndarray], share: float,
+                     draw: np.random.Generator) -> tuple[list[np.ndarray], np.ndarray]:
     """(the clients' shards without the validation rows, the validation rows sorted): ``share`` of
     all the clients' rows, drawn uniformly, so each client gives about its share of its data."""
     pooled = np.concatenate(parts) if parts else np.zeros(0, np.int64)

@@ -8,19 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SCHEMES = {
-    "off": "no incentives: clients are drawn as without [incentive]",
-    "equal": "each round's budget split evenly among its participants, whatever they contributed",
-    "proportional": "each round's budget split in proportion to the positive contributions",
-    "reputation": "proportional rewards, and clients drawn with probability in proportion to their "
-                  "Beta reputation (with decay)",
-}
-
 
 @dataclass(frozen=True, kw_only=True)
 class IncentiveConfig:
-    """``scheme`` pays ``budget`` per round by the contribution ``method`` (empty: the first of
-    ``contribution.methods``); ``decay`` is the reputation's forgetting factor. With a price
+    """``scheme``: ``off`` (no incentives: clients drawn as without [incentive]), ``equal`` (the
+    budget split evenly among a round's participants, whatever they contributed),
+    ``proportional`` (in proportion to the positive contributions) or ``reputation``
+    (proportional, and clients drawn in proportion to their Beta reputation). It pays ``budget``
+    per round by the contribution ``method`` (empty: the first of ``contribution.methods``);
+    ``decay`` is the reputation's forgetting factor. With a price
     (``price_per_compute_s`` or ``price_per_mb`` > 0) clients decline rounds whose expected reward
     is below their cost (incentives/participation.py)."""
 

@@ -159,8 +159,8 @@ class RayExecutor:
         """Spreads the models over the actors, one call each with its share of models and every slice."""
         shares = _spread([1.0] * len(models), [0.0] * len(self.actors))
         slices = list(slices)
-        return self._gather(shares, len(models),
-                            lambda actor, share: self.actors[actor].evaluate_models.remote([models[i] for i in share], slices))
+        return self._gather(shares, len(models), lambda actor, share: self.actors[actor].evaluate_models.remote(
+            [models[i] for i in share], slices))
 
     def _gather(self, shares: dict[int, list[int]], size: int, call: Callable[[int, list[int]], Any]) -> list:
         """Runs ``call(actor, share)`` for each actor's share and puts the answers back in item

@@ -85,7 +85,8 @@ class Ledger:
     def value(self, round_number: int, strategy: Strategy, start: ServerState, updates: Sequence[Update],
               executor: Executor) -> tuple[list[dict], dict[str, dict[int, float]]]:
         """The step's contribution rows, and each method's values by client."""
-        game = RoundGame(strategy, start, updates, executor=executor, slices=validation_slices(self.validation), metric=self.config.metric)
+        game = RoundGame(strategy, start, updates, executor=executor, slices=validation_slices(self.validation),
+                         metric=self.config.metric)
         rows, values = [], {}
         for index, method in enumerate(self.config.methods):
             started = time.perf_counter()
