@@ -82,9 +82,10 @@ class Incentivised:
     incentives: Incentives | None
 
     def _select(self, count: int, *, key: int) -> list[int]:
-        if self.incentives is None:
+        """Without a price or reputation weighting, the draw is the one without incentives."""
+        config = self.incentives.config if self.incentives is not None else None
+        if config is None or not (config.priced or config.scheme == "reputation"):
             return super()._select(count, key=key)
-        config = self.incentives.config
         candidates = idle_online(self.population, range(self.population.num_clients), busy=self.busy, now=self.clock.now)
         if config.priced:
             willing = []
@@ -101,7 +102,7 @@ class Incentivised:
             candidates = willing
         draw = rng(self.seed, Stream.SELECTION, key)
         size = min(count, len(candidates))
-        weights = None
+        weights = None  # every idle online client that joins (all of them without a price), uniformly
         if config.scheme == "reputation" and candidates:
             scores = np.array([self.incentives.score(c) for c in candidates])
             weights = scores / scores.sum()

@@ -170,3 +170,31 @@ def test_the_ray_executor_gives_the_local_values(ray_runtime, tiny, tmp_path):
     _, remote, _ = valued(tiny, tmp_path, **{**sections, "run": {"rounds": 2, "executor": "ray"}})
     columns = ["round", "client_id", "method", "value", "utility_calls", "permutations"]
     pd.testing.assert_frame_equal(local[columns], remote[columns])
+
+
+def test_a_resumed_run_values_and_pays_as_an_uninterrupted_one(tiny, tmp_path):
+    scenario = tiny(run={"rounds": 5}, system={"dropout": 0.2}, contribution={"methods": ["gtg", "fedsv"]},
+                    incentive={"scheme": "reputation", "price_per_compute_s": 0.3})
+    whole = run(scenario, results_root=tmp_path / "whole")
+
+    def stop_after_round_2(row: dict) -> None:
+        if row["round"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario, results_root=tmp_path / "cut", on_round=stop_after_round_2)
+    (cut_dir,) = (tmp_path / "cut" / "tiny").iterdir()
+    run(scenario, resume=cut_dir)
+    for table in ("contributions", "incentives"):
+        want, got = (pd.read_parquet(d / f"{table}.parquet") for d in (whole.run_dir, cut_dir))
+        pd.testing.assert_frame_equal(want.drop(columns=["seconds"], errors="ignore"),
+                                      got.drop(columns=["seconds"], errors="ignore"))
+
+
+def test_paying_without_a_price_or_reputation_draws_the_clients_as_without_incentives(tiny, tmp_path):
+    plain = run(tiny(contribution={"methods": ["loo"]}), results_root=tmp_path / "plain")
+    paid = run(tiny(contribution={"methods": ["loo"]}, incentive={"scheme": "proportional"}),
+               results_root=tmp_path / "paid")
+    columns = ["round", "task_id", "client_id", "status"]
+    pd.testing.assert_frame_equal(pd.read_parquet(plain.run_dir / "clients.parquet")[columns],
+                                  pd.read_parquet(paid.run_dir / "clients.parquet")[columns])
