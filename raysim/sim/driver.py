@@ -26,8 +26,8 @@ from raysim.seeding import Stream, rng
 from raysim.sim import checkpoint
 from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
-from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
 from raysim.sim.contribution import Ledger
+from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
 from raysim.sim.evaluation import central_slices, holdout_rows, holdout_slices
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.incentives import Incentives, Incentivised

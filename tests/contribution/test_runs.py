@@ -198,3 +198,21 @@ def test_paying_without_a_price_or_reputation_draws_the_clients_as_without_incen
     columns = ["round", "task_id", "client_id", "status"]
     pd.testing.assert_frame_equal(pd.read_parquet(plain.run_dir / "clients.parquet")[columns],
                                   pd.read_parquet(paid.run_dir / "clients.parquet")[columns])
+
+
+def test_every_method_on_fashion_mnist(tmp_path):
+    """The shipped Fashion-MNIST scenario, cut to 1 round of 6 clients: every method values them."""
+    from pathlib import Path
+
+    from raysim.data.datasets import DatasetNotFoundError
+    from raysim.scenario.sections import load_scenario
+
+    path = Path(__file__).parents[2] / "scenarios/contribution/fmnist_free_riders.toml"
+    scenario = load_scenario(path, ("run.rounds=1", "data.num_clients=6", "selection.clients_per_round=6",
+                                    "contribution.max_evaluations=64", "contribution.max_permutations=30"))
+    try:
+        outcome = run(scenario, results_root=tmp_path)
+    except DatasetNotFoundError:
+        pytest.skip("Fashion-MNIST is not installed")
+    contributions = load(outcome.run_dir).contributions
+    assert set(contributions.method) == set(ALL) and set(contributions.client_id) == set(range(6))
