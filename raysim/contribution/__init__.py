@@ -23,8 +23,9 @@ __all__ = ["EXACT_MAX_PLAYERS", "METHODS", "BudgetExhausted", "ContributionConfi
 
 def value_round(method: str, players: Sequence[int], utility: Utility, draw: np.random.Generator,
                 config: ContributionConfig) -> Estimate:
-    """One method's values of a round's players. ``exact`` and ``fedsv`` compute the same round
-    Shapley value; they differ in the record (fedsv also gives every absent client a 0)."""
+    """One method's values of a round's players. ``exact`` and ``fedsv`` (Wang et al.,
+    arXiv:2009.06192) compute the same round Shapley value; they differ in the record (fedsv also
+    gives every absent client a 0, so a client's total is its sum over rounds)."""
     if method in ("exact", "fedsv"):
         return Estimate(exact_shapley(players, utility), 0, "exact")
     if method == "loo":
