@@ -59,7 +59,7 @@ def run(
         try:
             while reports := driver.advance():
                 for report in reports:
-                    writer.append(report.round_row, report.client_rows, report.eval_rows)
+                    writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables)
                 if every and any(r.round_row["round"] % every == 0 for r in reports):
                     writer.checkpoint(driver.snapshot(), reports[-1].round_row["round"])
                 for report in reports:
@@ -103,7 +103,8 @@ def _driver_args(scenario: Scenario, prepared: Prepared) -> dict[str, Any]:
     parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes,
                          num_clients=len(sizes))
     return {"parts": parts, "initial_params": prepared.initial_params, "layout": prepared.layout,
-            "client_sizes": sizes, "test_size": len(prepared.dataset.test_y), "holdout": prepared.holdout}
+            "client_sizes": sizes, "test_size": len(prepared.dataset.test_y), "holdout": prepared.holdout,
+            "validation": prepared.validation}
 
 
 class _LocalDriver:

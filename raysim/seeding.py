@@ -27,6 +27,8 @@ class Stream(IntEnum):
     PRIVACY = 9
     HOLDOUT = 10
     COMPRESSION = 15  # 11-14 are taken by the client evaluation and vertical FL streams
+    CONTRIBUTION = 16
+    VALIDATION = 17
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

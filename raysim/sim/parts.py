@@ -12,6 +12,8 @@ from typing import Any
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
 from raysim.compression.channel import Channel
+from raysim.contribution import ContributionConfig
+from raysim.incentives.config import IncentiveConfig
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.policies import Policy
 from raysim.sim.system import Population
@@ -56,3 +58,5 @@ class DriverParts:
     privacy: PrivacyStage | None = None
     scaffold: bool = False
     channel: Channel | None = None  # update compression on the simulated link
+    contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
+    incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)
