@@ -17,12 +17,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 # Bottom to top; a module belongs to the floor of the longest prefix that names it.
 FLOORS = [
     ("raysim.seeding", "raysim.inputs"),
-    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy"),
+    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.vertical"),
     ("raysim.sim",),
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api", "raysim.cli", "raysim.__main__"),
+    ("raysim.api", "raysim.api_vertical", "raysim.cli", "raysim.__main__"),
 ]
 
 
