@@ -64,6 +64,7 @@ def _parties(scenario: VerticalScenario, prepared: PreparedVertical, use_ray: bo
 def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, started: float,
            on_round: Callable[[dict], None] | None, results_root: Path) -> tuple[Path, dict]:
     v, names, seed = scenario.vertical, prepared.names, scenario.run.seed
+    startup_s = time.perf_counter() - started
     ledger = sim.Ledger(sim.Network(bandwidth_mbps=v.network.bandwidth_mbps, latency_s=v.network.latency_s),
                         sim.HeCost(encrypt_s=v.he.encrypt_s, decrypt_s=v.he.decrypt_s, mul_s=v.he.mul_s,
                                    add_s=v.he.add_s))
@@ -104,6 +105,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
                 "psi_sim_time": psi_time, "test_auc": last["test_auc"], "central_test_auc": last["central_test_auc"],
                 "test_accuracy": last["test_accuracy"], "central_test_accuracy": last["central_test_accuracy"],
                 "bytes_total": last["bytes_up"], "he_seconds": last["he_seconds"],
-                "total_s": time.perf_counter() - started,
+                "startup_s": startup_s, "num_actors": len(names) + (v.trainer == "paillier_lr"),
+                "executor": "ray" if hasattr(calls, "handles") else "local", "total_s": time.perf_counter() - started,
             })
     return writer.run_dir, summary

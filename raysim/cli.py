@@ -147,7 +147,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
     table = Table(title=f"{summary['scenario']}: {summary['status']}", show_header=False)
-    for key in ("rounds", "final_accuracy", "best_accuracy", "sim_time", "wall_time", "startup_s", "num_actors"):
+    vertical = ("test_auc", "central_test_auc", "central_test_accuracy", "bytes_total", "he_seconds")
+    for key in ("rounds", "final_accuracy", "best_accuracy", "sim_time", "wall_time", "startup_s", "num_actors",
+                *(k for k in vertical if k in summary)):
         value = summary.get(key)
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("results", str(run_dir))
