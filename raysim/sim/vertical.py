@@ -39,13 +39,15 @@ class Network:
 
 @dataclass(frozen=True, kw_only=True)
 class HeCost:
-    """Simulated seconds per Paillier operation; defaults measured with ``phe`` 1.5 (no gmpy2)
-    at 1,024-bit keys on the 2-core development machine: set them for another key size."""
+    """Simulated seconds per Paillier operation. Defaults: ``phe`` 1.5 in pure Python (no gmpy2),
+    1,024-bit keys, integer operands, the fastest of repeated timings on the shared 2-core
+    development machine (other jobs running: an idle core is faster). Set ``[vertical.he]`` for
+    other hardware or key sizes (an exponentiation costs about the cube of the key length)."""
 
-    encrypt_s: float = 5e-3
-    decrypt_s: float = 1.5e-3
-    mul_s: float = 2e-4  # ciphertext x fixed-point integer
-    add_s: float = 1e-5  # ciphertext + ciphertext
+    encrypt_s: float = 1.1e-2
+    decrypt_s: float = 2.8e-3
+    mul_s: float = 7.4e-4  # ciphertext x fixed-point integer
+    add_s: float = 1.2e-5  # ciphertext + ciphertext
 
     def seconds(self, ops: Counter) -> float:
         return sum(getattr(self, f"{op}_s") * count for op, count in ops.items())
