@@ -93,6 +93,9 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
             if on_round is not None:
                 on_round(row)
         status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
     finally:
         if not writer.rounds:
             shutil.rmtree(writer.run_dir, ignore_errors=True)
@@ -105,7 +108,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
                 "psi_sim_time": psi_time, "test_auc": last["test_auc"], "central_test_auc": last["central_test_auc"],
                 "test_accuracy": last["test_accuracy"], "central_test_accuracy": last["central_test_accuracy"],
                 "bytes_total": last["bytes_up"], "he_seconds": last["he_seconds"],
-                "startup_s": startup_s, "num_actors": (len(names) + (v.trainer == "paillier_lr")) * hasattr(calls, "handles"),
+                "startup_s": startup_s, "num_actors": len(getattr(calls, "handles", ())),
                 "executor": "ray" if hasattr(calls, "handles") else "local", "total_s": time.perf_counter() - started,
             })
     return writer.run_dir, summary

@@ -83,3 +83,22 @@ def test_splitnn_equals_the_central_network(num_parties) -> None:
         assert ledger.received[n] - before[n] == 2 * aligned.train_rows * floats
     scored = aligned.train_rows + aligned.intersection
     assert ledger.received["p0"] - before["p0"] == 2 * scored * floats * (num_parties - 1)
+
+
+def test_paillier_lr_with_two_hosts_matches_plaintext() -> None:
+    """With several hosts the label party sums every host's [[u_k / 4]] into [[d]]."""
+    table = data.load_table("synthetic", seed=3, rows=60, columns=6)
+    shares, _ = data.split(table, [[0, 1], [2, 3], [4, 5]], label_party=0, overlap=1.0, seed=3)
+    names = ["a", "b", "c"]
+    weights = []
+    for encrypted in (False, True):
+        parties = {n: Party(k, s, seed=3) for k, (n, s) in enumerate(zip(names, shares))}
+        if encrypted:
+            parties[sim.COORDINATOR] = lr.Coordinator(512)
+        calls, ledger = sim.LocalParties(parties), sim.Ledger(sim.Network(), sim.HeCost())
+        aligned = sim.align(calls, names, ledger)
+        list(sim.train_lr(calls, names, ledger, settings=sim.LrSettings(key_bits=512), encrypted=encrypted,
+                          epochs=1, batch_size=0, seed=3, train_rows=aligned.train_rows))
+        weights.append(np.concatenate([parties[n].w for n in names]))
+    np.testing.assert_allclose(weights[1], weights[0], atol=1e-6)
+    assert np.abs(weights[0]).max() > 0
