@@ -22,6 +22,8 @@ from raysim.scenario.sections import RunConfig, parse_scenario, read_table
 from raysim.sim.vertical import HeCost, LrSettings, Network
 from raysim.vertical import data, reference, splitnn
 
+MAX_COLUMNS = 100_000
+MAX_SYNTHETIC_VALUES = 200_000_000  # rows x columns of float32: 800 MB
 TRAINERS = {
     "paillier_lr": "Hardy et al. 2017: parties' scores and residuals cross only as Paillier ciphertexts; a "
                    "coordinator decrypts masked gradients (semi-honest parties, no collusion with the coordinator); "
@@ -40,7 +42,11 @@ def column_list(spec: str) -> list[int]:
         low, _, high = part.partition("-")
         if not low.isdigit() or (high and not high.isdigit()):
             raise ValueError(f"columns = {spec!r}: '{part}' is not a column number or a range like '0-9'")
-        columns.extend(range(int(low), int(high or low) + 1))
+        first, last = int(low), int(high or low)
+        if last < first or last - first > MAX_COLUMNS:
+            raise ValueError(f"columns = {spec!r}: the range '{part}' must run upwards, over at most "
+                             f"{MAX_COLUMNS} columns")
+        columns.extend(range(first, last + 1))
     return columns
 
 
@@ -95,8 +101,8 @@ class LrConfig:
         at_least("l2", self.l2, 0.0)
         if not 8 <= self.scale_bits <= 40:
             raise ValueError(f"scale_bits must be in [8, 40], got {self.scale_bits}")
-        if self.key_bits < 512 or self.key_bits % 8:
-            raise ValueError(f"key_bits must be a multiple of 8 and >= 512, got {self.key_bits}")
+        if not 512 <= self.key_bits <= 4096 or self.key_bits % 8:
+            raise ValueError(f"key_bits must be a multiple of 8 in [512, 4096], got {self.key_bits}")
 
     def settings(self) -> LrSettings:
         return LrSettings(learning_rate=self.learning_rate, l2=self.l2, scale_bits=self.scale_bits,
@@ -178,6 +184,9 @@ class VerticalConfig:
             at_least(name, getattr(self, name), 0)
         at_least("rows", self.rows, 10)
         at_least("columns", self.columns, len(self.parties))
+        if self.dataset == "synthetic" and self.rows * self.columns > MAX_SYNTHETIC_VALUES:
+            raise ValueError(f"rows x columns = {self.rows * self.columns} synthetic values would not fit in memory: "
+                             f"keep it at most {MAX_SYNTHETIC_VALUES}")
 
     @property
     def ordered(self) -> list[PartyConfig]:

@@ -40,6 +40,8 @@ def _with(**party_changes) -> dict:
     (_with(p1={"id_column": None}), ["vertical.parties[1]", "id_column is missing", 'id_column = "id"']),
     (_with(p0={"id_column": "uid"}), ["vertical.parties[0]", "'uid'", '"id"']),
     (_with(p1={"columns": "0-19,30-35"}), ["column 30", "0-29"]),
+    (_with(p1={"columns": "19-0"}), ["vertical.parties[1]", "'19-0'", "upwards"]),
+    (_with(p1={"columns": "0-1e9"}), ["vertical.parties[1]", "'0-1e9' is not a column number"]),
 ])
 def test_bad_input_is_refused_with_the_key_and_the_fix(table, words) -> None:
     with pytest.raises(ConfigError) as exc:
