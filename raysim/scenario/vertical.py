@@ -27,7 +27,8 @@ MAX_SYNTHETIC_VALUES = 200_000_000  # rows x columns of float32: 800 MB
 TRAINERS = {
     "paillier_lr": "Hardy et al. 2017: parties' scores and residuals cross only as Paillier ciphertexts; a "
                    "coordinator decrypts masked gradients (semi-honest parties, no collusion with the coordinator); "
-                   "the label party sees the others' plaintext scores at prediction time",
+                   "scoring after each epoch hands the label party the others' plaintext scores X_k w_k, as "
+                   "FATE's prediction does",
     "plain_lr": "none: the same Taylor-loss logistic regression with scores and residuals in plaintext "
                 "(the exactness reference for paillier_lr)",
     "splitnn": "no cryptography: raw columns and labels stay at their party, but embeddings and their "

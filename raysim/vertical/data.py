@@ -29,11 +29,6 @@ import numpy as np
 from raysim.seeding import Stream, rng
 
 ID_COLUMN = "id"
-VERTICAL_DATASETS = {
-    "breast": "Wisconsin breast cancer (sklearn), 569 rows, 30 columns, 2 classes; FATE's guest/host split",
-    "fashion_mnist": "Fashion-MNIST, 70k images, 28 image columns of 28 pixels, 10 classes",
-    "synthetic": "Gaussian columns, label from a random linear model (2 classes); any size",
-}
 
 
 @dataclass(frozen=True)
