@@ -25,9 +25,10 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
-    VERTICAL_DATA = 11  # vertical FL: overlap, ids, row orders, held-out rows
-    PSI = 12  # vertical FL: each party's secret scalar and shuffle
-    VERTICAL_TRAIN = 13  # vertical FL: model init, batch order, gradient masks
+    COMPRESSION = 11
+    VERTICAL_DATA = 12  # vertical FL: overlap, ids, row orders, held-out rows
+    PSI = 13  # vertical FL: each party's secret scalar and shuffle
+    VERTICAL_TRAIN = 14  # vertical FL: model init, batch order, gradient masks
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -11,6 +11,7 @@ from typing import Any
 
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
+from raysim.compression.channel import Channel
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.policies import Policy
 from raysim.sim.system import Population
@@ -54,3 +55,4 @@ class DriverParts:
     personal: PersonalLayers | None = None
     privacy: PrivacyStage | None = None
     scaffold: bool = False
+    channel: Channel | None = None  # update compression on the simulated link
