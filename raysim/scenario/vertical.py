@@ -154,27 +154,7 @@ class VerticalConfig:
     he: HeCostConfig = field(default_factory=HeCostConfig)
 
     def __post_init__(self) -> None:
-        if len(self.parties) < 2:
-            raise ValueError("parties: a vertical run needs at least two [[vertical.parties]] (one with label = true)")
-        names = [p.name for p in self.parties]
-        if len(set(names)) < len(names):
-            raise ValueError(f"parties: names must be distinct, got {names}")
-        labelled = [p.name for p in self.parties if p.label]
-        if not labelled:
-            raise ValueError("parties: no party holds the label; set label = true on one of [[vertical.parties]]")
-        if len(labelled) > 1:
-            raise ValueError(f"parties: only one party can hold the label, got {labelled}; keep label = true on one")
-        total = data.num_columns(self.dataset, self.columns)
-        owner: dict[int, str] = {}
-        for p in self.parties:
-            for c in column_list(p.columns):
-                if c >= total:
-                    raise ValueError(f"parties: column {c} of party '{p.name}' does not exist; {self.dataset} has "
-                                     f"columns 0-{total - 1}")
-                if c in owner and owner[c] != p.name:
-                    raise ValueError(f"parties: column {c} is assigned to both '{owner[c]}' and '{p.name}'; "
-                                     "give each column to one party")
-                owner[c] = p.name
+        self._check_parties()
         if self.trainer != "splitnn" and data.num_classes(self.dataset) != 2:
             raise ValueError(f"trainer = {self.trainer!r} needs two classes; {self.dataset} has "
                              f"{data.num_classes(self.dataset)}: use trainer = 'splitnn'")
@@ -188,6 +168,31 @@ class VerticalConfig:
         if self.dataset == "synthetic" and self.rows * self.columns > MAX_SYNTHETIC_VALUES:
             raise ValueError(f"rows x columns = {self.rows * self.columns} synthetic values would not fit in memory: "
                              f"keep it at most {MAX_SYNTHETIC_VALUES}")
+
+    def _check_parties(self) -> None:
+        """Raises ConfigError naming ``vertical.parties`` (not the bare field name)."""
+        key = "vertical.parties"
+        if len(self.parties) < 2:
+            raise ConfigError(f"{key}: a vertical run needs at least two [[vertical.parties]], one with label = true")
+        names = [p.name for p in self.parties]
+        if len(set(names)) < len(names):
+            raise ConfigError(f"{key}: names must be distinct, got {names}")
+        labelled = [p.name for p in self.parties if p.label]
+        if not labelled:
+            raise ConfigError(f"{key}: no party holds the label; set label = true on one of [[vertical.parties]]")
+        if len(labelled) > 1:
+            raise ConfigError(f"{key}: only one party can hold the label, got {labelled}; keep label = true on one")
+        total = data.num_columns(self.dataset, self.columns)
+        owner: dict[int, str] = {}
+        for p in self.parties:
+            for c in column_list(p.columns):
+                if c >= total:
+                    raise ConfigError(f"{key}: column {c} of party '{p.name}' does not exist; {self.dataset} has "
+                                      f"columns 0-{total - 1}")
+                if c in owner and owner[c] != p.name:
+                    raise ConfigError(f"{key}: column {c} is assigned to both '{owner[c]}' and '{p.name}'; "
+                                      "give each column to one party")
+                owner[c] = p.name
 
     @property
     def ordered(self) -> list[PartyConfig]:
