@@ -107,7 +107,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
                 "test_rows": alignment.test_rows, "duplicate_ids": alignment.duplicates, "psi_bytes": psi_bytes,
                 "psi_sim_time": psi_time, "test_auc": last["test_auc"], "central_test_auc": last["central_test_auc"],
                 "test_accuracy": last["test_accuracy"], "central_test_accuracy": last["central_test_accuracy"],
-                "bytes_total": last["bytes_up"], "he_seconds": last["he_seconds"],
+                "bytes_total": last["bytes_total"], "he_seconds": last["he_seconds"],
                 "startup_s": startup_s, "num_actors": len(getattr(calls, "handles", ())),
                 "executor": "ray" if hasattr(calls, "handles") else "local", "total_s": time.perf_counter() - started,
             })

@@ -63,6 +63,7 @@ class Ledger:
         self.sent: Counter = Counter()
         self.received: Counter = Counter()
         self.ops: Counter = Counter()
+        self.reported = 0  # bytes already in a results row
 
     def phase(self, messages: Sequence[tuple[str, str, int]] = (), ops: dict[str, Counter] | None = None) -> None:
         he = {party: self.cost.seconds(count) for party, count in (ops or {}).items()}
@@ -179,10 +180,13 @@ def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: spli
 
 
 def epoch_row(epoch: int, ledger: Ledger, started: float, result: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """A row of ``rounds.parquet``: ``round`` is the epoch, ``bytes_up`` every byte sent so far."""
+    """A row of ``rounds.parquet``: ``round`` is the epoch; ``bytes_up`` the bytes sent since the
+    last row (PSI's in the first), as a horizontal run's rows count them; ``bytes_total`` all so far."""
+    total = int(sum(ledger.sent.values()))
+    previous, ledger.reported = ledger.reported, total
     return {"round": epoch, "sim_time": ledger.now, "wall_time": time.perf_counter() - started,
             **{f"{part}_{k}": v for part, values in result.items() for k, v in values.items()},
-            "bytes_up": int(sum(ledger.sent.values())), "he_seconds": ledger.he_seconds,
+            "bytes_up": total - previous, "bytes_total": total, "he_seconds": ledger.he_seconds,
             **{f"he_{op}": int(n) for op, n in sorted(ledger.ops.items())}}
 
 

@@ -22,7 +22,7 @@ def _scenario(**vertical):
 @pytest.mark.ray
 def test_paillier_run_on_ray_actors(ray_runtime, tmp_path) -> None:
     table = _scenario(trainer="paillier_lr", overlap=0.8, max_train=40, max_test=30, lr={"key_bits": 512})
-    table["run"]["executor"] = "ray"
+    table["run"].update(executor="ray", rounds=2)
     outcome = run(parse_vertical(table), results_root=tmp_path)
     results = load(outcome.run_dir)
     summary = results.summary.iloc[0]
@@ -33,6 +33,7 @@ def test_paillier_run_on_ray_actors(ray_runtime, tmp_path) -> None:
     for column in ("train_loss", "test_loss", "test_accuracy", "test_auc", "central_test_auc", "he_seconds"):
         assert row[column] == row[column]  # present and not NaN
     assert row["he_seconds"] > 0 and row["sim_time"] > summary["psi_sim_time"]
+    assert results.rounds["bytes_up"].sum() == row["bytes_total"] == summary["bytes_total"]
     assert set(results.clients["party"]) == {"guest", "host", "coordinator"}
     assert (results.clients["bytes_sent"] > 0).all()
 

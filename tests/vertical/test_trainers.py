@@ -35,7 +35,7 @@ def test_paillier_lr_matches_the_plaintext_trainer() -> None:
     # one encryption per host score; one decryption per column (20 host, 10 guest + intercept) and batch
     assert ledger.ops["encrypt"] == 60 and ledger.ops["decrypt"] == 31 * 2
     assert secret_rows[-1]["he_seconds"] == pytest.approx(sim.HeCost().seconds(ledger.ops))
-    assert secret_rows[-1]["bytes_up"] > 2 * plain_rows[-1]["bytes_up"]  # PSI's bytes are in both
+    assert secret_rows[-1]["bytes_total"] > 2 * plain_rows[-1]["bytes_total"]  # PSI's bytes are in both
     assert plain_rows[-1]["he_seconds"] == 0.0
 
 
