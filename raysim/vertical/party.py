@@ -33,6 +33,9 @@ def metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 class Party:
+    """Party ``index`` (0: the label party) of a run; its secret PSI scalar and the shuffle of its
+    rows come from the seed, so a run repeats exactly."""
+
     def __init__(self, index: int, share: Share, *, seed: int):
         self.index, self.seed = index, seed
         _, first = np.unique(share.ids, return_index=True)  # a duplicated id: its first row only
