@@ -7,11 +7,12 @@ client, in which order Ray finished the tasks, or how many actors there were.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 import numpy as np
 
 
+@unique  # two purposes sharing a number would share their draws: refused at import
 class Stream(IntEnum):
     """Purposes of random draws; each gets an independent stream."""
 
@@ -25,7 +26,7 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
-    COMPRESSION = 11
+    COMPRESSION = 15  # 11-14 are taken by the client evaluation and vertical FL streams
     VERTICAL_DATA = 12  # vertical FL: overlap, ids, row orders, held-out rows
     PSI = 13  # vertical FL: each party's secret scalar and shuffle
     VERTICAL_TRAIN = 14  # vertical FL: model init, batch order, gradient masks
