@@ -20,6 +20,7 @@ from raysim.runtime.worker import ClientWorker
 from raysim.scenario.composition import driver_parts
 from raysim.scenario.preparation import Prepared, prepare
 from raysim.scenario.sections import Scenario
+from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.driver import Driver
 from raysim.sim.records import RoundReport
 
@@ -31,7 +32,7 @@ class RunOutcome:
 
 
 def run(
-    scenario: Scenario,
+    scenario: Scenario | VerticalScenario,
     *,
     results_root: str | Path = "results",
     address: str | None = None,
@@ -42,6 +43,11 @@ def run(
 
     With ``resume`` (a run folder) the run continues from its last checkpoint, in that folder.
     """
+    if isinstance(scenario, VerticalScenario):  # [vertical]: parties, PSI and a vertical trainer
+        from raysim.api_vertical import run_vertical
+
+        return RunOutcome(*run_vertical(scenario, results_root=results_root, address=address, on_round=on_round,
+                                        resume=resume))
     started = time.perf_counter()
     checkpoint = read_checkpoint(resume) if resume is not None else None
     with _driver(scenario, address=address) as driver:
