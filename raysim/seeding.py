@@ -25,6 +25,7 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
+    EVALUATION = 11  # the clients a sampled client evaluation scores, fine-tuning batches
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

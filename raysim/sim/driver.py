@@ -27,7 +27,7 @@ from raysim.sim import checkpoint
 from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
-from raysim.sim.evaluation import central_slices, holdout_rows, holdout_slices
+from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import (
@@ -68,6 +68,7 @@ class Driver(Dispatching, Recording):
         # what one client uploads: the update, or its masked / encrypted form
         self.upload_bytes = self.privacy.upload_bytes if self.privacy else self.exchange_bytes
         self.holdout = holdout
+        self.evaluation = parts.evaluation
         self.clients = ClientState(num_params=layout.size, trainable=layout.num_trainable,
                                    lr=self.strategy.client_sgd.lr if parts.scaffold else 0.0,
                                    shares=self._population_shares() if parts.scaffold else None,
@@ -229,6 +230,8 @@ class Driver(Dispatching, Recording):
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
         self._undecided_rows = []
         round_row = self._round_row(updates, client_rows, metrics)
+        if self.evaluation.active:
+            return RoundReport(round_row, client_rows, self._evaluate_clients(round_row))
         eval_rows = []
         if self.holdout is not None and self._evaluating():
             owners, slices = holdout_slices(self.holdout, self.clients.personal)
@@ -239,6 +242,16 @@ class Driver(Dispatching, Recording):
                 accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
                 round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
         return RoundReport(round_row, client_rows, eval_rows)
+
+    def _evaluate_clients(self, round_row: dict) -> list[dict]:
+        """[evaluation]'s client evaluation, every ``evaluation.every`` rounds and at the last one;
+        its distribution joins the round row."""
+        if self.round % self.evaluation.every and not self.finished:
+            return []
+        rows, spread = evaluate_clients(self.evaluation, self.holdout, self.clients.personal, self.executor.evaluate,
+                                        self.state.params, seed=self.seed, round_number=self.round)
+        round_row.update(spread)
+        return rows
 
     def _population_shares(self) -> np.ndarray:
         """Each client's weight over the whole population's (1/N for uniform weighting)."""

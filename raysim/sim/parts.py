@@ -6,12 +6,13 @@ driver only runs them, so it can be read, built and tested without a scenario fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
 from raysim.privacy.stage import PrivacyStage
+from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import Policy
 from raysim.sim.system import Population
 
@@ -54,3 +55,4 @@ class DriverParts:
     personal: PersonalLayers | None = None
     privacy: PrivacyStage | None = None
     scaffold: bool = False
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
