@@ -1,4 +1,4 @@
-"""The ``raysim`` command: run, validate, list.
+"""The ``raysim`` command: run, validate, compare, sweep, list.
 
 Exit status: 0 success; 1 a run failed (e.g. a client raised); 2 bad input (scenario, CLI
 arguments, data paths or damaged data files, resources, damaged or foreign results and
@@ -66,6 +66,17 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--target", type=float, default=0.8, help="accuracy for time-to-accuracy (default 0.8)")
     compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where to write the plot and table")
     compare.set_defaults(command=_compare)
+
+    sweep = sub.add_parser("sweep", help="run a scenario over a grid of values and seeds: Ray Tune trials in parallel")
+    sweep.add_argument("scenario", type=Path, help="a scenario file with a [sweep] table (or give --grid)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=[V1,V2]",
+                       help="a swept key and its values, e.g. --grid client.lr=[0.01,0.05] or --grid seeds=[0,1,2] "
+                            "(repeatable; replaces the same key of [sweep])")
+    _add_overrides(sweep)
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="the sweep folder (default: results/sweeps/<run.name>); the same command again resumes it")
+    sweep.add_argument("--address", default=None, help="join this Ray cluster (overrides ray.address)")
+    sweep.set_defaults(command=_sweep)
 
     listing = sub.add_parser("list", help="show datasets, models, partitions, strategies and policies")
     listing.set_defaults(command=_list)
@@ -147,6 +158,47 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("results", str(run_dir))
     Console().print(table)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from raysim.experiments.sweep import load_sweep, run_sweep
+    from raysim.runtime.session import ResourceError
+
+    sweep = load_sweep(args.scenario, overrides=tuple(args.overrides), grid=tuple(args.grid))
+    out = args.out or Path("results") / "sweeps" / sweep.name
+    try:
+        failed = run_sweep(sweep, out, address=args.address, say=_say)
+    except ResourceError as exc:
+        _error("error", exc)
+        return 2
+    _print_sweep_summary(out, [k for k, _ in sweep.spec.grid])
+    if failed:
+        console.print(f"[red]{len(failed)} trial(s) failed[/]: {', '.join(failed)}; the same command runs them again")
+        return 1
+    return 0
+
+
+def _say(text: str) -> None:
+    """A sweep's progress lines (a module function: Ray Tune pickles the callback that calls it)."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def _print_sweep_summary(sweep_dir: Path, keys: list[str]) -> None:
+    """Final accuracy per arm over the seeds (mean, std, 95% t-interval), written as CSV and
+    printed, with the per-round plot and its ribbons."""
+    from raysim.results.results import load
+    from raysim.results.summary import plot_arms, summarize
+
+    results = load(sweep_dir)
+    by = keys or ["trial"]
+    summary = summarize(results.summary, by=by)
+    summary.arms.to_csv(sweep_dir / "summary.csv", index=False)
+    summary.differences.to_csv(sweep_dir / "differences.csv", index=False)
+    plot_arms(results.rounds, by, sweep_dir / "arms.png")
+    print(summary.arms.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if not summary.differences.empty:
+        print(summary.differences.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    console.print(f"wrote {sweep_dir / 'summary.csv'}, {sweep_dir / 'differences.csv'} and {sweep_dir / 'arms.png'}")
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -22,7 +22,9 @@ FLOORS = [
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api", "raysim.cli", "raysim.__main__"),
+    ("raysim.api",),
+    ("raysim.experiments",),
+    ("raysim.cli", "raysim.__main__"),
 ]
 
 

@@ -260,6 +260,11 @@ def parse_scenario(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) ->
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
     """Reads and validates a scenario file; raises ConfigError with the key at fault."""
+    return parse_scenario(read_table(path), overrides)
+
+
+def read_table(path: str | Path) -> dict:
+    """A scenario file's TOML table, not yet validated (a sweep takes its [sweep] out first)."""
     path = Path(path)
     try:
         exists = is_file("scenario file", str(path))
@@ -276,7 +281,7 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
         raise ConfigError(f"scenario file '{path}' cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario file '{path}' is not valid TOML: {exc}") from exc
-    return parse_scenario(table, overrides)
+    return table
 
 
 def _deep_copy(table: Mapping[str, Any]) -> dict:
