@@ -1,4 +1,4 @@
-"""The ``raysim`` command: run, validate, compare, sweep, list.
+"""The ``raysim`` command: run, validate, compare, sweep, report, list.
 
 Exit status: 0 success; 1 a run failed (e.g. a client raised); 2 bad input (scenario, CLI
 arguments, data paths or damaged data files, resources, damaged or foreign results and
@@ -77,6 +77,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="the sweep folder (default: results/sweeps/<run.name>); the same command again resumes it")
     sweep.add_argument("--address", default=None, help="join this Ray cluster (overrides ray.address)")
     sweep.set_defaults(command=_sweep)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a run, a scenario folder or a sweep")
+    report.add_argument("path", type=Path, help="a run folder, a scenario folder, a results root or a sweep folder")
+    report.add_argument("--out", type=Path, default=None, help="the HTML file (default: PATH/report.html)")
+    report.set_defaults(command=_report)
 
     listing = sub.add_parser("list", help="show datasets, models, partitions, strategies and policies")
     listing.set_defaults(command=_list)
@@ -186,19 +191,31 @@ def _say(text: str) -> None:
 def _print_sweep_summary(sweep_dir: Path, keys: list[str]) -> None:
     """Final accuracy per arm over the seeds (mean, std, 95% t-interval), written as CSV and
     printed, with the per-round plot and its ribbons."""
-    from raysim.results.results import load
-    from raysim.results.summary import plot_arms, summarize
+    from raysim.results.results import load, save_figure
+    from raysim.results.summary import arms_figure, summarize
 
     results = load(sweep_dir)
     by = keys or ["trial"]
     summary = summarize(results.summary, by=by)
     summary.arms.to_csv(sweep_dir / "summary.csv", index=False)
     summary.differences.to_csv(sweep_dir / "differences.csv", index=False)
-    plot_arms(results.rounds, by, sweep_dir / "arms.png")
+    save_figure(arms_figure(results.rounds, by), sweep_dir / "arms.png")
     print(summary.arms.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if not summary.differences.empty:
         print(summary.differences.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     console.print(f"wrote {sweep_dir / 'summary.csv'}, {sweep_dir / 'differences.csv'} and {sweep_dir / 'arms.png'}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from raysim.results.html import write_report
+
+    out = args.out or args.path / "report.html"
+    try:
+        write_report(args.path, out)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print(f"wrote {out}")
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-
-from raysim.results.results import save_figure
 
 
 @dataclass(frozen=True)
@@ -78,9 +75,9 @@ def _label(by: list[str], arm: tuple) -> str:
     return ", ".join(f"{k}={v}" for k, v in zip(by, arm))
 
 
-def plot_arms(rounds: pd.DataFrame, by: Sequence[str], path: Path, *, metric: str = "test_accuracy") -> None:
+def arms_figure(rounds: pd.DataFrame, by: Sequence[str], *, metric: str = "test_accuracy"):
     """``metric`` against rounds, one line per arm: the mean over its seeds with the 95%
-    t-interval as a ribbon."""
+    t-interval as a ribbon (a matplotlib figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,4 +94,4 @@ def plot_arms(rounds: pd.DataFrame, by: Sequence[str], path: Path, *, metric: st
     ax.set(xlabel="round", ylabel=metric, title=f"{metric}: mean over seeds, 95% t-interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    save_figure(fig, path)
+    return fig
