@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", default=None, help="join this Ray cluster (overrides ray.address)")
     run.add_argument("--results", type=Path, default=Path("results"), help="results root folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--track", action="append", default=[], choices=["tensorboard", "mlflow"],
+                     help="also feed the round rows to TensorBoard or MLflow under RESULTS/tracking (repeatable; "
+                          "needs pip install 'raysim[tracking]')")
     run.set_defaults(command=_run)
 
     validate = sub.add_parser("validate", help="check a scenario file and prepare its data and model, without training")
@@ -123,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.overrides:
         raise ConfigError("--set cannot change a run that is resumed: it continues its own scenario.toml")
     scenario = load_scenario(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
+    sinks = _sinks(args.track, args.results, scenario)
     # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -137,12 +141,17 @@ def _run(args: argparse.Namespace) -> int:
                 acc = row["test_accuracy"]
                 progress.update(bar, completed=row["round"], **({} if acc != acc else {"accuracy": f"{acc:.4f}"}))
                 progress.refresh()
+                for sink in sinks:
+                    sink.write(row)
 
             try:
                 outcome = run(scenario, results_root=args.results, address=args.address, on_round=on_round,
                               resume=args.resume)
             except FileNotFoundError as exc:  # --resume of a folder without a checkpoint
                 raise ConfigError(str(exc)) from exc
+            finally:
+                for sink in sinks:
+                    sink.close()
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/] (exit {signals.exit_status}): the rounds already finished are on disk")
         return signals.exit_status
@@ -154,6 +163,16 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     _print_summary(outcome.summary, outcome.run_dir)
     return 0
+
+
+def _sinks(names: list[str], results: Path, scenario) -> list:
+    """The tracking sinks ``--track`` names, opened before the run (a missing package is bad input)."""
+    if not names:
+        return []
+    from raysim.results.sinks import flatten, open_sinks
+    from raysim.scenario.config import to_table
+
+    return open_sinks(names, results / "tracking", name=scenario.run.name, params=flatten(to_table(scenario)))
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
