@@ -101,9 +101,16 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 def _validate(args: argparse.Namespace) -> int:
     """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
     from raysim.scenario.preparation import prepare
-    from raysim.scenario.sections import load_scenario
+    from raysim.scenario.sections import load_scenario, read_table
 
-    scenario = load_scenario(args.scenario, tuple(args.overrides))
+    if "sweep" in read_table(args.scenario):  # a sweep's file: every trial's scenario is checked
+        from raysim.experiments.sweep import load_sweep
+
+        sweep = load_sweep(args.scenario, overrides=tuple(args.overrides))
+        scenario = next(iter(sweep.scenarios.values()))
+        console.print(f"[green]ok[/]: its \\[sweep] gives {len(sweep.trials)} valid trials")
+    else:
+        scenario = load_scenario(args.scenario, tuple(args.overrides))
     prepare(scenario)
     console.print(f"[green]ok[/]: {args.scenario} is a valid scenario ({scenario.run.name}, "
                   f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients) and its data, "

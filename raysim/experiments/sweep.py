@@ -177,7 +177,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None,
     todo = {n: v for n, v in sweep.trials.items() if completed(sweep_dir / "trials" / n) is None}
     actors, cpus, gpus = trial_shape(next(iter(sweep.scenarios.values())), sweep.spec.actors_per_trial)
     shape = tune.TrialShape(actors=actors, num_cpus=cpus, num_gpus=gpus)
-    tune.keep_working_dir()
+    tune.trial_environment()
     started = session.start(next(iter(sweep.scenarios.values())).ray, address=address)
     try:
         fits, words = tune.at_once(shape)
@@ -188,8 +188,8 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None,
         write_sweep_index(sweep_dir, name=sweep.name, keys=[k for k, _ in sweep.spec.grid] + ["run.seed"],
                           trials=sweep.trials)
         say(f"sweep {sweep.name}: {len(sweep.trials)} trials, {len(sweep.trials) - len(todo)} finished earlier "
-            f"(skipped), {len(todo)} to run; each trial reserves {words}: {min(fits, max(len(todo), 1))} "
-            f"run at once; Ray started once for the sweep; results in {sweep_dir}")
+            f"(skipped), {len(todo)} to run; each trial reserves {words}: {fits} run at once; "
+            f"Ray started once for the sweep; results in {sweep_dir}")
         if not todo:
             return []
 

@@ -80,7 +80,10 @@ def _attempt(storage: Path) -> int:
     return len(list(storage.glob("attempt-*"))) + 1 if storage.exists() else 1
 
 
-def keep_working_dir() -> None:
+def trial_environment() -> None:
     """Trials run in the caller's folder, so the scenario's relative paths (data.root) still
-    resolve; Tune would move each into its own folder. Set before Ray starts: workers inherit it."""
+    resolve (Tune would move each into its own folder), and Tune adds no logger callbacks of its
+    own (its CSV, JSON and TensorBoard files would duplicate the run folders; raysim's sinks are
+    ``raysim run --track``). Set before Ray starts: its workers inherit the environment."""
     os.environ["RAY_CHDIR_TO_TRIAL_DIR"] = "0"
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
