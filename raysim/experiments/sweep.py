@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from copy import deepcopy
 import math
 import shutil
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from raysim.api import run
-from raysim.inputs import ConfigError, at_least
+from raysim.inputs import ConfigError
 from raysim.results.results import read_sweep_index, write_sweep_index
 from raysim.scenario.config import apply_override, parse_value, set_value
 from raysim.scenario.sections import Scenario, parse_scenario, read_table
@@ -36,14 +37,12 @@ FIXED_SECTIONS = ("resources", "ray", "run.name")  # one cluster and one trial s
 @dataclass(frozen=True, kw_only=True)
 class SweepSpec:
     """``[sweep]``: ``grid`` (dotted scenario key -> its values, in file order), the training
-    ``seeds`` every grid point runs with, and the client ``actors_per_trial``."""
+    ``seeds`` every grid point runs with, and the client ``actors_per_trial`` (checked by
+    ``_spec``, which reads the table and names the key at fault)."""
 
     grid: tuple[tuple[str, tuple], ...]
     seeds: tuple[int, ...]
     actors_per_trial: int = 1
-
-    def __post_init__(self) -> None:
-        at_least("actors_per_trial", self.actors_per_trial, 1)
 
     def points(self) -> list[dict[str, Any]]:
         """Every trial's values: the grid's cross product, each with every seed (``run.seed``)."""
@@ -118,7 +117,7 @@ def _spec(entries: dict[str, Any], base: Scenario) -> SweepSpec:
 
 def _scenario(table: dict, values: dict[str, Any], name: str, *, key: str | None) -> Scenario:
     """The scenario of one trial (``key``: the one swept key being checked, for the message)."""
-    copy = json.loads(json.dumps(table))
+    copy = deepcopy(table)
     for dotted, value in {**values, "run.name": name}.items():
         set_value(copy, dotted, value)
     try:
@@ -140,9 +139,12 @@ def trial_shape(scenario: Scenario, actors_per_trial: int) -> tuple[int, float, 
 
 def completed(trial_dir: Path) -> Path | None:
     """The trial's completed run folder, if it has one."""
-    for run_dir in sorted(trial_dir.glob("*/summary.json")):
-        if json.loads(run_dir.read_text()).get("status") == "completed":
-            return run_dir.parent
+    for summary in sorted(trial_dir.glob("*/summary.json")):
+        try:
+            if json.loads(summary.read_text()).get("status") == "completed":
+                return summary.parent
+        except ValueError:  # a damaged summary: the trial is run again
+            continue
     return None
 
 
@@ -175,7 +177,8 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None,
         raise ConfigError(f"{sweep_dir} holds another sweep (other keys or values): choose another --out, "
                           "or run the sweep it holds")
     todo = {n: v for n, v in sweep.trials.items() if completed(sweep_dir / "trials" / n) is None}
-    actors, cpus, gpus = trial_shape(next(iter(sweep.scenarios.values())), sweep.spec.actors_per_trial)
+    # resources cannot be swept, but the population can: reserve for the trial needing most actors
+    actors, cpus, gpus = max(trial_shape(s, sweep.spec.actors_per_trial) for s in sweep.scenarios.values())
     shape = tune.TrialShape(actors=actors, num_cpus=cpus, num_gpus=gpus)
     tune.trial_environment()
     started = session.start(next(iter(sweep.scenarios.values())).ray, address=address)

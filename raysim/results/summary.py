@@ -52,6 +52,9 @@ def summarize(frame: pd.DataFrame, by: Sequence[str], *, metric: str = "final_ac
         arm = arm if isinstance(arm, tuple) else (arm,)
         mean, std, low, high = interval(group[metric])
         rows.append({**dict(zip(by, arm)), "n": len(group), "mean": mean, "std": std, "ci_low": low, "ci_high": high})
+        if pair_on and group.duplicated(pair_on).any():
+            raise ValueError(f"arm {_label(by, arm)} has several rows per {pair_on}: pairing needs one per seed; "
+                             "add the other swept keys to by, or pass pair_on=()")
         samples[arm] = group.set_index(pair_on)[metric] if pair_on else None
     return Summary(pd.DataFrame(rows), _differences(samples, by) if pair_on else pd.DataFrame())
 
