@@ -124,7 +124,7 @@ def _scenario(table: dict, values: dict[str, Any], name: str, *, key: str | None
         return parse_scenario(copy)
     except ConfigError as exc:
         where = f"'{key}' = {values[key]!r}" if key else ", ".join(f"{k}={v!r}" for k, v in values.items())
-        raise ConfigError(f"[sweep] {where}: {exc}; fix the value in [sweep] (or --grid)") from None
+        raise ConfigError(f"[sweep] {where}: {exc}; fix the key or value in [sweep] (or --grid)") from None
 
 
 def trial_shape(scenario: Scenario, actors_per_trial: int) -> tuple[int, float, float]:

@@ -84,3 +84,13 @@ def test_the_report_loads_in_a_browser_without_console_errors_and_shows_its_char
     broken = tmp_path / "broken.html"
     broken.write_text(out.read_text().replace("</body>", "<script>console.error('boom')</script></body>"))
     assert any("boom" in line for line in _browse(broken, tmp_path / "broken.png"))
+
+
+def test_a_single_runs_report_has_no_sweep_sections(tmp_path):
+    from raysim.scenario.sections import parse_scenario
+    from tests.conftest import tiny_table
+
+    outcome = run(parse_scenario(tiny_table()), results_root=tmp_path)
+    assert main(["report", str(outcome.run_dir)]) == 0
+    page = (outcome.run_dir / "report.html").read_text()
+    assert "Sweep" not in page and "Client evaluation" not in page and page.count("<img ") == 3
