@@ -7,11 +7,12 @@ client, in which order Ray finished the tasks, or how many actors there were.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 import numpy as np
 
 
+@unique  # two purposes sharing a number would share their draws: refused at import
 class Stream(IntEnum):
     """Purposes of random draws; each gets an independent stream."""
 
@@ -26,6 +27,7 @@ class Stream(IntEnum):
     PRIVACY = 9
     HOLDOUT = 10
     EVALUATION = 11  # the clients a sampled client evaluation scores, fine-tuning batches
+    COMPRESSION = 15  # 11-14 are taken by the client evaluation and vertical FL streams
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 # Bottom to top; a module belongs to the floor of the longest prefix that names it.
 FLOORS = [
     ("raysim.seeding", "raysim.inputs"),
-    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy"),
+    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression"),
     ("raysim.sim",),
     ("raysim.runtime",),
     ("raysim.scenario",),

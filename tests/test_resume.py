@@ -26,6 +26,7 @@ def _interrupt_after(round_number: int):
     {"policy": {"kind": "async", "mode": "fedbuff", "buffer_size": 2}, "system": {"dropout": 0.2,
                                                                                  "speed_distribution": "lognormal"}},
     {"server": {"strategy": "scaffold", "weighting": "uniform"}},
+    {"compression": {"uplink": "topk", "ratio": 0.1, "error_feedback": True, "downlink": "bf16"}},
     {"server": {"weighting": "uniform"}, "privacy": {"dp": "central", "noise_multiplier": 0.8,
                                                      "secure_aggregation": "secagg"}},
 ])

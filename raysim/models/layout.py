@@ -16,8 +16,13 @@ class ParamLayout:
     num_trainable: int  # length of the parameter prefix
 
     @property
+    def tensor_sizes(self) -> tuple[int, ...]:
+        """Entries of each tensor, in order."""
+        return tuple(int(np.prod(s)) for s in self.shapes)
+
+    @property
     def size(self) -> int:
-        return int(sum(int(np.prod(s)) for s in self.shapes))
+        return sum(self.tensor_sizes)
 
     @property
     def nbytes(self) -> int:

@@ -33,6 +33,7 @@ def check_combinations(scenario: Scenario) -> None:
     _check_policy(scenario)
     _check_privacy(scenario, population)
     _check_evaluation(scenario)
+    _check_compression(scenario)
 
 
 def _check_evaluation(scenario: Scenario) -> None:
@@ -239,3 +240,28 @@ def _check_ring(scenario: Scenario) -> None:
             f"times policy.over_selection) can overflow secure aggregation's {MODULUS_BITS}-bit ring: "
             f"set privacy.quantization_bits <= {most} or select fewer clients"
         )
+
+
+def _check_compression(scenario: Scenario) -> None:
+    """Compression acts on the update a client sends, so it composes with every policy, robust
+    rule, attack and central DP (the server clips what it decodes); refused where the update is
+    not the client's plain delta or where another encoding already applies."""
+    compression, privacy = scenario.compression, scenario.privacy
+    if compression.active and scenario.personal.local_layers:
+        raise ValueError("[compression] with personal.local_layers: the heads never travel, and the codecs "
+                         "here encode the whole model; remove one of the two")
+    if compression.uplink == "none":
+        return
+    codec = f"compression.uplink = {compression.uplink!r}"
+    if privacy.secure_aggregation != "none" or privacy.homomorphic != "none":
+        raise ValueError(f"{codec} cannot be combined with privacy.secure_aggregation or privacy.homomorphic: "
+                         "those encode the update themselves (secure aggregation already quantises it to "
+                         "privacy.quantization_bits); set compression.uplink = 'none'")
+    if privacy.dp == "local":
+        raise ValueError(f"{codec} with privacy.dp = 'local': a client must add its noise before it encodes, "
+                         "and the privacy stage adds it on the server's side; use privacy.dp = 'central' "
+                         "or compression.uplink = 'none'")
+    if scenario.server.strategy == "scaffold":
+        raise ValueError(f"{codec} with server.strategy = 'scaffold': SCAFFOLD's control variates are derived "
+                         "from the uncompressed delta, so compressing the model delta alone is another "
+                         "algorithm; set compression.uplink = 'none'")

@@ -75,4 +75,5 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         seed=run.seed, exchange_bytes=exchange_bytes, attack=scenario.attack.build(num_classes),
         attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
         scaffold=scenario.server.strategy == "scaffold", evaluation=scenario.evaluation,
+        channel=scenario.compression.channel(layout.tensor_sizes),
     )

@@ -17,6 +17,7 @@ from raysim.algorithms.attacks import ATTACKS
 from raysim.algorithms.personal import PersonalConfig
 from raysim.algorithms.robust import ROBUST_AGGREGATORS
 from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
+from raysim.compression.config import CompressionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.inputs import ConfigError, at_least, is_file
 from raysim.privacy.stage import PrivacyConfig
@@ -226,6 +227,7 @@ class Scenario:
     personal: PersonalConfig = field(default_factory=PersonalConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
+    compression: CompressionConfig = field(default_factory=CompressionConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 

@@ -111,7 +111,7 @@ class Dispatching:
         if tasks:
             self.bases.setdefault(key, params)
             self.executor.submit(
-                key, params,
+                key, params if self.channel is None else self.channel.broadcast(params),
                 [TrainTask(t.info.task_id, t.info.client_id, t.seed_key, t.info.epochs,
                            self.clients.correction(t.info.client_id)) for t in tasks],
                 [t.samples * t.info.epochs for t in tasks],
@@ -120,7 +120,7 @@ class Dispatching:
     def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> Task:
         samples = int(self.sizes[client])
         timing = self.population.timing(client, start=now, samples=samples, epochs=epochs,
-                                        model_bytes=self.exchange_bytes, update_bytes=self.upload_bytes)
+                                        model_bytes=self.download_bytes, update_bytes=self.upload_bytes)
         local = self.local_models.pop(client, None) if action.trigger is not None else None
         if local is not None:  # keeps training its own model: nothing to download
             timing = replace(timing, download_s=0.0)
@@ -132,7 +132,7 @@ class Dispatching:
             if fit >= 1:
                 epochs = min(fit, epochs)
                 timing = self.population.timing(client, start=now, samples=samples, epochs=epochs,
-                                                model_bytes=self.exchange_bytes, update_bytes=self.upload_bytes)
+                                                model_bytes=self.download_bytes, update_bytes=self.upload_bytes)
         task_id = self._task_counter
         self._task_counter += 1
         base_version = self.anchors[client][0] if action.trigger is not None else self.state.version

@@ -65,8 +65,14 @@ class Driver(Dispatching, Recording):
         self.state = self.strategy.init(initial_params)
         self.exchange_bytes = parts.exchange_bytes
         self.privacy = parts.privacy
-        # what one client uploads: the update, or its masked / encrypted form
-        self.upload_bytes = self.privacy.upload_bytes if self.privacy else self.exchange_bytes
+        self.channel = parts.channel
+        uplink = self.channel.uplink if self.channel else None
+        downlink = self.channel.downlink if self.channel else None
+        # what one client uploads: the update, its encoded form, or its masked / encrypted form
+        self.upload_bytes = (uplink.wire_bytes if uplink else
+                             self.privacy.upload_bytes if self.privacy else self.exchange_bytes)
+        self.download_bytes = downlink.wire_bytes if downlink else self.exchange_bytes
+        self.feedback: dict[int, np.ndarray] = {}  # error-feedback memories, by client id
         self.holdout = holdout
         self.evaluation = parts.evaluation
         self.clients = ClientState(num_params=layout.size, trainable=layout.num_trainable,
@@ -182,11 +188,24 @@ class Driver(Dispatching, Recording):
             delta = task.new_model - self.anchors[task.info.client_id][1]
         if task.info.client_id in self.attackers and self.attack.target == "update":
             delta = self.attack(delta, rng=rng(self.seed, Stream.ATTACK, task.info.task_id))
+        if self.channel is not None and self.channel.uplink is not None:
+            delta = self._encoded(task, delta)
         if rebase:
             start = self.anchors[task.info.client_id][1] if task.trigger is not None else self.bases[task.info.base_version]
             delta = (start.astype(np.float64) + delta) - self.state.params
         delta = self.clients.keep_head(task.info.client_id, self._start_of(task), result.delta, delta)
         return delta
+
+    def _encoded(self, task: Task, delta: np.ndarray) -> np.ndarray:
+        """The update as the server decodes it from the codec's bytes; the client's error-feedback
+        memory moves on (it lives here, by client id, so it does not depend on which worker
+        trained the client, survives lost workers and is checkpointed with the driver)."""
+        client = task.info.client_id
+        sent = self.channel.upload(delta, self.feedback.get(client),
+                                   rng(self.seed, Stream.COMPRESSION, task.seed_key, client))
+        if sent.memory is not None:
+            self.feedback[client] = sent.memory
+        return sent.delta
 
     def _discard(self, action: Discard) -> None:
         self.executor.forget(action.task_ids)
@@ -283,7 +302,7 @@ class Driver(Dispatching, Recording):
     _CHECKPOINTED = (
         "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
         "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped",
+        "_stopped", "feedback",
     )
 
     def snapshot(self) -> bytes:

@@ -11,6 +11,7 @@ from typing import Any
 
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
+from raysim.compression.channel import Channel
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import Policy
@@ -56,3 +57,4 @@ class DriverParts:
     privacy: PrivacyStage | None = None
     scaffold: bool = False
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
+    channel: Channel | None = None  # update compression on the simulated link

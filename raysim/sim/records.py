@@ -53,6 +53,7 @@ class Recording:
             "messages_saved": self._messages_saved,
             **{f"failed_{reason}": sum(r["status"] == reason for r in client_rows)
                for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")},
+            **self._compression_columns(client_rows),
             **metrics,
         }
         self._round_started_wall = wall
@@ -82,7 +83,18 @@ class Recording:
             "compute_s": task.compute_s,
             "upload_s": task.upload_s,
             "wall_train_s": task.result.get("wall_train_s", float("nan")),
-            "bytes_down": 0 if task.continued else self.exchange_bytes,
+            "bytes_down": 0 if task.continued else self.download_bytes,
             "bytes_up": self.upload_bytes if delivered else 0,
+            **({"payload_bytes_up": self.channel.uplink.payload_bytes if delivered else 0}
+               if self.channel is not None and self.channel.uplink is not None else {}),
         }
+
+    def _compression_columns(self, client_rows: list[dict]) -> dict:
+        """With compression: how many times fewer bytes went up than dense float32 updates would
+        have taken (wire bytes; the payload's analytic count is in clients.parquet)."""
+        if self.channel is None or self.channel.uplink is None:
+            return {}
+        sent = sum(r["bytes_up"] for r in client_rows)
+        dense = self.exchange_bytes * sum(r["bytes_up"] > 0 for r in client_rows)
+        return {"compression_ratio": dense / sent if sent else float("nan")}
 
