@@ -27,7 +27,12 @@ class Stream(IntEnum):
     PRIVACY = 9
     HOLDOUT = 10
     EVALUATION = 11  # the clients a sampled client evaluation scores, fine-tuning batches
-    COMPRESSION = 15  # 11-14 are taken by the client evaluation and vertical FL streams
+    VERTICAL_DATA = 12  # vertical FL: overlap, ids, row orders, held-out rows
+    PSI = 13  # vertical FL: each party's secret scalar and shuffle
+    VERTICAL_TRAIN = 14  # vertical FL: model init, batch order, gradient masks
+    COMPRESSION = 15  # update codecs: QSGD's rounding, random-k's and the masks' positions
+    CONTRIBUTION = 16  # TMC's and GTG's permutations
+    VALIDATION = 17  # the server's validation rows for contribution utilities
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -17,12 +17,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 # Bottom to top; a module belongs to the floor of the longest prefix that names it.
 FLOORS = [
     ("raysim.seeding", "raysim.inputs"),
-    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression"),
+    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression",
+     "raysim.contribution", "raysim.incentives", "raysim.vertical"),
     ("raysim.sim",),
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api",),
+    ("raysim.api", "raysim.api_vertical"),
     ("raysim.experiments",),
     ("raysim.cli", "raysim.__main__"),
 ]

@@ -76,4 +76,6 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
         scaffold=scenario.server.strategy == "scaffold", evaluation=scenario.evaluation,
         channel=scenario.compression.channel(layout.tensor_sizes),
+        contribution=scenario.contribution if scenario.contribution.active else None,
+        incentive=scenario.incentive if scenario.incentive.active else None,
     )

@@ -18,7 +18,9 @@ from raysim.algorithms.personal import PersonalConfig
 from raysim.algorithms.robust import ROBUST_AGGREGATORS
 from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
 from raysim.compression.config import CompressionConfig
+from raysim.contribution import ContributionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
+from raysim.incentives.config import IncentiveConfig
 from raysim.inputs import ConfigError, at_least, is_file
 from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
@@ -169,11 +171,11 @@ class ServerConfig:
 class AttackConfig:
     """``[attack]``: a fraction of clients (chosen from the seed) misbehave, to test robust rules."""
 
-    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip"] = "none"
+    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip", "free_rider"] = "none"
     fraction: float = 0.0
     scale: float = 1.0  # sign_flip: send -scale * delta
     factor: float = 10.0  # scaled: send factor * delta
-    std: float = 1.0  # gaussian: add N(0, std^2) to the delta
+    std: float = 1.0  # gaussian: add N(0, std^2) to the delta; free_rider: send N(0, std^2) (0: zeros)
 
     def __post_init__(self) -> None:
         if not 0 <= self.fraction < 1:
@@ -184,7 +186,8 @@ class AttackConfig:
     def build(self, num_classes: int):
         """The attack object of attacks.py, or None."""
         options = {"sign_flip": {"scale": self.scale}, "scaled": {"factor": self.factor},
-                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes}}
+                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes},
+                   "free_rider": {"std": self.std}}
         return None if self.kind == "none" else ATTACKS[self.kind](**options[self.kind])
 
 
@@ -230,6 +233,8 @@ class Scenario:
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    contribution: ContributionConfig = field(default_factory=ContributionConfig)
+    incentive: IncentiveConfig = field(default_factory=IncentiveConfig)
 
     def __post_init__(self) -> None:
         check_combinations(self)
@@ -266,7 +271,8 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
 
 
 def read_table(path: str | Path) -> dict:
-    """A scenario file's TOML table, not yet validated (a sweep takes its [sweep] out first)."""
+    """A scenario file's TOML table, not yet validated (``scenario/vertical.py`` reads it to choose
+    the kind; a sweep takes its [sweep] out first)."""
     path = Path(path)
     try:
         exists = is_file("scenario file", str(path))

@@ -12,6 +12,8 @@ from typing import Any
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
 from raysim.compression.channel import Channel
+from raysim.contribution import ContributionConfig
+from raysim.incentives.config import IncentiveConfig
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import Policy
@@ -58,3 +60,5 @@ class DriverParts:
     scaffold: bool = False
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
     channel: Channel | None = None  # update compression on the simulated link
+    contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
+    incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)

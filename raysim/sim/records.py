@@ -19,11 +19,13 @@ from raysim.sim.evaluation import summarise
 @dataclass(frozen=True)
 class RoundReport:
     """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
-    and per-client evaluations (evaluation.parquet) when clients hold out data."""
+    per-client evaluations (evaluation.parquet) when clients hold out data, and the rows of
+    further tables (contributions.parquet, incentives.parquet) when the run values clients."""
 
     round_row: dict
     client_rows: list[dict]
     eval_rows: list[dict] = field(default_factory=list)
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # contributions, incentives: name -> rows
 
 
 class Recording:
