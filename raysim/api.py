@@ -164,7 +164,8 @@ class _RayDriver:
                 "train_x": session.put(ds.train_x), "train_y": session.put(ds.train_y),
                 "test_x": session.put(ds.test_x), "test_y": session.put(ds.test_y),
             }
-            pool = dict(num_cpus=self.pool.num_cpus, num_gpus=self.pool.num_gpus, worker_kwargs=worker_kwargs)
+            pool = dict(num_cpus=self.pool.num_cpus, num_gpus=self.pool.num_gpus, worker_kwargs=worker_kwargs,
+                        placements=[session.in_group(b) for b in self.pool.bundles])
             # the client actors boot while the driver actor does, instead of after it
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
             factory = partial(RayExecutor, actors=actors, actor_failure=scenario.resources.actor_failure, **pool)

@@ -1,4 +1,4 @@
-"""The ``raysim`` command: run, validate, list.
+"""The ``raysim`` command: run, validate, compare, sweep, report, list.
 
 Exit status: 0 success; 1 a run failed (e.g. a client raised); 2 bad input (scenario, CLI
 arguments, data paths or damaged data files, resources, damaged or foreign results and
@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--address", default=None, help="join this Ray cluster (overrides ray.address)")
     run.add_argument("--results", type=Path, default=Path("results"), help="results root folder (default: results)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--track", action="append", default=[], choices=["tensorboard", "mlflow"],
+                     help="also feed the round rows to TensorBoard or MLflow under RESULTS/tracking (repeatable; "
+                          "needs pip install 'raysim[tracking]')")
     run.set_defaults(command=_run)
 
     validate = sub.add_parser("validate", help="check a scenario file and prepare its data and model, without training")
@@ -66,6 +69,22 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--target", type=float, default=0.8, help="accuracy for time-to-accuracy (default 0.8)")
     compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where to write the plot and table")
     compare.set_defaults(command=_compare)
+
+    sweep = sub.add_parser("sweep", help="run a scenario over a grid of values and seeds: Ray Tune trials in parallel")
+    sweep.add_argument("scenario", type=Path, help="a scenario file with a [sweep] table (or give --grid)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=[V1,V2]",
+                       help="a swept key and its values, e.g. --grid client.lr=[0.01,0.05] or --grid seeds=[0,1,2] "
+                            "(repeatable; replaces the same key of [sweep])")
+    _add_overrides(sweep)
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="the sweep folder (default: results/sweeps/<run.name>); the same command again resumes it")
+    sweep.add_argument("--address", default=None, help="join this Ray cluster (overrides ray.address)")
+    sweep.set_defaults(command=_sweep)
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a run, a scenario folder or a sweep")
+    report.add_argument("path", type=Path, help="a run folder, a scenario folder, a results root or a sweep folder")
+    report.add_argument("--out", type=Path, default=None, help="the HTML file (default: PATH/report.html)")
+    report.set_defaults(command=_report)
 
     listing = sub.add_parser("list", help="show datasets, models, partitions, strategies and policies")
     listing.set_defaults(command=_list)
@@ -82,9 +101,17 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 def _validate(args: argparse.Namespace) -> int:
     """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
     from raysim.scenario.preparation import prepare
+    from raysim.scenario.sections import read_table
     from raysim.scenario.vertical import VerticalScenario, load_any, prepare_vertical
 
-    scenario = load_any(args.scenario, tuple(args.overrides))
+    if "sweep" in read_table(args.scenario):  # a sweep's file: every trial's scenario is checked
+        from raysim.experiments.sweep import load_sweep
+
+        sweep = load_sweep(args.scenario, overrides=tuple(args.overrides))
+        scenario = next(iter(sweep.scenarios.values()))
+        console.print(f"[green]ok[/]: its \\[sweep] gives {len(sweep.trials)} valid trials")
+    else:
+        scenario = load_any(args.scenario, tuple(args.overrides))
     if isinstance(scenario, VerticalScenario):
         prepare_vertical(scenario)
         console.print(f"[green]ok[/]: {args.scenario} is a valid vertical scenario ({scenario.run.name}, "
@@ -112,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.overrides:
         raise ConfigError("--set cannot change a run that is resumed: it continues its own scenario.toml")
     scenario = load_any(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
+    sinks = _sinks(args.track, args.results, scenario)
     # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -126,12 +154,17 @@ def _run(args: argparse.Namespace) -> int:
                 acc = row["test_accuracy"]
                 progress.update(bar, completed=row["round"], **({} if acc != acc else {"accuracy": f"{acc:.4f}"}))
                 progress.refresh()
+                for sink in sinks:
+                    sink.write(row)
 
             try:
                 outcome = run(scenario, results_root=args.results, address=args.address, on_round=on_round,
                               resume=args.resume)
             except FileNotFoundError as exc:  # --resume of a folder without a checkpoint
                 raise ConfigError(str(exc)) from exc
+            finally:
+                for sink in sinks:
+                    sink.close()
     except KeyboardInterrupt:
         console.print(f"[yellow]interrupted[/] (exit {signals.exit_status}): the rounds already finished are on disk")
         return signals.exit_status
@@ -145,6 +178,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sinks(names: list[str], results: Path, scenario) -> list:
+    """The tracking sinks ``--track`` names, opened before the run (a missing package is bad input)."""
+    if not names:
+        return []
+    from raysim.results.sinks import flatten, open_sinks
+    from raysim.scenario.config import to_table
+
+    return open_sinks(names, results / "tracking", name=scenario.run.name, params=flatten(to_table(scenario)))
+
+
 def _print_summary(summary: dict, run_dir: Path) -> None:
     table = Table(title=f"{summary['scenario']}: {summary['status']}", show_header=False)
     vertical = ("test_auc", "central_test_auc", "central_test_accuracy", "bytes_total", "he_seconds")
@@ -154,6 +197,59 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("results", str(run_dir))
     Console().print(table)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from raysim.experiments.sweep import load_sweep, run_sweep
+    from raysim.runtime.session import ResourceError
+
+    sweep = load_sweep(args.scenario, overrides=tuple(args.overrides), grid=tuple(args.grid))
+    out = args.out or Path("results") / "sweeps" / sweep.name
+    try:
+        failed = run_sweep(sweep, out, address=args.address, say=_say)
+    except ResourceError as exc:
+        _error("error", exc)
+        return 2
+    _print_sweep_summary(out, [k for k, _ in sweep.spec.grid])
+    if failed:
+        console.print(f"[red]{len(failed)} trial(s) failed[/]: {', '.join(failed)}; the same command runs them again")
+        return 1
+    return 0
+
+
+def _say(text: str) -> None:
+    """A sweep's progress lines (a module function: Ray Tune pickles the callback that calls it)."""
+    console.print(text, highlight=False, soft_wrap=True)
+
+
+def _print_sweep_summary(sweep_dir: Path, keys: list[str]) -> None:
+    """Final accuracy per arm over the seeds (mean, std, 95% t-interval), written as CSV and
+    printed, with the per-round plot and its ribbons."""
+    from raysim.results.results import load, save_figure
+    from raysim.results.summary import arms_figure, summarize
+
+    results = load(sweep_dir)
+    by = keys or ["trial"]
+    summary = summarize(results.summary, by=by)
+    summary.arms.to_csv(sweep_dir / "summary.csv", index=False)
+    summary.differences.to_csv(sweep_dir / "differences.csv", index=False)
+    save_figure(arms_figure(results.rounds, by), sweep_dir / "arms.png")
+    print(summary.arms.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if not summary.differences.empty:
+        print(summary.differences.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    console.print(f"wrote {sweep_dir / 'summary.csv'}, {sweep_dir / 'differences.csv'} and {sweep_dir / 'arms.png'}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from raysim.results.html import write_report
+
+    out = args.out or args.path / "report.html"
+    try:
+        write_report(args.path, out)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from exc
+    console.print(f"wrote {out}")
+    return 0
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
+    EVALUATION = 11  # the clients a sampled client evaluation scores, fine-tuning batches
     VERTICAL_DATA = 12  # vertical FL: overlap, ids, row orders, held-out rows
     PSI = 13  # vertical FL: each party's secret scalar and shuffle
     VERTICAL_TRAIN = 14  # vertical FL: model init, batch order, gradient masks

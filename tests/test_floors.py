@@ -23,7 +23,9 @@ FLOORS = [
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api", "raysim.api_vertical", "raysim.cli", "raysim.__main__"),
+    ("raysim.api", "raysim.api_vertical"),
+    ("raysim.experiments",),
+    ("raysim.cli", "raysim.__main__"),
 ]
 
 

@@ -167,7 +167,41 @@ def load(*paths: str | Path) -> Results:
         summary_path = run_dir / "summary.json"
         if summary_path.exists():
             frames["summary"].append(pd.DataFrame([_read_summary(summary_path)]).assign(scenario=scenario, run_id=run_id))
+    swept = {d: values for p in paths for d, values in _swept_values(Path(p)).items()}
+    if swept:  # a sweep's trials: each frame gains a column per swept key, by the trial's name
+        for name, parts in frames.items():
+            frames[name] = [part.assign(**swept.get(part["scenario"].iat[0], {})) if len(part) else part
+                            for part in parts]
     return Results(**{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()})
+
+
+SWEEP_INDEX = "sweep.json"  # in a sweep's folder: the swept keys and each trial's values
+
+
+def write_sweep_index(sweep_dir: Path, *, name: str, keys: list[str], trials: dict[str, dict]) -> None:
+    """Records what a sweep varies, so ``load`` can give each trial's rows their swept values."""
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(sweep_dir / SWEEP_INDEX, json.dumps({"name": name, "keys": keys, "trials": trials}, indent=2))
+
+
+def read_sweep_index(sweep_dir: Path) -> dict | None:
+    """A sweep folder's index (see ``write_sweep_index``), or None when the folder is no sweep."""
+    path = sweep_dir / SWEEP_INDEX
+    if not path.is_file():
+        return None
+    index = _read_summary(path)
+    if not {"keys", "trials"} <= set(index):
+        raise ResultsError(f"{path} lacks 'keys' and 'trials': not a raysim sweep index")
+    return index
+
+
+def _swept_values(path: Path) -> dict[str, dict]:
+    """Trial name -> {swept key: value} for the sweep at ``path`` or above it (a trial's run folder)."""
+    for folder in (path, *path.parents[:3]):
+        index = read_sweep_index(folder) if folder.is_dir() else None
+        if index is not None:
+            return {trial: {"trial": trial, **values} for trial, values in index["trials"].items()}
+    return {}
 
 
 def _find_runs(path: Path) -> list[Path]:

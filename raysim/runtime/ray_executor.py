@@ -77,11 +77,17 @@ class _Batch:
         self.unread = set(self.position)
 
 
-def start_workers(*, num_actors: int, num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any]) -> list[Any]:
-    """Starts the client actors without waiting for them, so they boot while other work goes on."""
-    remote = ray.remote(ClientActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
+def start_workers(*, num_actors: int, num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any],
+                  placements: Sequence[dict[str, Any]] = ()) -> list[Any]:
+    """Starts the client actors without waiting for them, so they boot while other work goes on;
+    actor i goes where ``placements[i]`` says (a bundle of a sweep trial's placement group)."""
     kwargs = _actor_kwargs(worker_kwargs, num_cpus=num_cpus, num_gpus=num_gpus)
-    return [remote.remote(**kwargs) for _ in range(num_actors)]
+    return [_actor_class(num_cpus, num_gpus, placements[i] if placements else {}).remote(**kwargs)
+            for i in range(num_actors)]
+
+
+def _actor_class(num_cpus: float, num_gpus: float, placement: dict[str, Any]) -> Any:
+    return ray.remote(ClientActor).options(num_cpus=num_cpus, num_gpus=num_gpus, **placement)
 
 
 def _actor_kwargs(worker_kwargs: dict[str, Any], *, num_cpus: float, num_gpus: float) -> dict[str, Any]:
@@ -101,10 +107,12 @@ def _spread(costs: Sequence[float], load: list[float]) -> dict[int, list[int]]:
 
 class RayExecutor:
     def __init__(self, *, actors: list[Any], num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any],
-                 actor_failure: Literal["rerun", "drop"] = "rerun"):
-        """Takes over started actors (see ``start_workers``) and waits until they are ready."""
+                 actor_failure: Literal["rerun", "drop"] = "rerun", placements: Sequence[dict[str, Any]] = ()):
+        """Takes over started actors (see ``start_workers``) and waits until they are ready; a
+        replacement goes where the actor it replaces was placed (``placements``)."""
         self._actor_failure = actor_failure
-        self._remote = ray.remote(ClientActor).options(num_cpus=num_cpus, num_gpus=num_gpus)
+        self._placements = list(placements)
+        self._shape = (num_cpus, num_gpus)
         self._worker_kwargs = _actor_kwargs(worker_kwargs, num_cpus=num_cpus, num_gpus=num_gpus)
         self._vectorize = worker_kwargs["plan"].vectorize
         self.actors = list(actors)
@@ -218,7 +226,8 @@ class RayExecutor:
                       if b.actor == dead and b.results is None and not b.lost}.values()
         self.restarts.append({"actor": dead, "tasks": sorted(t.task_id for b in unfinished for t in b.tasks),
                               "error": type(exc).__name__, "work": self._actor_failure})
-        self.actors[dead] = self._remote.remote(**self._worker_kwargs)
+        placement = self._placements[dead] if self._placements else {}
+        self.actors[dead] = _actor_class(*self._shape, placement).remote(**self._worker_kwargs)
         for batch in unfinished:
             if self._actor_failure == "drop":
                 batch.lost = True

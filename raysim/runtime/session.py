@@ -86,10 +86,18 @@ class PoolPlan:
     num_actors: int
     num_cpus: float
     num_gpus: float
+    bundles: tuple[int, ...] = ()  # inside a placement group (a sweep's trial): each actor's bundle
 
 
 def plan_pool(resources: ResourcesConfig, *, population: int) -> PoolPlan:
-    """How many client actors, checked against what the cluster has (never an empty pool or a hang)."""
+    """How many client actors, checked against what the cluster has (never an empty pool or a hang).
+
+    Inside a placement group (a Ray Tune trial of ``raysim sweep``) the actors must fit the
+    group's bundles, one actor each: an actor asking for more than the reservation holds would
+    wait forever and hang the sweep (ray#24445), so it is refused here instead."""
+    group = ray.util.get_current_placement_group()
+    if group is not None:
+        return _plan_in_group(resources, population, group.bundle_specs)
     cluster = ray.cluster_resources()
     cpus, gpus = cluster.get("CPU", 0.0), cluster.get("GPU", 0.0)
     if resources.num_gpus > 0 and gpus == 0:
@@ -118,13 +126,43 @@ def plan_pool(resources: ResourcesConfig, *, population: int) -> PoolPlan:
     return PoolPlan(num_actors=wanted, num_cpus=resources.num_cpus, num_gpus=resources.num_gpus)
 
 
+def _plan_in_group(resources: ResourcesConfig, population: int, bundles: list[dict]) -> PoolPlan:
+    """One client actor per bundle of the trial's placement group that can hold one."""
+    fitting = [i for i, b in enumerate(bundles)
+               if b.get("CPU", 0.0) + 1e-9 >= resources.num_cpus and b.get("GPU", 0.0) + 1e-9 >= resources.num_gpus]
+    if resources.clients_per_actor == "auto":
+        wanted = min(len(fitting), population)
+    else:
+        wanted = math.ceil(population / resources.clients_per_actor)
+    if not fitting or wanted > len(fitting):
+        raise ResourceError(
+            f"this trial needs {max(wanted, 1)} client actors of {resources.num_cpus} CPU / {resources.num_gpus} GPU "
+            f"but its placement group holds {len(fitting)} such bundles ({bundles}): the sweep sized it wrongly"
+        )
+    return PoolPlan(num_actors=wanted, num_cpus=resources.num_cpus, num_gpus=resources.num_gpus,
+                    bundles=tuple(fitting[:wanted]))
+
+
 def put(value: Any) -> Any:
     return ray.put(value)
 
 
 def remote_driver(driver_cls: type, *args: Any, **kwargs: Any) -> Any:
-    """The driver as a Ray actor; it takes no CPU slot so client actors fill the cluster."""
-    return ray.remote(num_cpus=0)(driver_cls).remote(*args, **kwargs)
+    """The driver as a Ray actor; it takes no CPU slot so client actors fill the cluster. In a
+    sweep's trial it is placed in the trial's placement group (any bundle: it needs nothing)."""
+    return ray.remote(num_cpus=0)(driver_cls).options(**in_group(-1)).remote(*args, **kwargs)
+
+
+def in_group(bundle: int) -> dict[str, Any]:
+    """Ray options placing an actor in ``bundle`` of the current placement group (-1: any), its
+    own children included; {} outside a placement group."""
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    group = ray.util.get_current_placement_group()
+    if group is None:
+        return {}
+    return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+        placement_group=group, placement_group_bundle_index=bundle, placement_group_capture_child_tasks=True)}
 
 
 def call(handle: Any, method: str, *args: Any) -> Any:

@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from raysim.algorithms.personal import local_mask
+from raysim.algorithms.sgd import SGDConfig
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
 from raysim.models.training import evaluate, train_group, train_locally
 from raysim.seeding import Stream, derive_seed
-from raysim.sim.evaluation import EvalCounts, EvalSlice
+from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
 from raysim.sim.tasks import ClientError, ClientResult, Shards, TrainingPlan, TrainTask
 
 
@@ -127,6 +128,8 @@ class ClientWorker:
             if part.head is not None:
                 weights = np.array(params, dtype=np.float32)
                 weights[self._head_mask] = part.head
+            if part.finetune is not None:
+                weights = self._finetuned(weights, part.finetune)
             self.model.load(weights)
             x, y = self.test if part.split == "test" else (self.x, self.y)
             idx = torch.as_tensor(part.indices, device=self.device)
@@ -138,3 +141,16 @@ class ClientWorker:
         """Scores several models on the same slices in one call (coalition models, valued
         together so a round's utility evaluations cost one remote call per worker)."""
         return [self.evaluate(params, slices) for params in models]
+
+    def _finetuned(self, params: np.ndarray, tune: FineTune) -> np.ndarray:
+        """Personalised evaluation's adaptation: ``tune.steps`` SGD steps on minibatches drawn with
+        replacement from the client's training examples, keyed by (seed, round, client), so the
+        personalised score does not depend on which worker computed it."""
+        shard = torch.as_tensor(self.shards.of(tune.client), device=self.device)
+        size = self.plan.batch_size or len(shard)
+        generator = torch.Generator().manual_seed(derive_seed(self.plan.seed, Stream.EVALUATION, tune.round, tune.client))
+        picks = shard[torch.randint(len(shard), (tune.steps * size,), generator=generator).to(self.device)]
+        base = torch.as_tensor(np.asarray(params, dtype=np.float32)).to(self.device)
+        outcome = train_locally(self.model, self.x[picks], self.y[picks], base=base, epochs=1, batch_size=size,
+                                sgd=SGDConfig(lr=tune.lr), generator=generator)
+        return (base + outcome.delta).cpu().numpy()

@@ -33,8 +33,20 @@ def check_combinations(scenario: Scenario) -> None:
     _check_strategy(scenario)
     _check_policy(scenario)
     _check_privacy(scenario, population)
+    _check_evaluation(scenario)
     _check_compression(scenario)
     check_contribution(scenario)
+
+
+def _check_evaluation(scenario: Scenario) -> None:
+    """Client evaluation scores each client's own held-out examples: they must exist."""
+    evaluation = scenario.evaluation
+    if evaluation.active and not scenario.personal.holdout:
+        raise ValueError(f"evaluation.clients = {evaluation.clients!r} scores each client's held-out examples: "
+                         "set personal.holdout > 0 (e.g. 0.2) to keep some")
+    if evaluation.sample > scenario.data.num_clients:
+        raise ValueError(f"evaluation.sample = {evaluation.sample} is more than data.num_clients = "
+                         f"{scenario.data.num_clients}")
 
 
 def mixes_one_update(policy) -> bool:

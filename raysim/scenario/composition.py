@@ -74,7 +74,7 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
                                 drop_stragglers=scenario.server.drop_stragglers),
         seed=run.seed, exchange_bytes=exchange_bytes, attack=scenario.attack.build(num_classes),
         attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
-        scaffold=scenario.server.strategy == "scaffold",
+        scaffold=scenario.server.strategy == "scaffold", evaluation=scenario.evaluation,
         channel=scenario.compression.channel(layout.tensor_sizes),
         contribution=scenario.contribution if scenario.contribution.active else None,
         incentive=scenario.incentive if scenario.incentive.active else None,

@@ -139,16 +139,25 @@ def to_table(obj: Any) -> Any:
 
 def apply_override(table: dict, assignment: str) -> None:
     """Applies one ``section.key=value`` override (value parsed as TOML, else a string)."""
-    import tomllib
-
     key, sep, raw = assignment.partition("=")
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
+    set_value(table, key, parse_value(raw))
+
+
+def parse_value(raw: str):
+    """A command-line value: read as TOML (``0.1``, ``true``, ``[1, 2]``), else as a plain string."""
+    import tomllib
+
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        return tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
-        value = raw.strip()
+        return raw.strip()
+
+
+def set_value(table: dict, key: str, value: Any) -> None:
+    """Sets the dotted ``key`` (``section.key``) of a scenario table to ``value``, in place."""
     *parents, leaf = key.split(".")
     node = table
     for part in parents:
@@ -156,7 +165,7 @@ def apply_override(table: dict, assignment: str) -> None:
         if isinstance(child, str):  # a tagged union given by bare name: "iid" is {kind = "iid"}
             child = node[part] = {"kind": child}
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: '{part}' is a value, not a section")
+            raise ConfigError(f"{key}: '{part}' is a value, not a section")
         node = child
     node[leaf] = value
 

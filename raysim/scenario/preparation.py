@@ -50,14 +50,14 @@ def prepare(scenario: Scenario) -> Prepared:
     check_privacy_packages(scenario.privacy)
     data = scenario.data
     dataset = load_dataset(
-        data.dataset, root=data.root or None, download=data.download, seed=scenario.run.seed,
+        data.dataset, root=data.root or None, download=data.download, seed=scenario.data_seed,
         num_devices=data.num_clients, synthetic_alpha=data.synthetic.alpha,
         synthetic_beta=data.synthetic.beta, synthetic_iid=data.synthetic.iid,
     )
     try:
         parts = partition(
             dataset.train_y, data.num_clients, data.partition,
-            seed=derive_seed(scenario.run.seed, Stream.PARTITION), natural=dataset.natural_parts,
+            seed=derive_seed(scenario.data_seed, Stream.PARTITION), natural=dataset.natural_parts,
             num_classes=dataset.num_classes,
         )
     except ValueError as exc:
@@ -73,7 +73,7 @@ def prepare(scenario: Scenario) -> Prepared:
     personal = scenario.personal
     holdout = None
     if personal.holdout:
-        parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.run.seed, Stream.HOLDOUT))
+        parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.data_seed, Stream.HOLDOUT))
         holdout = Shards.from_parts(held)
     check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
     model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))

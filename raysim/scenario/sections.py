@@ -26,6 +26,7 @@ from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
 from raysim.scenario.combinations import check_combinations
 from raysim.scenario.config import apply_override, build, to_table
+from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import POLICIES, SyncPolicy
 from raysim.sim.system import SystemConfig
 
@@ -81,8 +82,13 @@ class DataConfig:
     download: bool = False
     partition: Any = field(default_factory=IID, metadata={"registry": PARTITIONS})
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+    # the data seed (synthetic devices, partition, held-out examples); absent: run.seed. Setting it
+    # lets repeats over training seeds share one partition, or vary it on its own
+    seed: int | None = None
 
     def __post_init__(self) -> None:
+        if self.seed is not None:
+            at_least("seed", self.seed, 0)
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
         at_least("num_clients", self.num_clients, 1)
@@ -222,6 +228,7 @@ class Scenario:
     system: SystemConfig = field(default_factory=SystemConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     personal: PersonalConfig = field(default_factory=PersonalConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
@@ -231,6 +238,11 @@ class Scenario:
 
     def __post_init__(self) -> None:
         check_combinations(self)
+
+    @property
+    def data_seed(self) -> int:
+        """What the data side draws from: ``data.seed``, else the run's seed."""
+        return self.run.seed if self.data.seed is None else self.data.seed
 
     @property
     def clients_per_round(self) -> int:
@@ -259,7 +271,8 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
 
 
 def read_table(path: str | Path) -> dict:
-    """A scenario file's TOML table (``scenario/vertical.py`` reads it to choose the kind)."""
+    """A scenario file's TOML table, not yet validated (``scenario/vertical.py`` reads it to choose
+    the kind; a sweep takes its [sweep] out first)."""
     path = Path(path)
     try:
         exists = is_file("scenario file", str(path))

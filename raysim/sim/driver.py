@@ -28,7 +28,7 @@ from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
 from raysim.sim.contribution import Ledger
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
-from raysim.sim.evaluation import central_slices, holdout_rows, holdout_slices
+from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.incentives import Incentives, Incentivised
 from raysim.sim.parts import DriverParts
@@ -78,6 +78,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.download_bytes = downlink.wire_bytes if downlink else self.exchange_bytes
         self.feedback: dict[int, np.ndarray] = {}  # error-feedback memories, by client id
         self.holdout = holdout
+        self.evaluation = parts.evaluation
         contribution, incentive = parts.contribution, parts.incentive
         self.ledger = (Ledger(contribution, validation=validation, population=len(self.sizes), seed=self.seed)
                        if contribution is not None else None)
@@ -259,6 +260,8 @@ class Driver(Incentivised, Dispatching, Recording):
         self._undecided_rows = []
         tables = self._value_round(start, updates)  # before the row, so round_wall_s includes it
         round_row = self._round_row(updates, client_rows, metrics)
+        if self.evaluation.active:
+            return RoundReport(round_row, client_rows, self._evaluate_clients(round_row))
         eval_rows = []
         if self.holdout is not None and self._evaluating():
             owners, slices = holdout_slices(self.holdout, self.clients.personal)
@@ -269,6 +272,16 @@ class Driver(Incentivised, Dispatching, Recording):
                 accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
                 round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
         return RoundReport(round_row, client_rows, eval_rows, tables)
+
+    def _evaluate_clients(self, round_row: dict) -> list[dict]:
+        """[evaluation]'s client evaluation, every ``evaluation.every`` rounds and at the last one;
+        its distribution joins the round row."""
+        if self.round % self.evaluation.every and not self.finished:
+            return []
+        rows, spread = evaluate_clients(self.evaluation, self.holdout, self.clients.personal, self.executor.evaluate,
+                                        self.state.params, seed=self.seed, round_number=self.round)
+        round_row.update(spread)
+        return rows
 
     def _population_shares(self) -> np.ndarray:
         """Each client's weight over the whole population's (1/N for uniform weighting)."""

@@ -11,23 +11,76 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
+
+from raysim.inputs import at_least
+from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
     from raysim.algorithms.personal import PersonalLayers
     from raysim.sim.tasks import Shards
 
 
+@dataclass(frozen=True, kw_only=True)
+class EvaluationConfig:
+    """``[evaluation]``: what a round reports besides the server test set (``run.eval_every``).
+
+    ``clients`` scores the global model on each client's own held-out examples (``personal.holdout``
+    sets their share): ``"all"`` of them, or ``"sampled"``: ``sample`` clients drawn afresh from
+    the seed at each client evaluation, every ``every`` rounds and at the last one. With
+    ``finetune_steps`` > 0 each scored client also runs that many local SGD steps (its batch size,
+    ``finetune_lr``) from the global model, or from its own head, and is scored again: the
+    personalised number. The adaptation budget is part of what the number means, so it is named
+    here rather than borrowed from [client]. ``worst_k`` (0: ceil(K / 10)) sets how many of the K
+    scored clients the round row's worst-k mean averages.
+    """
+
+    clients: Literal["none", "all", "sampled"] = "none"
+    sample: int = 0
+    every: int = 1
+    finetune_steps: int = 0
+    finetune_lr: float = 0.01
+    worst_k: int = 0
+
+    def __post_init__(self) -> None:
+        at_least("every", self.every, 1)
+        at_least("finetune_steps", self.finetune_steps, 0)
+        at_least("worst_k", self.worst_k, 0)
+        if (self.clients == "sampled") != (self.sample > 0):
+            raise ValueError("set sample > 0 exactly when clients = 'sampled' (how many clients each evaluation scores)")
+        if self.finetune_lr <= 0:
+            raise ValueError(f"finetune_lr must be > 0, got {self.finetune_lr}")
+        if self.clients == "none" and (self.finetune_steps or self.worst_k):
+            raise ValueError("finetune_steps and worst_k describe client evaluation: set clients = 'all' or 'sampled'")
+
+    @property
+    def active(self) -> bool:
+        return self.clients != "none"
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """A few local steps before scoring (personalised evaluation): ``steps`` minibatches drawn from
+    ``client``'s training examples with a generator keyed by (seed, round, client)."""
+
+    client: int
+    steps: int
+    lr: float
+    round: int
+
+
 @dataclass(frozen=True)
 class EvalSlice:
     """Examples to score the model on: rows of the test set, or of the training set (a client's
-    held-out examples), optionally with a client's personal head in place of the global one."""
+    held-out examples), optionally with a client's personal head in place of the global one and
+    fine-tuned on the client's training examples first."""
 
     split: Literal["test", "train"]
     indices: np.ndarray
     head: np.ndarray | None = None
+    finetune: FineTune | None = None
 
 
 @dataclass(frozen=True)
@@ -56,23 +109,52 @@ def summarise(counts: Sequence[EvalCounts]) -> tuple[float, float]:
     return sum(c.correct for c in counts) / total, math.fsum(c.loss_sum for c in counts) / total
 
 
-def holdout_slices(holdout: Shards, personal: PersonalLayers | None) -> tuple[list[int], list[EvalSlice]]:
+def holdout_slices(holdout: Shards, personal: PersonalLayers | None, *, clients: Sequence[int] | None = None,
+                   finetune: EvaluationConfig | None = None, round_number: int = 0) -> tuple[list[int], list[EvalSlice]]:
     """What to score for the per-client evaluation: each client's held-out examples under the
-    global model, then under its personalised model (its own head) when it has one.
+    global model, then under its personalised model (its own head, fine-tuned with
+    ``finetune.finetune_steps`` when given) when it has one. ``clients`` limits it to those.
 
     Returns the client of each slice alongside the slices, in the order ``holdout_rows`` reads them.
     """
     owners, slices = [], []
-    for client, size in enumerate(holdout.sizes()):
-        if not size:
+    sizes = holdout.sizes()
+    steps = finetune.finetune_steps if finetune is not None else 0
+    for client in range(len(sizes)) if clients is None else clients:
+        if not sizes[client]:
             continue
         idx = holdout.of(client)
         owners.append(client)
         slices.append(EvalSlice("train", idx))
-        if personal is not None and client in personal.heads:
+        head = personal.heads.get(client) if personal is not None else None
+        if head is not None or steps:
             owners.append(client)
-            slices.append(EvalSlice("train", idx, head=personal.heads[client]))
+            tune = FineTune(client, steps, finetune.finetune_lr, round_number) if steps else None
+            slices.append(EvalSlice("train", idx, head=head, finetune=tune))
     return owners, slices
+
+
+def evaluated_clients(config: EvaluationConfig, holdout: Shards, *, seed: int, round_number: int) -> list[int]:
+    """The clients a client evaluation scores: all with held-out examples, or ``sample`` of them
+    drawn from (seed, round), so the subset does not depend on the workers."""
+    candidates = np.flatnonzero(holdout.sizes())
+    if config.clients == "all":
+        return [int(c) for c in candidates]
+    chosen = rng(seed, Stream.EVALUATION, round_number).choice(candidates, min(config.sample, len(candidates)),
+                                                               replace=False)
+    return sorted(int(c) for c in chosen)
+
+
+def distribution(accuracy: Sequence[float], samples: Sequence[int], *, worst_k: int = 0) -> dict[str, float]:
+    """The spread of per-client accuracies for a round row: unweighted mean; weighted mean (the
+    pooled accuracy: for one model it equals the accuracy on the union of the client test sets);
+    std over clients (ddof 0: these K clients are the population described, not a sample);
+    10th percentile (linear interpolation); min; mean of the ``worst_k`` lowest (0: ceil(K / 10))."""
+    a = np.sort(np.asarray(accuracy, dtype=float))
+    n = np.asarray(samples, dtype=float)
+    k = worst_k or math.ceil(len(a) / 10)
+    return {"mean": float(a.mean()), "weighted": float(np.dot(accuracy, n) / n.sum()), "std": float(a.std()),
+            "p10": float(np.percentile(a, 10)), "min": float(a[0]), "worst_k": float(a[:k].mean())}
 
 
 def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCounts], round_number: int) -> list[dict]:
@@ -81,7 +163,26 @@ def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCo
     rows: dict[int, dict] = {}
     for client, part, scored in zip(owners, slices, counts):
         row = rows.setdefault(client, {"round": round_number, "client_id": client, "samples": scored.count})
-        row["personal_accuracy" if part.head is not None else "global_accuracy"] = scored.correct / scored.count
+        personalised = part.head is not None or part.finetune is not None
+        row["personal_accuracy" if personalised else "global_accuracy"] = scored.correct / scored.count
     for row in rows.values():
         row.setdefault("personal_accuracy", row["global_accuracy"])
     return list(rows.values())
+
+
+def evaluate_clients(config: EvaluationConfig, holdout: Shards, personal: PersonalLayers | None,
+                     score: Callable[[np.ndarray, list[EvalSlice]], list[EvalCounts]], params: np.ndarray, *,
+                     seed: int, round_number: int) -> tuple[list[dict], dict[str, float]]:
+    """One client evaluation: the per-client rows (evaluation.parquet) and the round row's
+    distribution columns, ``client_{global,personal}_accuracy_{mean,weighted,std,p10,min,worst_k}``
+    and ``client_eval_clients`` (how many were scored). ``score`` is the executor's evaluate, so
+    the workers score the slices."""
+    clients = evaluated_clients(config, holdout, seed=seed, round_number=round_number)
+    owners, slices = holdout_slices(holdout, personal, clients=clients, finetune=config, round_number=round_number)
+    rows = holdout_rows(owners, slices, score(params, slices), round_number)
+    spread: dict[str, float] = {"client_eval_clients": len(rows)}
+    held = [r["samples"] for r in rows]
+    for kind in ("global", "personal"):
+        stats = distribution([r[f"{kind}_accuracy"] for r in rows], held, worst_k=config.worst_k)
+        spread.update({f"client_{kind}_accuracy_{name}": value for name, value in stats.items()})
+    return rows, spread

@@ -6,7 +6,7 @@ driver only runs them, so it can be read, built and tested without a scenario fi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from raysim.algorithms.personal import PersonalLayers
@@ -15,6 +15,7 @@ from raysim.compression.channel import Channel
 from raysim.contribution import ContributionConfig
 from raysim.incentives.config import IncentiveConfig
 from raysim.privacy.stage import PrivacyStage
+from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import Policy
 from raysim.sim.system import Population
 
@@ -57,6 +58,7 @@ class DriverParts:
     personal: PersonalLayers | None = None
     privacy: PrivacyStage | None = None
     scaffold: bool = False
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
     channel: Channel | None = None  # update compression on the simulated link
     contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
     incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)

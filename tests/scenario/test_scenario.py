@@ -6,7 +6,7 @@ import pytest
 
 from raysim.data import DirichletClasses
 from raysim.inputs import ConfigError
-from raysim.scenario.sections import load_scenario, parse_scenario
+from raysim.scenario.sections import load_scenario, parse_scenario, read_table
 from raysim.sim.policies import SyncPolicy
 from tests.conftest import tiny_table
 
@@ -82,7 +82,12 @@ def test_shipped_scenarios_are_valid():
     files = sorted(Path(__file__).parents[2].joinpath("scenarios").rglob("*.toml"))
     assert files
     for path in files:
-        load_any(path)  # a scenario, or a vertical one (scenarios/vertical/)
+        if "sweep" in read_table(path):  # a sweep's file: each trial's scenario is checked
+            from raysim.experiments.sweep import load_sweep
+
+            load_sweep(path)
+        else:
+            load_any(path)  # a scenario, or a vertical one (scenarios/vertical/)
 
 
 def test_unreadable_toml_is_a_config_error(tmp_path):
