@@ -26,6 +26,8 @@ class Stream(IntEnum):
     PRIVACY = 9
     HOLDOUT = 10
     COMPRESSION = 11
+    TOPOLOGY = 12
+    LEDGER = 13
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

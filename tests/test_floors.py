@@ -17,7 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 # Bottom to top; a module belongs to the floor of the longest prefix that names it.
 FLOORS = [
     ("raysim.seeding", "raysim.inputs"),
-    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression"),
+    ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression",
+     "raysim.network"),
     ("raysim.sim",),
     ("raysim.runtime",),
     ("raysim.scenario",),

@@ -1,0 +1,152 @@
+"""One transport on the simulated clock: every message has a source, a destination, a size, a
+send time and an arrival time computed from the links at both ends.
+
+The model (R, a fluid approximation as in FedScale's and SimGrid's flow-level links):
+
+* each node has a :class:`Link` (one-way latency, uplink and downlink bandwidth);
+* a message between two ordinary nodes streams at the slower of the sender's uplink and the
+  receiver's downlink, and pays both latencies once; with the server at zero latency and infinite
+  bandwidth this is exactly today's star timing (``sim/system.py``: latency + 8 B / client link);
+* a *shared* node (a server NIC, an MQTT broker) also owns a FIFO queue per direction with its own
+  bandwidth: every byte it sends or receives is serialised through that queue, so ``m`` uploads of
+  ``B`` bytes to it finish no earlier than ``m * 8 B / beta`` after they start. That is the
+  bottleneck the reference (``shared/reference/network.md``, broker section) asks to see in
+  simulated time.
+
+Messages enter a queue at their send time; a message sent earlier takes the first idle stretch of
+the queue at or after its send time (for sends made in time order that is plain FIFO), so callers
+that learn of messages out of time order (acknowledgements in an MQTT handshake) still get a
+work-conserving queue. Counters per node and an optional full message log give the per-run
+message counts and bytes the issue asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Link:
+    """One node's access link: one-way latency (s) and bandwidth (bit/s) each way."""
+
+    latency_s: float = 0.0
+    uplink_bps: float = math.inf
+    downlink_bps: float = math.inf
+
+    def __post_init__(self) -> None:
+        if not self.latency_s >= 0:
+            raise ValueError(f"latency_s must be >= 0, got {self.latency_s}")
+        for name in ("uplink_bps", "downlink_bps"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message as it crossed the network; ``kind`` labels it (``PUBLISH``, ``model``, ...)."""
+
+    source: int
+    destination: int
+    bytes: int
+    send: float
+    arrival: float
+    kind: str = ""
+
+
+class SerialQueue:
+    """A serial resource (a NIC direction, a broker's CPU): booked busy intervals, kept sorted and
+    merged, so each booking takes the first idle stretch long enough at or after its start."""
+
+    def __init__(self) -> None:
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+
+    def book(self, at: float, seconds: float) -> float:
+        """Reserves ``seconds`` in the first idle stretch at or after ``at``; returns its end."""
+        i = bisect_right(self.ends, at)  # first interval still busy after ``at``
+        start = at
+        while i < len(self.starts) and start + seconds > self.starts[i]:
+            start = max(start, self.ends[i])
+            i += 1
+        end = start + seconds
+        if i > 0 and self.ends[i - 1] >= start:  # touches the interval before: extend it
+            i -= 1
+            self.ends[i] = max(self.ends[i], end)
+        else:
+            self.starts.insert(i, start)
+            self.ends.insert(i, end)
+        if i + 1 < len(self.starts) and self.starts[i + 1] <= self.ends[i]:  # touches the next: merge
+            self.ends[i] = max(self.ends[i], self.ends.pop(i + 1))
+            self.starts.pop(i + 1)
+        return end
+
+
+@dataclass
+class NodeTraffic:
+    """What one node sent and received over a run."""
+
+    messages_out: int = 0
+    messages_in: int = 0
+    bytes_out: int = 0
+    bytes_in: int = 0
+
+
+class Transport:
+    """Computes each message's arrival and counts traffic per node.
+
+    ``links`` maps node -> :class:`Link` (nodes not named get ``default``); ``shared`` names the
+    nodes whose NIC is a queue (server, broker, edge aggregators); ``log`` keeps every message
+    for :meth:`rows`.
+    """
+
+    def __init__(self, links: dict[int, Link] | None = None, *, default: Link = Link(),
+                 shared: tuple[int, ...] = (), log: bool = False):
+        self.links = dict(links or {})
+        self.default = default
+        self._egress = {node: SerialQueue() for node in shared}
+        self._ingress = {node: SerialQueue() for node in shared}
+        self.traffic: dict[int, NodeTraffic] = {}
+        self.kinds: Counter[str] = Counter()
+        self.log: list[Message] | None = [] if log else None
+
+    def link(self, node: int) -> Link:
+        return self.links.get(node, self.default)
+
+    def send(self, source: int, destination: int, nbytes: int, at: float, kind: str = "") -> Message:
+        """Sends ``nbytes`` at simulated time ``at``; returns the message with its arrival time."""
+        if nbytes < 0:
+            raise ValueError(f"a message cannot have {nbytes} bytes")
+        src, dst = self.link(source), self.link(destination)
+        done = at + 8 * nbytes / min(src.uplink_bps, dst.downlink_bps)
+        if source in self._egress:
+            done = max(done, self._egress[source].book(at, 8 * nbytes / src.uplink_bps))
+        if destination in self._ingress:
+            done = max(done, self._ingress[destination].book(at, 8 * nbytes / dst.downlink_bps))
+        message = Message(source, destination, int(nbytes), at, done + src.latency_s + dst.latency_s, kind)
+        self._count(message)
+        return message
+
+    def _count(self, message: Message) -> None:
+        out = self.traffic.setdefault(message.source, NodeTraffic())
+        out.messages_out += 1
+        out.bytes_out += message.bytes
+        into = self.traffic.setdefault(message.destination, NodeTraffic())
+        into.messages_in += 1
+        into.bytes_in += message.bytes
+        self.kinds[message.kind] += 1
+        if self.log is not None:
+            self.log.append(message)
+
+    def node_rows(self) -> list[dict]:
+        """One row per node that sent or received anything: its message and byte counts."""
+        return [{"node": node, **asdict(t)} for node, t in sorted(self.traffic.items())]
+
+    def rows(self) -> list[dict]:
+        """The full messages table (source, destination, bytes, send, arrival, kind)."""
+        if self.log is None:
+            raise ValueError("the transport was built with log=False: no message table was kept")
+        return [asdict(m) for m in self.log]
+
