@@ -13,9 +13,9 @@ The model (R, a fluid approximation as in FedScale's and SimGrid's flow-level li
   bottleneck the reference (``shared/reference/network.md``, broker section) asks to see in
   simulated time.
 
-Messages enter a queue at their send time; a message sent earlier takes the first idle stretch of
-the queue at or after its send time (for sends made in time order that is plain FIFO), so callers
-that learn of messages out of time order (acknowledgements in an MQTT handshake) still get a
+Messages enter a queue at their send time and use its idle time from then on, never delaying a
+message booked before them (for sends made in time order that is plain FIFO), so callers that
+learn of messages out of time order (acknowledgements in an MQTT handshake) still get a
 work-conserving queue. Counters per node and an optional full message log give the per-run
 message counts and bytes the issue asks for.
 """
@@ -57,31 +57,42 @@ class Message:
 
 
 class SerialQueue:
-    """A serial resource (a NIC direction, a broker's CPU): booked busy intervals, kept sorted and
-    merged, so each booking takes the first idle stretch long enough at or after its start."""
+    """A serial resource (a NIC direction, a broker's CPU) as sorted, merged busy intervals.
+
+    A booking never moves an earlier one: it takes the idle time at or after its start, in pieces
+    if it must (a NIC interleaves packets), until it has its whole duration. For bookings made in
+    time order this is plain FIFO; bookings learnt out of order (an acknowledgement booked before
+    an upload that was sent earlier) still leave no idle time while work waits."""
 
     def __init__(self) -> None:
         self.starts: list[float] = []
         self.ends: list[float] = []
 
     def book(self, at: float, seconds: float) -> float:
-        """Reserves ``seconds`` in the first idle stretch at or after ``at``; returns its end."""
-        i = bisect_right(self.ends, at)  # first interval still busy after ``at``
-        start = at
-        while i < len(self.starts) and start + seconds > self.starts[i]:
-            start = max(start, self.ends[i])
-            i += 1
-        end = start + seconds
-        if i > 0 and self.ends[i - 1] >= start:  # touches the interval before: extend it
-            i -= 1
-            self.ends[i] = max(self.ends[i], end)
-        else:
-            self.starts.insert(i, start)
-            self.ends.insert(i, end)
-        if i + 1 < len(self.starts) and self.starts[i + 1] <= self.ends[i]:  # touches the next: merge
-            self.ends[i] = max(self.ends[i], self.ends.pop(i + 1))
-            self.starts.pop(i + 1)
-        return end
+        """Reserves ``seconds`` of idle time from ``at`` on; returns when the last of it ends."""
+        if seconds <= 0:
+            return at
+        first = j = bisect_right(self.ends, at)  # intervals before ``first`` end by ``at``
+        cursor, remaining, start = at, seconds, None
+        while True:
+            gap_end = self.starts[j] if j < len(self.starts) else math.inf
+            if cursor < gap_end:
+                start = cursor if start is None else start
+                if gap_end - cursor >= remaining:
+                    cursor += remaining
+                    break
+                remaining -= gap_end - cursor
+            cursor = max(cursor, self.ends[j])
+            j += 1
+        start = min([start, *self.starts[first:j]])
+        if first > 0 and self.ends[first - 1] >= start:  # touches the interval before
+            first -= 1
+            start = self.starts[first]
+        if j < len(self.starts) and self.starts[j] <= cursor:  # touches the interval after
+            j += 1
+        self.starts[first:j] = [start]
+        self.ends[first:j] = [max(cursor, self.ends[j - 1]) if j > first else cursor]
+        return cursor
 
 
 @dataclass
