@@ -119,8 +119,10 @@ def verify_chain(chain: Sequence[Block], head_hash: str | None = None) -> Verifi
             return Verification(False, i, f"block {i}'s digests do not match its Merkle root")
         if _hash_header(block) != block.hash:
             return Verification(False, i, f"block {i}'s header does not match its hash")
-        if block.prev_hash != (chain[i - 1].hash if i else GENESIS_PREV):
-            return Verification(False, max(i - 1, 0), f"block {i} points to a previous hash that block {i - 1} no longer has")
+        if i == 0 and block.prev_hash != GENESIS_PREV:
+            return Verification(False, 0, "block 0 does not point to the genesis hash")
+        if i and block.prev_hash != chain[i - 1].hash:
+            return Verification(False, i - 1, f"block {i} points to a hash that block {i - 1} no longer has")
     if head_hash is not None and (not chain or chain[-1].hash != head_hash):
         return Verification(False, 0, "the chain's head is not the trusted head: some block was rewritten with "
                                       "every later hash")

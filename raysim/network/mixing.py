@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import networkx as nx
 import numpy as np
 
@@ -64,6 +66,22 @@ def consensus_distance(models: np.ndarray) -> float:
     """``Xi = sqrt((1/n) sum_i ||x_i - xbar||^2)`` for stacked models (one row a node)."""
     models = np.asarray(models, dtype=np.float64).reshape(len(models), -1)
     return float(np.sqrt(np.mean(np.sum((models - models.mean(axis=0)) ** 2, axis=1))))
+
+
+def round_record(weights: np.ndarray, models: np.ndarray, accuracy: Callable[[np.ndarray], float]) -> dict:
+    """The gossip row of one round: consensus distance, spectral gap, the accuracy of the averaged
+    model, and the mean and worst accuracy over the nodes' own models."""
+    models = np.asarray(models, dtype=np.float64)
+    per_node = np.array([accuracy(m) for m in models])
+    return {"consensus_distance": consensus_distance(models), "spectral_gap": spectral_gap(weights),
+            "accuracy_of_mean": float(accuracy(models.mean(axis=0))), "mean_node_accuracy": float(per_node.mean()),
+            "worst_node_accuracy": float(per_node.min())}
+
+
+def bytes_sent(weights: np.ndarray, model_bytes: int) -> np.ndarray:
+    """Bytes each node sends in one mixing step: one model to every j != i with W_ji > 0."""
+    sends = (np.asarray(weights) != 0).sum(axis=0) - (np.diag(weights) != 0)
+    return sends * int(model_bytes)
 
 
 def gossip_step(weights: np.ndarray, models: np.ndarray) -> np.ndarray:

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raysim.network import graphs
-from raysim.network.mixing import (consensus_distance, dpsgd_step, gossip_step, metropolis_hastings,
-                                   one_peer_matrix, pairwise_schedule, pairwise_step, row_normalised, spectral_gap)
+from raysim.network.mixing import (bytes_sent, consensus_distance, dpsgd_step, gossip_step, metropolis_hastings,
+                                   one_peer_matrix, pairwise_schedule, pairwise_step, round_record, row_normalised,
+                                   spectral_gap)
 
 # shared/reference/network.md, MH weights, exact eigendecomposition.
 ORACLE = {(16, "ring"): 0.05075, (16, "torus"): 0.4, (16, "exponential"): 0.5, (16, "complete"): 1.0,
@@ -166,3 +167,15 @@ def test_pairwise_gossip_keeps_the_mean_and_converges() -> None:
 def test_consensus_distance_is_the_root_mean_square_distance_to_the_mean() -> None:
     models = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 3.0], [1.0, -3.0]])
     assert consensus_distance(models) == pytest.approx(math.sqrt((1 + 1 + 9 + 9) / 4))
+
+
+def test_the_round_record_and_bytes_per_node() -> None:
+    weights = metropolis_hastings(graphs.ring(4))
+    models = np.array([[1.0], [0.0], [0.0], [3.0]])
+    record = round_record(weights, models, accuracy=lambda m: float(1 - abs(m[0] - 1) / 4))
+    assert record == pytest.approx({"consensus_distance": consensus_distance(models), "spectral_gap": spectral_gap(weights),
+                                    "accuracy_of_mean": 1.0, "mean_node_accuracy": (1 + 0.75 + 0.75 + 0.5) / 4,
+                                    "worst_node_accuracy": 0.5})
+    assert bytes_sent(weights, 100).tolist() == [200] * 4  # degree x model bytes
+    assert bytes_sent(one_peer_matrix(8, 0), 100).tolist() == [100] * 8  # one peer each step
+    assert bytes_sent(metropolis_hastings(graphs.exponential(16)), 10).tolist() == [70] * 16

@@ -63,6 +63,12 @@ def test_a_chain_verifies_and_survives_json() -> None:
     assert again == chain and verify_chain(again, head_hash=chain[-1].hash).valid
 
 
+def test_a_first_block_not_on_genesis_is_named() -> None:
+    chain = make_chain(2)
+    result = verify_chain([replace(chain[0], prev_hash="11" * 32), chain[1]])
+    assert (result.valid, result.first_bad) == (False, 0)
+
+
 @pytest.mark.parametrize("edit", ["digest", "timestamp", "rehashed", "index"])
 def test_an_edited_block_is_detected_and_named(edit: str) -> None:
     chain = make_chain()
