@@ -1,11 +1,12 @@
 """One transport on the simulated clock: every message has a source, a destination, a size, a
 send time and an arrival time computed from the links at both ends.
 
-The model (R, a fluid approximation as in FedScale's and SimGrid's flow-level links):
+The model (R, a fluid approximation in the spirit of SimGrid's flow-level network models):
 
 * each node has a :class:`Link` (one-way latency, uplink and downlink bandwidth);
 * a message between two ordinary nodes streams at the slower of the sender's uplink and the
-  receiver's downlink, and pays both latencies once; with the server at zero latency and infinite
+  receiver's downlink, and pays both latencies once, after the bytes have gone (queues see the
+  send time); with the server at zero latency and infinite
   bandwidth this is exactly today's star timing (``sim/system.py``: latency + 8 B / client link);
 * a *shared* node (a server NIC, an MQTT broker) also owns a FIFO queue per direction with its own
   bandwidth: every byte it sends or receives is serialised through that queue, so ``m`` uploads of
