@@ -62,6 +62,8 @@ class NetworkConfig:
     reject: int | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.log_messages, bool):
+            raise ValueError(f"log_messages must be true or false, got {self.log_messages!r}")
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"topology = {self.topology!r} is unknown; choose one of {list(TOPOLOGIES)}")
         if self.topology == "ledger" and self.consensus not in (None, "pow", "committee"):

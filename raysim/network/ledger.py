@@ -150,6 +150,13 @@ class PowRace:
     def fork_rate(self) -> float:
         return float(self.forked.mean())
 
+    def time_to_finality(self, confirmations: int) -> np.ndarray:
+        """Per height (those that get there), the time from the block's find until ``confirmations``
+        more blocks stand on it: the usual k-confirmation finality."""
+        if confirmations < 1:
+            raise ValueError(f"confirmations must be >= 1, got {confirmations}")
+        return self.found[confirmations:] - self.found[:-confirmations]
+
 
 def pow_race(rates: Sequence[float], delay: float, blocks: int, seed: int, *, start: float = 0.0) -> PowRace:
     """Samples ``blocks`` heights of the race. Each height's race starts once every miner has the

@@ -31,6 +31,7 @@ def test_each_topology_gets_its_defaults(given: dict, expected: dict) -> None:
 
 @pytest.mark.parametrize("given, message", [
     ({"topology": "mesh"}, "topology = 'mesh' is unknown; choose one of"),
+    ({"log_messages": "yes"}, "log_messages must be true or false"),
     ({"topology": "gossip", "qos": 2}, "qos is a key of topology = 'broker', not of topology = 'gossip': remove it"),
     ({"num_edges": 2}, "num_edges is a key of topology = 'hierarchical', not of topology = 'star'"),
     ({"topology": "ledger", "consensus": "committee", "miners": 3}, "miners is a key of topology = 'ledger' with "

@@ -126,6 +126,9 @@ def test_the_race_is_seeded_and_sits_on_the_simulated_clock() -> None:
     np.testing.assert_array_equal(first.found, again.found)
     assert first.found[0] > 100.0 and (np.diff(first.found) > 0.5).all()  # each race starts after propagation
     assert not np.array_equal(first.winner, pow_race([0.1, 0.2], 0.5, 50, seed=4).winner)
+    finality = first.time_to_finality(6)
+    assert len(finality) == 44 and finality[0] == pytest.approx(first.found[6] - first.found[0])
+    assert finality.min() > 6 * 0.5  # six more races, each after a propagation delay
     with pytest.raises(ValueError, match="positive miner rates"):
         pow_race([0.0, 1.0], 0.5, 10, seed=0)
 
