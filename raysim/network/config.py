@@ -26,7 +26,7 @@ from raysim.inputs import FLOAT_LIMIT, is_file
 from raysim.network.graphs import KINDS
 
 TOPOLOGIES = ("star", "broker", "gossip", "hierarchical", "ledger")
-# key -> (topology, consensus or None, default); None as default: the key must be given.
+# key -> (topology, consensus or None, default); edge_probability has none (only erdos_renyi uses it).
 OWNED = {
     "broker_mbps": ("broker", None, 100.0), "broker_latency_s": ("broker", None, 0.001),
     "broker_overhead_s": ("broker", None, 0.0001), "qos": ("broker", None, 1),
@@ -36,11 +36,14 @@ OWNED = {
     "consensus": ("ledger", None, "pow"), "miners": ("ledger", "pow", 4), "block_interval_s": ("ledger", "pow", 10.0),
     "propagation_s": ("ledger", "pow", 0.5), "committee_size": ("ledger", "committee", 3), "reject": ("ledger", "committee", 1),
 }
-EXAMPLE = {"edge_probability": "edge_probability = 0.3", "num_edges": "num_edges = 4"}
+REQUIRED = {"num_edges": "num_edges = 4"}  # keys with no sensible default, and an example
 
 
 @dataclass(frozen=True, kw_only=True)
 class NetworkConfig:
+    """The ``[network]`` section; keys of the chosen topology are filled with their defaults, the
+    others stay None (and :meth:`keys` leaves them out)."""
+
     topology: str = "star"
     log_messages: bool = False  # keep the full messages table (one row a message)
     broker_mbps: float | None = None
@@ -77,9 +80,8 @@ class NetworkConfig:
                 raise ValueError(f"{name} is a key of {where}, not of topology = {self.topology!r}"
                                  + (f" with consensus = {consensus!r}" if consensus else "") + ": remove it")
             if mine and not given:
-                if default is None and not (name == "edge_probability" and self.graph != "erdos_renyi"):
-                    need = "graph = 'erdos_renyi'" if name == "edge_probability" else f"topology = {topology!r}"
-                    raise ValueError(f"{need} needs {name} (e.g. {EXAMPLE[name]})")
+                if name in REQUIRED:
+                    raise ValueError(f"topology = {topology!r} needs {name} (e.g. {REQUIRED[name]})")
                 object.__setattr__(self, name, default)
         getattr(self, f"_check_{self.topology}", lambda: None)()
 
@@ -93,6 +95,8 @@ class NetworkConfig:
     def _check_gossip(self) -> None:
         if self.graph not in KINDS:
             raise ValueError(f"graph = {self.graph!r} is unknown; choose one of {list(KINDS)}")
+        if self.graph == "erdos_renyi" and self.edge_probability is None:
+            raise ValueError("graph = 'erdos_renyi' needs edge_probability (e.g. edge_probability = 0.3)")
         if self.graph != "erdos_renyi" and self.edge_probability is not None:
             raise ValueError(f"edge_probability is a key of graph = 'erdos_renyi', not of {self.graph!r}: remove it")
         if self.edge_probability is not None and not (_number(self.edge_probability) and 0 < self.edge_probability <= 1):
@@ -135,6 +139,13 @@ class NetworkConfig:
                 raise ValueError(f"committee_size = {self.committee_size} exceeds num_clients = {num_clients}")
             if self.reject >= num_clients:
                 raise ValueError(f"reject = {self.reject} would drop every update of {num_clients} clients: lower it")
+
+    def miner_rates(self) -> list[float]:
+        """PoW: each of ``miners`` equal miners finds blocks at rate 1 / (miners * block_interval_s),
+        so the network finds one every ``block_interval_s`` on average (Lambda = 1 / interval)."""
+        if self.topology != "ledger" or self.consensus != "pow":
+            raise ValueError("miner_rates belongs to topology = 'ledger' with consensus = 'pow'")
+        return [1.0 / (self.miners * self.block_interval_s)] * self.miners
 
     def keys(self) -> dict:
         """The keys in use (those of other topologies left out), for the run's written config."""

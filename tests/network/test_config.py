@@ -77,3 +77,10 @@ def test_rules_that_need_the_number_of_clients(given: dict, clients: int, messag
     with pytest.raises(ValueError, match=message):
         config.check_population(clients)
     config.check_population(25 if config.graph == "torus" else 100)
+
+
+def test_miner_rates_give_the_block_interval() -> None:
+    rates = NetworkConfig(topology="ledger", miners=5, block_interval_s=4.0).miner_rates()
+    assert rates == [0.05] * 5 and sum(rates) == pytest.approx(1 / 4.0)
+    with pytest.raises(ValueError, match="consensus = 'pow'"):
+        NetworkConfig(topology="ledger", consensus="committee").miner_rates()
