@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from raysim.network.ledger import (append_block, chain_from_json, chain_to_json, committee, committee_accept,
                                    fork_probability, merkle_root, pow_race, score_updates, update_digest,
@@ -30,6 +32,16 @@ ROOTS = ["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
 @pytest.mark.parametrize("count", range(1, 9))
 def test_merkle_root_matches_the_rfc6962_test_vector(count: int) -> None:
     assert merkle_root(LEAVES[:count]).hex() == ROOTS[count - 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.binary(max_size=8), min_size=2, max_size=12), st.data())
+def test_the_root_commits_to_every_leaf_and_their_order(leaves: list[bytes], data) -> None:
+    i = data.draw(st.integers(0, len(leaves) - 1))
+    edited = [*leaves[:i], leaves[i] + b"!", *leaves[i + 1:]]
+    assert merkle_root(edited) != merkle_root(leaves)
+    if leaves[0] != leaves[-1]:
+        assert merkle_root([leaves[-1], *leaves[1:-1], leaves[0]]) != merkle_root(leaves)
 
 
 def test_empty_tree_and_the_bitcoin_convention_differ() -> None:
