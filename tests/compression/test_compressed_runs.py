@@ -102,3 +102,19 @@ def test_bad_compression_is_refused_at_load_naming_the_key(compression, others, 
     with pytest.raises(ConfigError) as refused:
         parse_scenario(tiny_table(compression=compression, **others))
     assert names in str(refused.value) and "compression" in str(refused.value)
+
+
+@pytest.mark.parametrize("others", [
+    {"privacy": {"dp": "central", "noise_multiplier": 0.5}, "server": {"weighting": "uniform"}},
+    {"server": {"aggregator": "trimmed_mean", "trim": 1}},
+    {"policy": {"kind": "async", "mode": "fedbuff", "buffer_size": 2}, "system": {"speed_distribution": "lognormal"}},
+    {"policy": {"kind": "event", "threshold": 0.01}, "server": {"lr": 1.0}},
+    {"server": {"strategy": "fednova"}, "client": {"momentum": 0.5}},
+])
+def test_compression_composes_with_dp_robust_rules_and_the_other_policies(tmp_path, others):
+    table = tiny_table(run={"rounds": 3}, compression={"uplink": "int", "bits": 4}, **others)
+    res = load(run(parse_scenario(table), results_root=tmp_path).run_dir)
+    delivered = res.clients[res.clients["bytes_up"] > 0]
+    assert len(res.rounds) == 3 and len(delivered) > 0
+    assert set(delivered["bytes_up"]) == {CODECS["int"]((600, 10), bits=4).wire_bytes}
+    assert np.isfinite(res.rounds["test_loss"]).all()
