@@ -6,7 +6,8 @@ star           today's behaviour: clients talk to the server over their own link
 broker         MQTT publish/subscribe through a broker: ``broker_mbps``, ``broker_latency_s``,
                ``broker_overhead_s`` (per PUBLISH handled), ``qos`` (0, 1, 2)
 gossip         no server: ``graph`` (ring, torus, erdos_renyi + ``edge_probability``, exponential,
-               complete, one_peer_exponential), ``gossip_mode`` (sync D-PSGD, or pairwise)
+               complete, one_peer_exponential), ``gossip_mode`` (sync D-PSGD, or pairwise),
+               ``eval_nodes`` (node models scored per evaluated round; 0: every node)
 hierarchical   HierFAVG: ``num_edges``, ``edge_rounds`` (kappa_2), ``edge_trace`` (CSV client_id,edge;
                empty: assigned from the seed), ``edge_mbps`` (each edge aggregator's NIC)
 ledger         ``consensus`` = pow (``miners``, ``block_interval_s``, ``propagation_s``) or committee
@@ -31,6 +32,7 @@ OWNED = {
     "broker_mbps": ("broker", None, 100.0), "broker_latency_s": ("broker", None, 0.001),
     "broker_overhead_s": ("broker", None, 0.0001), "qos": ("broker", None, 1),
     "graph": ("gossip", None, "ring"), "edge_probability": ("gossip", None, None), "gossip_mode": ("gossip", None, "sync"),
+    "eval_nodes": ("gossip", None, 0),
     "num_edges": ("hierarchical", None, None), "edge_rounds": ("hierarchical", None, 2),
     "edge_trace": ("hierarchical", None, ""), "edge_mbps": ("hierarchical", None, 1000.0),
     "consensus": ("ledger", None, "pow"), "miners": ("ledger", "pow", 4), "block_interval_s": ("ledger", "pow", 10.0),
@@ -53,6 +55,7 @@ class NetworkConfig:
     graph: str | None = None
     edge_probability: float | None = None
     gossip_mode: str | None = None
+    eval_nodes: int | None = None
     num_edges: int | None = None
     edge_rounds: int | None = None
     edge_trace: str | None = None
@@ -103,6 +106,7 @@ class NetworkConfig:
             raise ValueError(f"edge_probability must be in (0, 1], got {self.edge_probability}")
         if self.gossip_mode not in ("sync", "pairwise"):
             raise ValueError(f"gossip_mode = {self.gossip_mode!r} is unknown; choose 'sync' (D-PSGD) or 'pairwise'")
+        _whole("eval_nodes", self.eval_nodes, 0)
         if self.gossip_mode == "pairwise" and self.graph == "one_peer_exponential":
             raise ValueError("gossip_mode = 'pairwise' draws edges of a static graph; one_peer_exponential changes "
                              "every step: use gossip_mode = 'sync' or another graph")

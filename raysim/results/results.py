@@ -7,6 +7,11 @@
         evaluation.parquet  with [personal] holdout: each client's held-out accuracy, global
                           and personalised, per evaluated round
         partition.parquet the label histogram: client_id, label, count
+        network.parquet   with a [network] other than star: messages and bytes each node sent and
+                          received over the run (role: client, server, broker, edge)
+        messages.parquet  with network.log_messages: every message (round, source, destination,
+                          bytes, send, arrival, kind)
+        ledger.json       with network.topology = "ledger": the chain (``raysim verify`` checks it)
         summary.json      status, final and best accuracy, timings
         checkpoint.pkl    the driver's state after the last checkpointed round (``--resume``)
         accuracy.png      accuracy by round and by simulated time
@@ -36,7 +41,7 @@ class ResultsError(ValueError):
 
 # Columns that ``raysim compare`` and ``--resume`` read from each table.
 _COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clients": ("round", "status", "staleness"),
-            "partition": ("client_id", "label", "count"), "evaluation": ("round",)}
+            "partition": ("client_id", "label", "count"), "evaluation": ("round",), "messages": ("round",)}
 
 
 class RunWriter:
@@ -54,6 +59,7 @@ class RunWriter:
         self.rounds: list[dict] = []
         self.clients: list[dict] = []
         self.evaluations: list[dict] = []
+        self.messages: list[dict] = []
 
     @classmethod
     def resume(cls, run_dir: Path, *, after_round: int) -> "RunWriter":
@@ -63,6 +69,7 @@ class RunWriter:
         writer.rounds = [r for r in _records(run_dir / "rounds.parquet") if r["round"] <= after_round]
         writer.clients = [r for r in _records(run_dir / "clients.parquet") if r["round"] <= after_round]
         writer.evaluations = [r for r in _records(run_dir / "evaluation.parquet") if r["round"] <= after_round]
+        writer.messages = [r for r in _records(run_dir / "messages.parquet") if r["round"] <= after_round]
         return writer
 
     def checkpoint(self, snapshot: bytes, round_number: int) -> None:
@@ -74,7 +81,8 @@ class RunWriter:
         os.replace(tmp, self.run_dir / "checkpoint.pkl")
 
 
-    def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = ()) -> None:
+    def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = (),
+               network: dict | None = None) -> None:
         self.rounds.append(round_row)
         self.clients.extend(client_rows)
         _atomic_parquet(pd.DataFrame(self.rounds), self.run_dir / "rounds.parquet")
@@ -82,6 +90,18 @@ class RunWriter:
         if eval_rows:
             self.evaluations.extend(eval_rows)
             _atomic_parquet(pd.DataFrame(self.evaluations), self.run_dir / "evaluation.parquet")
+        if network:
+            self._network(network)
+
+    def _network(self, tables: dict) -> None:
+        """The network's tables as of this round (see the module's docstring)."""
+        if "nodes" in tables:
+            _atomic_parquet(pd.DataFrame(tables["nodes"]), self.run_dir / "network.parquet")
+        if tables.get("messages"):
+            self.messages.extend(tables["messages"])
+            _atomic_parquet(pd.DataFrame(self.messages), self.run_dir / "messages.parquet")
+        if "ledger" in tables:
+            _atomic_write_text(self.run_dir / "ledger.json", tables["ledger"])
 
     def finish(self, *, status: str, scenario_name: str, extra: dict) -> dict:
         accuracy = [r["test_accuracy"] for r in self.rounds if not np.isnan(r["test_accuracy"])]

@@ -20,6 +20,7 @@ from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimize
 from raysim.compression.config import CompressionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.inputs import ConfigError, at_least, is_file
+from raysim.network.config import NetworkConfig
 from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
 from raysim.scenario.combinations import check_combinations
@@ -221,6 +222,7 @@ class Scenario:
     personal: PersonalConfig = field(default_factory=PersonalConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
 

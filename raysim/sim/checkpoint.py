@@ -24,12 +24,17 @@ _RAYSIM = {
     "raysim.algorithms.server_opt": ("ServerOptState",),
     "raysim.algorithms.staleness": ("StalenessWeight",),
     "raysim.algorithms.strategy": ("ServerState",),
+    "raysim.network.config": ("NetworkConfig",),
+    "raysim.network.ledger": ("Block", "PowRace"),
+    "raysim.network.mqtt": ("Broker",),
+    "raysim.network.transport": ("Link", "Message", "NodeTraffic", "SerialQueue", "Transport"),
     "raysim.privacy.accounting": ("PrivacyAccountant",),
     "raysim.privacy.dp": ("AdaptiveClipState",),
     "raysim.privacy.stage": ("PrivacyConfig", "PrivacyStage"),
     "raysim.sim.client_state": ("ClientState",),
     "raysim.sim.clock": ("SimClock",),
     "raysim.sim.dispatch": ("Task", "TriggerCheck", "Later"),
+    "raysim.sim.network": ("Chain", "NetworkLinks"),
     "raysim.sim.policies.asynchronous": ("AsyncAggregation", "AsyncPolicy"),
     "raysim.sim.policies.base": ("Arrival", "Failure", "TaskInfo", "Timer", "Dispatch"),
     "raysim.sim.policies.event": ("EventPolicy", "EventTriggered"),
@@ -40,7 +45,7 @@ _RAYSIM = {
     "raysim.sim.system": ("Availability", "DeviceProfile", "Population", "SystemConfig"),
     "raysim.sim.tasks": ("ClientResult",),
 }
-ALLOWED = _NUMPY | {(module, name) for module, names in _RAYSIM.items() for name in names}
+ALLOWED = _NUMPY | {("collections", "Counter")} | {(module, name) for module, names in _RAYSIM.items() for name in names}
 # Bound methods the state holds (pickled as getattr(instance, name)): the privacy stage's link.
 _METHODS = {("raysim.sim.system", "Population", "link")}
 

@@ -12,7 +12,9 @@ from typing import Any
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
 from raysim.compression.channel import Channel
+from raysim.network.config import NetworkConfig
 from raysim.privacy.stage import PrivacyStage
+from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.policies import Policy
 from raysim.sim.system import Population
 
@@ -56,3 +58,6 @@ class DriverParts:
     privacy: PrivacyStage | None = None
     scaffold: bool = False
     channel: Channel | None = None  # update compression on the simulated link
+    network: NetworkConfig | None = None  # [network] other than star (gossip and hierarchical run their own loop)
+    links: NetworkLinks | None = None  # broker and ledger: transfers timed through the network's nodes
+    chain: Chain | None = None  # ledger: a block per aggregation

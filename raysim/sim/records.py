@@ -19,11 +19,14 @@ from raysim.sim.evaluation import summarise
 @dataclass(frozen=True)
 class RoundReport:
     """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
-    and per-client evaluations (evaluation.parquet) when clients hold out data."""
+    per-client evaluations (evaluation.parquet) when clients hold out data, and with a
+    ``[network]`` its tables: ``nodes`` (traffic per node so far, network.parquet), ``messages``
+    (those sent since the last report, messages.parquet) and ``ledger`` (the chain, ledger.json)."""
 
     round_row: dict
     client_rows: list[dict]
     eval_rows: list[dict] = field(default_factory=list)
+    network: dict = field(default_factory=dict)
 
 
 class Recording:
@@ -54,6 +57,7 @@ class Recording:
             **{f"failed_{reason}": sum(r["status"] == reason for r in client_rows)
                for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")},
             **self._compression_columns(client_rows),
+            **self._network_columns(),
             **metrics,
         }
         self._round_started_wall = wall
@@ -98,3 +102,18 @@ class Recording:
         dense = self.exchange_bytes * sum(r["bytes_up"] > 0 for r in client_rows)
         return {"compression_ratio": dense / sent if sent else float("nan")}
 
+
+    def _network_columns(self) -> dict:
+        """With a broker or ledger: the messages and bytes the network carried so far."""
+        if self.links is None:
+            return {}
+        messages, nbytes = self.links.totals()
+        return {"network_messages_total": messages, "network_bytes_total": nbytes}
+
+    def _network_tables(self) -> dict:
+        tables = {}
+        if self.links is not None:
+            tables.update(nodes=self.links.node_rows(), messages=self.links.new_messages(self.round))
+        if self.chain is not None:
+            tables["ledger"] = self.chain.to_json()
+        return tables
