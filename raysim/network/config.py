@@ -136,6 +136,8 @@ class NetworkConfig:
                              "change num_clients or the graph")
         if self.topology == "gossip" and num_clients < (3 if self.graph == "ring" else 2):
             raise ValueError(f"graph = {self.graph!r} needs more nodes than num_clients = {num_clients}")
+        if self.topology == "gossip" and self.eval_nodes > num_clients:
+            raise ValueError(f"eval_nodes = {self.eval_nodes} exceeds num_clients = {num_clients}: lower it (0: every node)")
         if self.topology == "hierarchical" and self.num_edges > num_clients:
             raise ValueError(f"num_edges = {self.num_edges} exceeds num_clients = {num_clients}: every edge needs a client")
         if self.topology == "ledger" and self.consensus == "committee":

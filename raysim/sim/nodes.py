@@ -26,6 +26,7 @@ import numpy as np
 from raysim.models.layout import ParamLayout
 from raysim.network.transport import Transport
 from raysim.sim import checkpoint
+from raysim.sim.driver import Driver
 from raysim.sim.evaluation import central_slices, summarise
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.parts import DriverParts
@@ -179,9 +180,7 @@ class NodeRounds:
         for name, value in checkpoint.loads(snapshot).items():
             setattr(self, name, value)
 
-    def describe(self) -> dict:
-        restarts = getattr(self.executor, "restarts", [])
-        return {"actor_restarts": len(restarts), "num_nodes": len(set(getattr(self.executor, "nodes", [])))}
+    describe = Driver.describe
 
     def close(self) -> None:
         self.executor.shutdown()

@@ -16,9 +16,9 @@ def test_star_is_the_default_and_carries_no_other_keys() -> None:
 
 @pytest.mark.parametrize("given, expected", [
     ({"topology": "broker"}, {"broker_mbps": 100.0, "broker_latency_s": 0.001, "broker_overhead_s": 0.0001, "qos": 1}),
-    ({"topology": "gossip"}, {"graph": "ring", "gossip_mode": "sync"}),
+    ({"topology": "gossip"}, {"graph": "ring", "gossip_mode": "sync", "eval_nodes": 0}),
     ({"topology": "gossip", "graph": "erdos_renyi", "edge_probability": 0.2},
-     {"graph": "erdos_renyi", "edge_probability": 0.2, "gossip_mode": "sync"}),
+     {"graph": "erdos_renyi", "edge_probability": 0.2, "gossip_mode": "sync", "eval_nodes": 0}),
     ({"topology": "hierarchical", "num_edges": 3}, {"num_edges": 3, "edge_rounds": 2, "edge_trace": "", "edge_mbps": 1000.0}),
     ({"topology": "ledger"}, {"consensus": "pow", "miners": 4, "block_interval_s": 10.0, "propagation_s": 0.5}),
     ({"topology": "ledger", "consensus": "committee"}, {"consensus": "committee", "committee_size": 3, "reject": 1}),

@@ -128,3 +128,30 @@ def test_gossip_runs_on_ray_like_in_process(ray_runtime, tmp_path):
     _, remote = _run(tmp_path, run={"rounds": 2, "executor": "ray"}, network=network)
     pd.testing.assert_frame_equal(local[METRICS + ["sim_time", "consensus_distance"]],
                                   remote[METRICS + ["sim_time", "consensus_distance"]])
+
+
+@pytest.mark.parametrize("network", [
+    {"topology": "broker", "log_messages": True}, {"topology": "gossip", "graph": "one_peer_exponential"},
+    {"topology": "hierarchical", "num_edges": 2, "edge_rounds": 2}, {"topology": "ledger"},
+])
+def test_interrupted_network_runs_resume_to_the_same_results(tmp_path, network):
+    """The links, the chain and the nodes' models are checkpointed (and allow-listed)."""
+    scenario = parse_scenario(tiny_table(run={"rounds": 4}, **EVERYONE, network=network))
+    whole = run(scenario, results_root=tmp_path / "whole")
+
+    def stop(row: dict) -> None:
+        if row["round"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario, results_root=tmp_path / "cut", on_round=stop)
+    (cut,) = (tmp_path / "cut" / "tiny").iterdir()
+    run(scenario, resume=cut)
+    for table in ("rounds", "network", "messages"):
+        if (whole.run_dir / f"{table}.parquet").exists():
+            a, b = (pd.read_parquet(d / f"{table}.parquet") for d in (whole.run_dir, cut))
+            pd.testing.assert_frame_equal(a.drop(columns=["wall_time", "round_wall_s"], errors="ignore"),
+                                          b.drop(columns=["wall_time", "round_wall_s"], errors="ignore"))
+    assert (whole.run_dir / "ledger.json").exists() == (cut / "ledger.json").exists()
+    if (cut / "ledger.json").exists():
+        assert main(["verify", str(cut)]) == 0
