@@ -291,7 +291,8 @@ def _check_node_rounds(scenario: Scenario, topology: str) -> None:
                          f"(selection picks {scenario.clients_per_round} of {scenario.data.num_clients})")
     refused = {
         "[privacy]": scenario.privacy.active, "[compression]": scenario.compression.active,
-        "[attack]": scenario.attack.kind != "none", "personal.local_layers": bool(scenario.personal.local_layers),
+        "[attack]": scenario.attack.kind != "none",
+        "[personal] (local_layers, holdout)": bool(scenario.personal.local_layers or scenario.personal.holdout),
         "client.straggler_fraction": bool(scenario.client.straggler_fraction),
         f"server.strategy = {server.strategy!r}": server.strategy != "fedavg",
         f"server.aggregator = {server.aggregator!r}": server.aggregator != "mean",
