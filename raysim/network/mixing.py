@@ -111,6 +111,21 @@ def pairwise_schedule(graph: nx.Graph, until: float, seed: int, *, rate: float =
     return schedule
 
 
+def pairwise_expected(graph: nx.Graph, exchanges: int) -> np.ndarray:
+    """E[W] over ``exchanges`` independent exchanges of :func:`pairwise_schedule`: one exchange
+    is ``I - (e_i - e_j)(e_i - e_j)^T / 2`` with i uniform and j a uniform neighbour of i, and
+    independent draws multiply in expectation, so the round's expected matrix is that mean to
+    the power ``exchanges`` (its spectral gap is the round's expected contraction)."""
+    n = graph.number_of_nodes()
+    mean = np.eye(n)
+    for i in range(n):
+        peers = list(graph.neighbors(i))
+        for j in peers:
+            for a, b, sign in ((i, i, 1), (j, j, 1), (i, j, -1), (j, i, -1)):
+                mean[a, b] -= sign / (2 * n * len(peers))
+    return np.linalg.matrix_power(mean, exchanges)
+
+
 def pairwise_step(models: np.ndarray, i: int, j: int) -> np.ndarray:
     """Nodes i and j both take their average; the others keep theirs."""
     mixed = np.array(models, dtype=np.float64)

@@ -269,9 +269,6 @@ def _check_network(scenario: Scenario) -> None:
     if network.topology in ("broker", "ledger") and scenario.policy.kind == "event":
         raise ValueError(f"{topology} routes every dispatched task's download and upload through the network, but "
                          "policy.kind = 'event' decides later whether an update is sent: use another policy")
-    if network.topology == "gossip" and network.gossip_mode == "pairwise":
-        raise ValueError("network.gossip_mode = 'pairwise' is not wired into runs (the mixing math is in "
-                         "raysim/network/mixing.py): use gossip_mode = 'sync' (D-PSGD)")
     hidden = scenario.privacy.secure_aggregation != "none" or scenario.privacy.homomorphic != "none"
     if network.topology == "ledger" and network.consensus == "committee" and hidden:
         raise ValueError("network.consensus = 'committee' scores each update, which privacy.secure_aggregation and "

@@ -10,6 +10,13 @@ trade-off the comparison measures. Each round records the consensus distance ove
 (Kong et al., arXiv:2102.04828), the spectral gap of that round's W, and on evaluated rounds the
 accuracy of the nodes' average and the mean and worst accuracy of the nodes' own models (all
 nodes, or ``network.eval_nodes`` drawn from the seed, as each costs one test-set pass).
+
+``gossip_mode = "pairwise"`` replaces the synchronous mixing by randomized pairwise gossip
+(Boyd, Ghosh, Prabhakar, Shah 2006): every node's rate-1 Poisson clock (one unit = one round)
+wakes it to average with a uniformly drawn neighbour (``mixing.pairwise_schedule``, drawn once
+from the seed). An exchange starts when both nodes are trained and done with their earlier
+exchanges, so the round ends with its last exchange on the clock; the spectral gap recorded is
+that of the round's expected mixing matrix (``mixing.pairwise_expected``).
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from __future__ import annotations
 import numpy as np
 
 from raysim.network.graphs import build
-from raysim.network.mixing import consensus_distance, metropolis_hastings, one_peer_matrix, spectral_gap
+from raysim.network.mixing import (
+    consensus_distance, metropolis_hastings, one_peer_matrix, pairwise_expected, pairwise_schedule, pairwise_step,
+    spectral_gap,
+)
 from raysim.network.transport import Link, Transport
 from raysim.seeding import Stream, rng
 from raysim.sim.nodes import NodeRounds, traffic_mark, traffic_since
@@ -31,11 +41,16 @@ class GossipRounds(NodeRounds):
     def _transport(self) -> Transport:
         n = len(self.sizes)
         config = self.network
-        self.static = None
+        self.static, self.exchanges = None, None
         if config.graph != "one_peer_exponential":
-            self.static = metropolis_hastings(build(config.graph, n, seed=self.seed,
-                                                   edge_probability=config.edge_probability))
+            graph = build(config.graph, n, seed=self.seed, edge_probability=config.edge_probability)
+            self.static = metropolis_hastings(graph)
             self.static_gap = spectral_gap(self.static)
+            if config.gossip_mode == "pairwise":  # each round's exchanges, in the order of their ticks
+                self.exchanges = [[] for _ in range(self.limits.rounds)]
+                for at, i, j in pairwise_schedule(graph, self.limits.rounds, self.seed):
+                    self.exchanges[int(at)].append((i, j))
+                self.static_gap = spectral_gap(pairwise_expected(graph, n))
         links = {c: Link(*self.population.link(c)) for c in range(n)}
         return Transport(links, shared=tuple(range(n)), log=False)
 
@@ -44,9 +59,16 @@ class GossipRounds(NodeRounds):
 
     def _communicate(self, ready: np.ndarray, round_number: int) -> tuple[float, dict]:
         """Node i sends its local model to every j with W_ji > 0 once it is trained; node j can
-        mix once its own model and all of its neighbours' have arrived."""
-        weights, before = self._weights(round_number), traffic_mark(self.transport)
-        done = ready.copy()
+        mix once its own model and all of its neighbours' have arrived. Pairwise: the two nodes
+        of an exchange swap models once both are free."""
+        before, done = traffic_mark(self.transport), ready.copy()
+        if self.exchanges is not None:
+            for i, j in self.exchanges[round_number - 1]:
+                at = float(max(done[i], done[j]))
+                there = self.transport.send(i, j, self.model_bytes, at, "model").arrival
+                done[i] = done[j] = max(there, self.transport.send(j, i, self.model_bytes, at, "model").arrival)
+            return float(done.max()), traffic_since(self.transport, before)
+        weights = self._weights(round_number)
         for i in range(len(self.sizes)):
             for j in np.flatnonzero(weights[:, i]):
                 if j != i:
@@ -55,8 +77,12 @@ class GossipRounds(NodeRounds):
         return float(done.max()), traffic_since(self.transport, before)
 
     def _combine(self, local: np.ndarray, round_number: int) -> tuple[np.ndarray, np.ndarray, dict]:
-        weights = self._weights(round_number)
-        mixed = weights @ local
+        if self.exchanges is not None:
+            mixed = local
+            for i, j in self.exchanges[round_number - 1]:
+                mixed = pairwise_step(mixed, i, j)
+        else:
+            mixed = self._weights(round_number) @ local
         gap = self.static_gap if self.static is not None else spectral_gap(weights)
         return mixed, mixed.mean(axis=0), {"consensus_distance": consensus_distance(mixed), "spectral_gap": gap}
 

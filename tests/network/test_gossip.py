@@ -179,3 +179,21 @@ def test_the_round_record_and_bytes_per_node() -> None:
     assert bytes_sent(weights, 100).tolist() == [200] * 4  # degree x model bytes
     assert bytes_sent(one_peer_matrix(8, 0), 100).tolist() == [100] * 8  # one peer each step
     assert bytes_sent(metropolis_hastings(graphs.exponential(16)), 10).tolist() == [70] * 16
+
+
+def test_expected_pairwise_matrix_is_doubly_stochastic_and_contracts_like_the_samples() -> None:
+    from raysim.network.graphs import ring
+    from raysim.network.mixing import pairwise_expected, pairwise_schedule, pairwise_step, spectral_gap
+
+    graph = ring(8)
+    expected = pairwise_expected(graph, 8)
+    np.testing.assert_allclose(expected.sum(axis=0), 1.0)
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0)
+    assert 0 < spectral_gap(expected) < 1
+    # the sampled schedule averages out to the same matrix (one node waking per unit of rate n)
+    total, draws = np.zeros((8, 8)), 0
+    schedule = pairwise_schedule(graph, 2000.0, seed=0)
+    for _, i, j in schedule:
+        total += pairwise_step(np.eye(8), i, j)
+        draws += 1
+    np.testing.assert_allclose(total / draws, pairwise_expected(graph, 1), atol=0.01)

@@ -51,6 +51,17 @@ def test_gossip_on_a_ring_records_consensus_and_traffic_per_node(tmp_path):
     assert (nodes["bytes_out"] == 3 * 2 * 610 * 4).all()  # 3 rounds, 2 neighbours, the model's bytes
 
 
+def test_pairwise_gossip_preserves_the_average_and_exchanges_on_the_clock(tmp_path):
+    """Pairwise averaging keeps the nodes' mean: with no training (lr ~ 0) the averaged model
+    equals the initial one; every exchange is two models, so bytes come in pairs of models."""
+    outcome, rounds = _run(tmp_path, run={"rounds": 2}, client={"lr": 1e-12},
+                           network={"topology": "gossip", "graph": "ring", "gossip_mode": "pairwise"})
+    _, still = _run(tmp_path, run={"rounds": 2}, client={"lr": 1e-12})
+    np.testing.assert_allclose(rounds["test_loss"], still["test_loss"], atol=1e-6)
+    assert (rounds["bytes_up"] % (2 * 610 * 4) == 0).all() and (rounds["bytes_up"] > 0).all()
+    assert 0 < rounds["spectral_gap"].iloc[0] < 1 and (rounds["sim_time"].diff().dropna() > 0).all()
+
+
 def test_star_is_the_default_and_writes_no_network_tables(tmp_path):
     outcome, _ = _run(tmp_path, network={"topology": "star"})
     plain, _ = _run(tmp_path)
