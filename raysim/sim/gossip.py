@@ -83,7 +83,7 @@ class GossipRounds(NodeRounds):
                 mixed = pairwise_step(mixed, i, j)
         else:
             mixed = self._weights(round_number) @ local
-        gap = self.static_gap if self.static is not None else spectral_gap(weights)
+        gap = self.static_gap if self.static is not None else spectral_gap(self._weights(round_number))
         return mixed, mixed.mean(axis=0), {"consensus_distance": consensus_distance(mixed), "spectral_gap": gap}
 
     def _node_columns(self) -> dict:
