@@ -20,6 +20,7 @@ from raysim.runtime.worker import ClientWorker
 from raysim.scenario.composition import driver_parts
 from raysim.scenario.preparation import Prepared, prepare
 from raysim.scenario.sections import Scenario
+from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.driver import Driver
 from raysim.sim.gossip import GossipRounds
 from raysim.sim.hierfavg import HierRounds
@@ -36,7 +37,7 @@ class RunOutcome:
 
 
 def run(
-    scenario: Scenario,
+    scenario: Scenario | VerticalScenario,
     *,
     results_root: str | Path = "results",
     address: str | None = None,
@@ -47,6 +48,11 @@ def run(
 
     With ``resume`` (a run folder) the run continues from its last checkpoint, in that folder.
     """
+    if isinstance(scenario, VerticalScenario):  # [vertical]: parties, PSI and a vertical trainer
+        from raysim.api_vertical import run_vertical
+
+        return RunOutcome(*run_vertical(scenario, results_root=results_root, address=address, on_round=on_round,
+                                        resume=resume))
     started = time.perf_counter()
     checkpoint = read_checkpoint(resume) if resume is not None else None
     with _driver(scenario, address=address) as driver:
@@ -64,7 +70,8 @@ def run(
         try:
             while reports := driver.advance():
                 for report in reports:
-                    writer.append(report.round_row, report.client_rows, report.eval_rows, report.network)
+                    writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables,
+                                  network=report.network)
                 if every and any(r.round_row["round"] % every == 0 for r in reports):
                     writer.checkpoint(driver.snapshot(), reports[-1].round_row["round"])
                 for report in reports:
@@ -108,7 +115,8 @@ def _driver_args(scenario: Scenario, prepared: Prepared) -> dict[str, Any]:
     parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes,
                          num_clients=len(sizes))
     return {"parts": parts, "initial_params": prepared.initial_params, "layout": prepared.layout,
-            "client_sizes": sizes, "test_size": len(prepared.dataset.test_y), "holdout": prepared.holdout}
+            "client_sizes": sizes, "test_size": len(prepared.dataset.test_y), "holdout": prepared.holdout,
+            "validation": prepared.validation}
 
 
 def _driver_class(scenario: Scenario) -> type:

@@ -87,9 +87,14 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 def _validate(args: argparse.Namespace) -> int:
     """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
     from raysim.scenario.preparation import prepare
-    from raysim.scenario.sections import load_scenario
+    from raysim.scenario.vertical import VerticalScenario, load_any, prepare_vertical
 
-    scenario = load_scenario(args.scenario, tuple(args.overrides))
+    scenario = load_any(args.scenario, tuple(args.overrides))
+    if isinstance(scenario, VerticalScenario):
+        prepare_vertical(scenario)
+        console.print(f"[green]ok[/]: {args.scenario} is a valid vertical scenario ({scenario.run.name}, "
+                      f"{scenario.vertical.trainer}, {len(scenario.vertical.parties)} parties) and its data is ready")
+        return 0
     prepare(scenario)
     console.print(f"[green]ok[/]: {args.scenario} is a valid scenario ({scenario.run.name}, "
                   f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients) and its data, "
@@ -102,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
-    from raysim.scenario.sections import load_scenario
+    from raysim.scenario.vertical import load_any
     from raysim.sim.dispatch import RunStalled
     from raysim.sim.server_step import RunDiverged
     from raysim.sim.tasks import ClientError
@@ -111,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("give a scenario file, or --resume RUN_DIR (not both)")
     if args.resume is not None and args.overrides:
         raise ConfigError("--set cannot change a run that is resumed: it continues its own scenario.toml")
-    scenario = load_scenario(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
+    scenario = load_any(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
     # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -147,7 +152,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
     table = Table(title=f"{summary['scenario']}: {summary['status']}", show_header=False)
-    for key in ("rounds", "final_accuracy", "best_accuracy", "sim_time", "wall_time", "startup_s", "num_actors"):
+    vertical = ("test_auc", "central_test_auc", "central_test_accuracy", "bytes_total", "he_seconds")
+    for key in ("rounds", "final_accuracy", "best_accuracy", "sim_time", "wall_time", "startup_s", "num_actors",
+                *(k for k in vertical if k in summary)):
         value = summary.get(key)
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
     table.add_row("results", str(run_dir))

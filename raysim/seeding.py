@@ -7,11 +7,12 @@ client, in which order Ray finished the tasks, or how many actors there were.
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, unique
 
 import numpy as np
 
 
+@unique  # two purposes sharing a number would share their draws: refused at import
 class Stream(IntEnum):
     """Purposes of random draws; each gets an independent stream."""
 
@@ -25,9 +26,14 @@ class Stream(IntEnum):
     ATTACK = 8
     PRIVACY = 9
     HOLDOUT = 10
-    COMPRESSION = 11
-    TOPOLOGY = 12
-    LEDGER = 13
+    VERTICAL_DATA = 12  # vertical FL: overlap, ids, row orders, held-out rows
+    PSI = 13  # vertical FL: each party's secret scalar and shuffle
+    VERTICAL_TRAIN = 14  # vertical FL: model init, batch order, gradient masks
+    COMPRESSION = 15  # update codecs: QSGD's rounding, random-k's and the masks' positions
+    CONTRIBUTION = 16  # TMC's and GTG's permutations
+    VALIDATION = 17  # the server's validation rows for contribution utilities
+    TOPOLOGY = 18  # [network]: gossip graphs, the pairwise schedule, edge assignment, evaluated nodes
+    LEDGER = 19  # [network] ledger: the PoW race, committees
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

@@ -18,12 +18,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 FLOORS = [
     ("raysim.seeding", "raysim.inputs"),
     ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression",
+     "raysim.contribution", "raysim.incentives", "raysim.vertical",
      "raysim.network"),
     ("raysim.sim",),
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api", "raysim.cli", "raysim.__main__"),
+    ("raysim.api", "raysim.api_vertical", "raysim.cli", "raysim.__main__"),
 ]
 
 

@@ -136,11 +136,38 @@ class LabelFlip:
         return (self.num_classes - 1 - labels).astype(labels.dtype)
 
 
+@dataclass(frozen=True)
+class FreeRider:
+    """Send nothing learned: a zero update (``std`` = 0), or pure noise N(0, std^2) in place of
+    the delta (the free-rider of the CFFL code adds noise). Planted free-riders for checking
+    contribution estimates (raysim/contribution/), which should rank them last.
+
+    Attributes:
+        std: Standard deviation of the sent noise, >= 0.
+    """
+
+    std: float = 0.0
+    target: ClassVar[Literal["update", "labels"]] = "update"
+
+    def __post_init__(self) -> None:
+        if not self.std >= 0:
+            raise ValueError(f"std must be >= 0, got {self.std!r}")
+
+    def __call__(self, delta: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Zeros, or noise drawn from ``rng`` (required when ``std`` > 0), shaped like ``delta``."""
+        if not self.std:
+            return np.zeros(np.shape(delta))
+        if rng is None:
+            raise ValueError("rng must be a numpy Generator for a noisy FreeRider, got None")
+        return rng.normal(0.0, self.std, size=np.shape(delta))
+
+
 ATTACKS: dict[str, type] = {
     "sign_flip": SignFlip,
     "scaled": Scaled,
     "gaussian": GaussianNoise,
     "label_flip": LabelFlip,
+    "free_rider": FreeRider,
 }
 
 

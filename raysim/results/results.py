@@ -6,6 +6,9 @@
         clients.parquet   one row per client task (applied, dropped, late, ...)
         evaluation.parquet  with [personal] holdout: each client's held-out accuracy, global
                           and personalised, per evaluated round
+        contributions.parquet, contribution_summary.parquet, contributions.png  with
+                          [contribution]: each step's client values (results/contributions.py)
+        incentives.parquet  with [incentive]: rewards, reputation and participation per round
         partition.parquet the label histogram: client_id, label, count
         network.parquet   with a [network] other than star: messages and bytes each node sent and
                           received over the run (role: client, server, broker, edge)
@@ -26,12 +29,13 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from raysim.results.contributions import contribution_summary, contributions_figure
 from raysim.sim import checkpoint
 
 
@@ -41,7 +45,10 @@ class ResultsError(ValueError):
 
 # Columns that ``raysim compare`` and ``--resume`` read from each table.
 _COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clients": ("round", "status", "staleness"),
-            "partition": ("client_id", "label", "count"), "evaluation": ("round",), "messages": ("round",)}
+            "partition": ("client_id", "label", "count"), "evaluation": ("round",),
+            "contributions": ("round", "client_id", "method", "value"), "incentives": ("round", "client_id"),
+            "messages": ("round",)}
+_EXTRA_TABLES = ("contributions", "incentives", "messages")  # written when a round's report carries their rows
 
 
 class RunWriter:
@@ -59,7 +66,7 @@ class RunWriter:
         self.rounds: list[dict] = []
         self.clients: list[dict] = []
         self.evaluations: list[dict] = []
-        self.messages: list[dict] = []
+        self.tables: dict[str, list[dict]] = {}
 
     @classmethod
     def resume(cls, run_dir: Path, *, after_round: int) -> "RunWriter":
@@ -69,7 +76,8 @@ class RunWriter:
         writer.rounds = [r for r in _records(run_dir / "rounds.parquet") if r["round"] <= after_round]
         writer.clients = [r for r in _records(run_dir / "clients.parquet") if r["round"] <= after_round]
         writer.evaluations = [r for r in _records(run_dir / "evaluation.parquet") if r["round"] <= after_round]
-        writer.messages = [r for r in _records(run_dir / "messages.parquet") if r["round"] <= after_round]
+        writer.tables = {name: [r for r in _records(run_dir / f"{name}.parquet") if r["round"] <= after_round]
+                         for name in _EXTRA_TABLES if (run_dir / f"{name}.parquet").exists()}
         return writer
 
     def checkpoint(self, snapshot: bytes, round_number: int) -> None:
@@ -81,8 +89,8 @@ class RunWriter:
         os.replace(tmp, self.run_dir / "checkpoint.pkl")
 
 
-    def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = (),
-               network: dict | None = None) -> None:
+    def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = (), *,
+               tables: dict[str, list[dict]] | None = None, network: dict | None = None) -> None:
         self.rounds.append(round_row)
         self.clients.extend(client_rows)
         _atomic_parquet(pd.DataFrame(self.rounds), self.run_dir / "rounds.parquet")
@@ -90,16 +98,16 @@ class RunWriter:
         if eval_rows:
             self.evaluations.extend(eval_rows)
             _atomic_parquet(pd.DataFrame(self.evaluations), self.run_dir / "evaluation.parquet")
+        for name, rows in (tables or {}).items():
+            self.tables.setdefault(name, []).extend(rows)
+            _atomic_parquet(pd.DataFrame(self.tables[name]), self.run_dir / f"{name}.parquet")
         if network:
             self._network(network)
 
     def _network(self, tables: dict) -> None:
-        """The network's tables as of this round (see the module's docstring)."""
+        """The network's state as of this round (see the module's docstring)."""
         if "nodes" in tables:
             _atomic_parquet(pd.DataFrame(tables["nodes"]), self.run_dir / "network.parquet")
-        if tables.get("messages"):
-            self.messages.extend(tables["messages"])
-            _atomic_parquet(pd.DataFrame(self.messages), self.run_dir / "messages.parquet")
         if "ledger" in tables:
             _atomic_write_text(self.run_dir / "ledger.json", tables["ledger"])
 
@@ -120,6 +128,10 @@ class RunWriter:
         _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
         if self.rounds:
             plot_accuracy(pd.DataFrame(self.rounds), self.run_dir / "accuracy.png", title=scenario_name)
+        if self.tables.get("contributions"):
+            contributions = pd.DataFrame(self.tables["contributions"])
+            _atomic_parquet(contribution_summary(contributions), self.run_dir / "contribution_summary.parquet")
+            save_figure(contributions_figure(contributions, title=scenario_name), self.run_dir / "contributions.png")
         return summary
 
 
@@ -143,6 +155,9 @@ class Results:
     partition: pd.DataFrame
     evaluation: pd.DataFrame
     summary: pd.DataFrame
+    contributions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    incentives: pd.DataFrame = field(default_factory=pd.DataFrame)
+    messages: pd.DataFrame = field(default_factory=pd.DataFrame)  # network.log_messages
 
 
 def load(*paths: str | Path) -> Results:
@@ -154,13 +169,14 @@ def load(*paths: str | Path) -> Results:
     run_dirs = sorted({d for p in paths for d in _find_runs(Path(p))})
     if not run_dirs:
         raise FileNotFoundError(f"no raysim runs (folders with summary.json or rounds.parquet) under {list(map(str, paths))}")
-    frames: dict[str, list[pd.DataFrame]] = {"rounds": [], "clients": [], "partition": [], "evaluation": [], "summary": []}
+    frames: dict[str, list[pd.DataFrame]] = {"rounds": [], "clients": [], "partition": [], "evaluation": [], "summary": [],
+                                             **{name: [] for name in _EXTRA_TABLES}}
     for run_dir in run_dirs:
         scenario, run_id = run_dir.parent.name, run_dir.name
         if (run_dir / "rounds.parquet").exists() and not (run_dir / "clients.parquet").exists():
             raise ResultsError(f"{run_dir / 'clients.parquet'} is missing next to rounds.parquet: the run folder is "
                                "incomplete (copied in part?); remove it or copy it whole")
-        for name in ("rounds", "clients", "partition", "evaluation"):
+        for name in ("rounds", "clients", "partition", "evaluation", *_EXTRA_TABLES):
             path = run_dir / f"{name}.parquet"
             if path.exists():
                 frames[name].append(_read_table(path).assign(scenario=scenario, run_id=run_id))

@@ -42,6 +42,9 @@ class LocalExecutor:
     def evaluate(self, params: np.ndarray, slices: Sequence[EvalSlice]) -> list[EvalCounts]:
         return self.worker.evaluate(params, list(slices))
 
+    def evaluate_models(self, models: Sequence[np.ndarray], slices: Sequence[EvalSlice]) -> list[list[EvalCounts]]:
+        return self.worker.evaluate_models(list(models), list(slices))
+
     def shutdown(self) -> None:
         self._pending.clear()
         self._done.clear()

@@ -21,7 +21,7 @@ replacing them forever.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import ray
@@ -47,6 +47,9 @@ class ClientActor:
 
     def evaluate(self, params: np.ndarray, slices: list[EvalSlice]) -> list[EvalCounts]:
         return self.worker.evaluate(params, slices)
+
+    def evaluate_models(self, models: list[np.ndarray], slices: list[EvalSlice]) -> list[list[EvalCounts]]:
+        return self.worker.evaluate_models(models, slices)
 
     def node_id(self) -> str:
         """The Ray node it was placed on; answering also says it is ready."""
@@ -149,21 +152,33 @@ class RayExecutor:
         their counts in slice order; an actor that dies meanwhile is replaced and its share re-scored."""
         ref = ray.put(params)
         shares = _spread([len(s.indices) for s in slices], [0.0] * len(self.actors))
-        calls = {actor: self.actors[actor].evaluate.remote(ref, [slices[i] for i in share])
-                 for actor, share in shares.items()}
-        counts: list[EvalCounts | None] = [None] * len(slices)
+        return self._gather(shares, len(slices),
+                            lambda actor, share: self.actors[actor].evaluate.remote(ref, [slices[i] for i in share]))
+
+    def evaluate_models(self, models: Sequence[np.ndarray], slices: Sequence[EvalSlice]) -> list[list[EvalCounts]]:
+        """Spreads the models over the actors, one call each with its share of models and every slice."""
+        shares = _spread([1.0] * len(models), [0.0] * len(self.actors))
+        slices = list(slices)
+        return self._gather(shares, len(models), lambda actor, share: self.actors[actor].evaluate_models.remote(
+            [models[i] for i in share], slices))
+
+    def _gather(self, shares: dict[int, list[int]], size: int, call: Callable[[int, list[int]], Any]) -> list:
+        """Runs ``call(actor, share)`` for each actor's share and puts the answers back in item
+        order; an actor that dies meanwhile is replaced and its share asked again."""
+        calls = {actor: call(actor, share) for actor, share in shares.items()}
+        answers: list = [None] * size
         while calls:
-            actor, call = calls.popitem()
+            actor, pending = calls.popitem()
             try:
-                scored = ray.get(call)
+                scored = ray.get(pending)
             except RayActorError as exc:
                 self._replace(actor, exc)
-                calls[actor] = self.actors[actor].evaluate.remote(ref, [slices[i] for i in shares[actor]])
+                calls[actor] = call(actor, shares[actor])
                 continue
             self._restarts_without_progress = 0
-            for i, c in zip(shares[actor], scored):
-                counts[i] = c
-        return counts
+            for i, answer in zip(shares[actor], scored):
+                answers[i] = answer
+        return answers
 
     def shutdown(self) -> None:
         for actor in self.actors:

@@ -134,3 +134,7 @@ class ClientWorker:
             counts.append(EvalCounts(correct=correct, loss_sum=loss_sum, count=len(part.indices)))
         return counts
 
+    def evaluate_models(self, models: list[np.ndarray], slices: list[EvalSlice]) -> list[list[EvalCounts]]:
+        """Scores several models on the same slices in one call (coalition models, valued
+        together so a round's utility evaluations cost one remote call per worker)."""
+        return [self.evaluate(params, slices) for params in models]

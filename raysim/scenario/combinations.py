@@ -17,6 +17,7 @@ import math
 from typing import TYPE_CHECKING
 
 from raysim.algorithms.robust import minimum_rows
+from raysim.contribution import EXACT_MAX_PLAYERS
 from raysim.data import Natural
 from raysim.privacy.dp import adaptive_noise_multiplier
 from raysim.privacy.ring import MODULUS_BITS, sum_fits
@@ -34,6 +35,7 @@ def check_combinations(scenario: Scenario) -> None:
     _check_privacy(scenario, population)
     _check_compression(scenario)
     _check_network(scenario)
+    check_contribution(scenario)
 
 
 def mixes_one_update(policy) -> bool:
@@ -288,7 +290,7 @@ def _check_node_rounds(scenario: Scenario, topology: str) -> None:
                          f"(selection picks {scenario.clients_per_round} of {scenario.data.num_clients})")
     refused = {
         "[privacy]": scenario.privacy.active, "[compression]": scenario.compression.active,
-        "[attack]": scenario.attack.kind != "none",
+        "[attack]": scenario.attack.kind != "none", "[contribution]": scenario.contribution.active,
         "[personal] (local_layers, holdout)": bool(scenario.personal.local_layers or scenario.personal.holdout),
         "client.straggler_fraction": bool(scenario.client.straggler_fraction),
         f"server.strategy = {server.strategy!r}": server.strategy != "fedavg",
@@ -302,3 +304,35 @@ def _check_node_rounds(scenario: Scenario, topology: str) -> None:
             raise ValueError(f"{option} cannot be combined with {topology}: its nodes average plain local models "
                              "with the topology's weights, every node every round; remove the option or use "
                              "topology = 'star'")
+def check_contribution(scenario: Scenario) -> None:
+    """[contribution] needs each client's update as the server applies it, and a budget that fits
+    the closed-form methods' coalitions; [incentive] pays by one of its methods."""
+    contribution, incentive = scenario.contribution, scenario.incentive
+    if incentive.active and not contribution.active:
+        raise ValueError(f"incentive.scheme = {incentive.scheme!r} pays by contribution: add a [contribution] "
+                         "section with methods (e.g. methods = [\"gtg\"])")
+    if incentive.active and incentive.method and incentive.method not in contribution.methods:
+        raise ValueError(f"incentive.method = {incentive.method!r} is not computed: add it to contribution.methods "
+                         f"{list(contribution.methods)} or leave incentive.method empty (the first of them)")
+    if not contribution.active:
+        return
+    planted = contribution.plant.clients
+    if planted > scenario.data.num_clients:
+        raise ValueError(f"contribution.plant names client {planted - 1}, but data.num_clients = "
+                         f"{scenario.data.num_clients}: shorten the lists or add clients")
+    if scenario.privacy.active:
+        raise ValueError("[contribution] rebuilds each step's model from single updates, which [privacy] clips, "
+                         "noises or hides: remove one of the two sections")
+    players = max_updates_per_step(scenario)
+    budget = contribution.max_evaluations
+    exact = [m for m in contribution.methods if m in ("exact", "fedsv")]
+    if exact and players > EXACT_MAX_PLAYERS:
+        raise ValueError(f"contribution.methods {exact} enumerate all 2^n coalitions, but {policy_name(scenario.policy)} "
+                         f"combines up to {players} updates per step (at most {EXACT_MAX_PLAYERS} allowed): use "
+                         "'gtg' or 'tmc', or lower selection.clients_per_round (policy.buffer_size for FedBuff)")
+    if exact and 2 ** players > budget:
+        raise ValueError(f"contribution.methods {exact} need 2^{players} = {2 ** players} utility evaluations per step, "
+                         f"more than contribution.max_evaluations = {budget}: raise it to {2 ** players} or use 'gtg'")
+    if "loo" in contribution.methods and players + 1 > budget:
+        raise ValueError(f"contribution.methods 'loo' needs {players + 1} utility evaluations per step, more than "
+                         f"contribution.max_evaluations = {budget}: raise it to {players + 1}")

@@ -82,4 +82,6 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         scaffold=scenario.server.strategy == "scaffold",
         channel=scenario.compression.channel(layout.tensor_sizes),
         network=network if network.topology != "star" else None, links=links, chain=chain,
+        contribution=scenario.contribution if scenario.contribution.active else None,
+        incentive=scenario.incentive if scenario.incentive.active else None,
     )

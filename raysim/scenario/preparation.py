@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib.util
 import math
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from raysim.algorithms.personal import holdout_split, local_mask
+from raysim.contribution.plant import plant
+from raysim.contribution.validation import split_validation
 from raysim.data import Dataset, label_histogram, load_dataset, partition
 from raysim.inputs import ConfigError, import_function
 from raysim.models.layout import ParamLayout
@@ -24,7 +26,7 @@ from raysim.models.spec import ModelSpec
 from raysim.privacy.stage import PrivacyConfig
 from raysim.scenario.composition import attackers, client_sgd
 from raysim.scenario.sections import WEIGHTINGS, Scenario
-from raysim.seeding import Stream, derive_seed
+from raysim.seeding import Stream, derive_seed, rng
 from raysim.sim.tasks import Shards, TrainingPlan
 
 
@@ -40,6 +42,7 @@ class Prepared:
     layout: ParamLayout
     plan: TrainingPlan
     holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
+    validation: np.ndarray | None = None  # the server's validation rows of the training set ([contribution])
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -59,6 +62,13 @@ def prepare(scenario: Scenario) -> Prepared:
         )
     except ValueError as exc:
         raise ConfigError(f"data.partition: {exc}") from exc
+    validation = None
+    if scenario.contribution.active:
+        parts, validation = split_validation(parts, scenario.contribution.validation_share,
+                                             rng(scenario.run.seed, Stream.VALIDATION))
+        parts, labels = plant(parts, dataset.train_y, scenario.contribution.plant, dataset.num_classes,
+                              rng(scenario.run.seed, Stream.VALIDATION, 1))
+        dataset = replace(dataset, train_y=labels)
     _check_no_empty_clients(parts)
     personal = scenario.personal
     holdout = None
@@ -85,6 +95,7 @@ def prepare(scenario: Scenario) -> Prepared:
         initial_params=initial_params,
         layout=layout,
         holdout=holdout,
+        validation=validation,
         plan=TrainingPlan(
             batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
             flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),

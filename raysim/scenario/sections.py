@@ -18,7 +18,9 @@ from raysim.algorithms.personal import PersonalConfig
 from raysim.algorithms.robust import ROBUST_AGGREGATORS
 from raysim.algorithms.server_opt import SERVER_OPTIMIZERS, make_server_optimizer
 from raysim.compression.config import CompressionConfig
+from raysim.contribution import ContributionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
+from raysim.incentives.config import IncentiveConfig
 from raysim.inputs import ConfigError, at_least, is_file
 from raysim.network.config import NetworkConfig
 from raysim.privacy.stage import PrivacyConfig
@@ -164,11 +166,11 @@ class ServerConfig:
 class AttackConfig:
     """``[attack]``: a fraction of clients (chosen from the seed) misbehave, to test robust rules."""
 
-    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip"] = "none"
+    kind: Literal["none", "sign_flip", "scaled", "gaussian", "label_flip", "free_rider"] = "none"
     fraction: float = 0.0
     scale: float = 1.0  # sign_flip: send -scale * delta
     factor: float = 10.0  # scaled: send factor * delta
-    std: float = 1.0  # gaussian: add N(0, std^2) to the delta
+    std: float = 1.0  # gaussian: add N(0, std^2) to the delta; free_rider: send N(0, std^2) (0: zeros)
 
     def __post_init__(self) -> None:
         if not 0 <= self.fraction < 1:
@@ -179,7 +181,8 @@ class AttackConfig:
     def build(self, num_classes: int):
         """The attack object of attacks.py, or None."""
         options = {"sign_flip": {"scale": self.scale}, "scaled": {"factor": self.factor},
-                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes}}
+                   "gaussian": {"std": self.std}, "label_flip": {"num_classes": num_classes},
+                   "free_rider": {"std": self.std}}
         return None if self.kind == "none" else ATTACKS[self.kind](**options[self.kind])
 
 
@@ -225,6 +228,8 @@ class Scenario:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
+    contribution: ContributionConfig = field(default_factory=ContributionConfig)
+    incentive: IncentiveConfig = field(default_factory=IncentiveConfig)
 
     def __post_init__(self) -> None:
         check_combinations(self)
@@ -252,6 +257,11 @@ def parse_scenario(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) ->
 
 def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario:
     """Reads and validates a scenario file; raises ConfigError with the key at fault."""
+    return parse_scenario(read_table(path), overrides)
+
+
+def read_table(path: str | Path) -> dict:
+    """A scenario file's TOML table (``scenario/vertical.py`` reads it to choose the kind)."""
     path = Path(path)
     try:
         exists = is_file("scenario file", str(path))
@@ -268,7 +278,7 @@ def load_scenario(path: str | Path, overrides: tuple[str, ...] = ()) -> Scenario
         raise ConfigError(f"scenario file '{path}' cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario file '{path}' is not valid TOML: {exc}") from exc
-    return parse_scenario(table, overrides)
+    return table
 
 
 def _deep_copy(table: Mapping[str, Any]) -> dict:

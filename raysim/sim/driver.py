@@ -27,9 +27,11 @@ from raysim.seeding import Stream, rng
 from raysim.sim import checkpoint
 from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
+from raysim.sim.contribution import Ledger
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
 from raysim.sim.evaluation import central_slices, holdout_rows, holdout_slices, summarise
 from raysim.sim.executor import ClientLost, Executor
+from raysim.sim.incentives import Incentives, Incentivised
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import (
     Action, Aggregate, Arrival, Discard, Dispatch, Failure, ServerView, SetTimer, Timer, postponed,
@@ -39,9 +41,10 @@ from raysim.sim.server_step import server_step
 from raysim.sim.tasks import ClientResult, Shards
 
 
-class Driver(Dispatching, Recording):
+class Driver(Incentivised, Dispatching, Recording):
     """The event loop, the server step and checkpoints; dispatch (dispatch.py), the recorded
-    rows (records.py) and the per-client state (client_state.py) are its other parts."""
+    rows (records.py), the per-client state (client_state.py) and valuing and paying clients
+    (incentives.py, contribution.py) are its other parts."""
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class Driver(Dispatching, Recording):
         test_size: int,
         executor_factory: Callable[[], Executor],
         holdout: Shards | None = None,
+        validation: np.ndarray | None = None,
     ):
         self.sizes = np.asarray(client_sizes)
         self.population = parts.population
@@ -76,6 +80,11 @@ class Driver(Dispatching, Recording):
         self.download_bytes = downlink.wire_bytes if downlink else self.exchange_bytes
         self.feedback: dict[int, np.ndarray] = {}  # error-feedback memories, by client id
         self.holdout = holdout
+        contribution, incentive = parts.contribution, parts.incentive
+        self.ledger = (Ledger(contribution, validation=validation, population=len(self.sizes), seed=self.seed)
+                       if contribution is not None else None)
+        self.incentives = (Incentives(incentive, pay_by=incentive.method or contribution.methods[0],
+                                      cohort=self.clients_per_round) if incentive is not None else None)
         self.clients = ClientState(num_params=layout.size, trainable=layout.num_trainable,
                                    lr=self.strategy.client_sgd.lr if parts.scaffold else 0.0,
                                    shares=self._population_shares() if parts.scaffold else None,
@@ -245,6 +254,7 @@ class Driver(Dispatching, Recording):
             updates = self._committee(updates, rows)
         self.clients.update_controls(updates)
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
+        start = self.state
         self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
                                           round_number=self.round + 1, dropped=dropped)
         if self.chain is not None:  # the block holds the server until it is mined
@@ -254,6 +264,7 @@ class Driver(Dispatching, Recording):
         self._release_bases()
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
         self._undecided_rows = []
+        tables = self._value_round(start, updates)  # before the row, so round_wall_s includes it
         round_row = self._round_row(updates, client_rows, metrics)
         eval_rows = []
         if self.holdout is not None and self._evaluating():
@@ -264,7 +275,7 @@ class Driver(Dispatching, Recording):
             for kind in ("global", "personal"):
                 accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
                 round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
-        return RoundReport(round_row, client_rows, eval_rows, self._network_tables())
+        return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()}, self._network_tables())
 
     def _committee(self, updates: list[Update], rows: list) -> list[Update]:
         """Ledger with a committee (BFLC, arXiv:2004.00773): each of this round's members scores
@@ -318,7 +329,7 @@ class Driver(Dispatching, Recording):
     _CHECKPOINTED = (
         "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
         "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped", "feedback", "links", "chain",
+        "_stopped", "feedback", "ledger", "incentives", "links", "chain",
     )
 
     def snapshot(self) -> bytes:

@@ -42,5 +42,9 @@ class Executor(Protocol):
     def evaluate(self, params: np.ndarray, slices: Sequence[EvalSlice]) -> list[EvalCounts]:
         """Scores ``params`` on every slice, spread over the workers; counts in slice order."""
 
+    def evaluate_models(self, models: Sequence[np.ndarray], slices: Sequence[EvalSlice]) -> list[list[EvalCounts]]:
+        """Scores each of ``models`` on every slice, the models spread over the workers (one call
+        each); per model, counts in slice order."""
+
     def shutdown(self) -> None:
         """Releases workers and memory."""

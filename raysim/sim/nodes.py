@@ -43,7 +43,7 @@ class NodeRounds:
 
     def __init__(self, parts: DriverParts, *, initial_params: np.ndarray, layout: ParamLayout,
                  client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor],
-                 holdout: Shards | None = None):
+                 holdout: Shards | None = None, validation: np.ndarray | None = None):
         self.network, self.population, self.limits = parts.network, parts.population, parts.limits
         self.schedule, self.seed, self.model_bytes = parts.schedule, parts.seed, parts.exchange_bytes
         self.sizes = np.asarray(client_sizes)
@@ -101,8 +101,8 @@ class NodeRounds:
         self.models = models.astype(self.models.dtype)
         self.round, self.now = round_number, end
         rows = [self._client_row(c, r, start, compute[c], end, traffic) for c, r in enumerate(results)]
-        return [RoundReport(self._round_row(scored, rows, extra, traffic), rows, [],
-                            {"nodes": self._node_rows()})]
+        return [RoundReport(self._round_row(scored, rows, extra, traffic), rows,
+                            network={"nodes": self._node_rows()})]
 
     def _train(self, round_number: int) -> list:
         """Each node trains from its own model, seeded by (round, client) as the driver's round

@@ -13,6 +13,8 @@ from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
 from raysim.compression.channel import Channel
 from raysim.network.config import NetworkConfig
+from raysim.contribution import ContributionConfig
+from raysim.incentives.config import IncentiveConfig
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.policies import Policy
@@ -61,3 +63,5 @@ class DriverParts:
     network: NetworkConfig | None = None  # [network] other than star (gossip and hierarchical run their own loop)
     links: NetworkLinks | None = None  # broker and ledger: transfers timed through the network's nodes
     chain: Chain | None = None  # ledger: a block per aggregation
+    contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
+    incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)

@@ -19,14 +19,17 @@ from raysim.sim.evaluation import summarise
 @dataclass(frozen=True)
 class RoundReport:
     """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
-    per-client evaluations (evaluation.parquet) when clients hold out data, and with a
-    ``[network]`` its tables: ``nodes`` (traffic per node so far, network.parquet), ``messages``
-    (those sent since the last report, messages.parquet) and ``ledger`` (the chain, ledger.json)."""
+    per-client evaluations (evaluation.parquet) when clients hold out data, the rows of further
+    tables (contributions.parquet, incentives.parquet when the run values clients; with
+    ``network.log_messages`` messages.parquet, the messages sent since the last report), and with a
+    broker, ledger, gossip or hierarchical ``[network]`` its ``network`` state: ``nodes`` (traffic
+    per node so far, network.parquet) and ``ledger`` (the chain, ledger.json)."""
 
     round_row: dict
     client_rows: list[dict]
     eval_rows: list[dict] = field(default_factory=list)
-    network: dict = field(default_factory=dict)
+    tables: dict[str, list[dict]] = field(default_factory=dict)  # contributions, incentives: name -> rows
+    network: dict = field(default_factory=dict)  # nodes, ledger: rewritten each round
 
 
 class Recording:
@@ -113,7 +116,12 @@ class Recording:
     def _network_tables(self) -> dict:
         tables = {}
         if self.links is not None:
-            tables.update(nodes=self.links.node_rows(), messages=self.links.new_messages(self.round))
+            tables["nodes"] = self.links.node_rows()
         if self.chain is not None:
             tables["ledger"] = self.chain.to_json()
         return tables
+
+    def _message_rows(self) -> dict:
+        """With ``network.log_messages``: the messages sent since the last report."""
+        messages = self.links.new_messages(self.round) if self.links is not None else []
+        return {"messages": messages} if messages else {}

@@ -77,10 +77,12 @@ def test_resolved_scenario_round_trips_through_toml(tmp_path):
 def test_shipped_scenarios_are_valid():
     from pathlib import Path
 
+    from raysim.scenario.vertical import load_any
+
     files = sorted(Path(__file__).parents[2].joinpath("scenarios").rglob("*.toml"))
     assert files
     for path in files:
-        load_scenario(path)
+        load_any(path)  # a scenario, or a vertical one (scenarios/vertical/)
 
 
 def test_unreadable_toml_is_a_config_error(tmp_path):

@@ -1,0 +1,186 @@
+"""Contribution estimates against exact Shapley, and the cost of GTG-Shapley in a round.
+
+    python benchmarks/contribution.py                  # both parts
+    python benchmarks/contribution.py --part accuracy  # approximate methods vs exact
+    python benchmarks/contribution.py --part cost      # GTG with 10 clients per round, Ray executor
+    python benchmarks/contribution.py --part planted   # the planted scenarios' expected outcomes
+    python benchmarks/contribution.py --part incentives  # one budget, four schemes
+
+``accuracy`` runs each validation scenario once per method, that method alone (so its utility
+calls and seconds are its own, with no scores shared with another method), and compares every
+round's values with exact Shapley's on the same round (training does not depend on the
+valuation, so every run sees the same games): Spearman rank correlation, the efficiency-sum
+error |sum phi_hat - sum phi| (exact Shapley is efficient, so sum phi = v(N) - v(empty)), the
+largest absolute error, utility calls and seconds per round; means over rounds (Spearman over
+the rounds where both rankings vary). ``cost`` runs the Fashion-MNIST scenario (10 clients per
+round) on the Ray executor with GTG and reports, per round, GTG's seconds against the rest of
+the round. ``planted`` runs scenarios/contribution/{fmnist_free_riders, label_noise, duplicates,
+size_ladder}.toml and measures each expected outcome per method. Prints markdown tables and
+writes JSON (benchmarks/contribution.json). ``incentives`` runs scenarios/contribution/incentives.toml
+under each incentive scheme and reports accuracy, time to 80%, who took part and what was paid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from raysim.api import run  # noqa: E402
+from raysim.results import load  # noqa: E402
+from raysim.results.report import time_to_target  # noqa: E402
+from raysim.scenario.sections import load_scenario  # noqa: E402
+
+SCENARIOS = {"fmnist, 10 of 10 clients": ROOT / "scenarios/contribution/fmnist_free_riders.toml",
+             "synthetic, 8 of 30 clients": ROOT / "scenarios/contribution/synthetic_methods.toml"}
+METHODS = ("exact", "loo", "tmc", "gtg")
+
+
+def spearman(a, b) -> float:
+    """Spearman's rank correlation (Pearson's over average ranks)."""
+    return float(pd.Series(np.asarray(a, dtype=float)).corr(pd.Series(np.asarray(b, dtype=float)), method="spearman"))
+
+
+def valued(path: Path, method: str, root: Path, *extra: str) -> pd.DataFrame:
+    """The contributions table of one run of ``path`` valuing with ``method`` alone."""
+    scenario = load_scenario(path, (f'contribution.methods=["{method}"]', *extra))
+    outcome = run(scenario, results_root=root)
+    results = load(outcome.run_dir)
+    return results.contributions.merge(results.rounds[["round", "round_wall_s"]], on="round")
+
+
+def against_exact(frames: dict[str, pd.DataFrame]) -> list[dict]:
+    exact = frames["exact"].set_index(["round", "client_id"]).value
+    rows = []
+    for method, frame in frames.items():
+        values = frame.set_index(["round", "client_id"]).value.loc[exact.index]
+        rhos, efficiency, worst = [], [], []
+        for round_number, want in exact.groupby(level="round"):
+            got = values.loc[want.index]
+            if got.nunique() > 1 and want.nunique() > 1:
+                rhos.append(spearman(got, want))
+            efficiency.append(abs(got.sum() - want.sum()))
+            worst.append(float((got - want).abs().max()))
+        per_round = frame.groupby("round").first()
+        rows.append({"method": method, "spearman": float(np.mean(rhos)) if rhos else float("nan"),
+                     "rounds_ranked": len(rhos), "efficiency_error": float(np.mean(efficiency)),
+                     "max_abs_error": float(np.mean(worst)), "utility_calls": float(per_round.utility_calls.mean()),
+                     "seconds": float(per_round.seconds.mean()),
+                     "stopped": ", ".join(f"{k} {v}" for k, v in
+                                          frame.groupby("round").stopped.first().value_counts().items())})
+    return rows
+
+
+def accuracy(root: Path) -> dict:
+    tables = {}
+    for name, path in SCENARIOS.items():
+        tables[name] = against_exact({m: valued(path, m, root) for m in METHODS})
+        print(f"\n### {name}\n\n| method | Spearman vs exact | efficiency-sum error | max abs error | "
+              "utility calls / round | seconds / round | rounds ended |\n|---|---:|---:|---:|---:|---:|---|")
+        for r in tables[name]:
+            print(f"| {r['method']} | {r['spearman']:.3f} ({r['rounds_ranked']} rounds) | {r['efficiency_error']:.4f} | "
+                  f"{r['max_abs_error']:.4f} | {r['utility_calls']:.0f} | {r['seconds']:.3f} | {r['stopped']} |", flush=True)
+    return tables
+
+
+def cost(root: Path) -> list[dict]:
+    frame = valued(SCENARIOS["fmnist, 10 of 10 clients"], "gtg", root, 'run.executor="ray"')
+    per_round = frame.groupby("round").agg(gtg_s=("seconds", "first"), round_wall_s=("round_wall_s", "first"),
+                                           utility_calls=("utility_calls", "first"), stopped=("stopped", "first"))
+    rows = []
+    print("\n| round | GTG s | rest of the round s | GTG / rest | utility calls | ended |\n|---:|---:|---:|---:|---:|---|")
+    for round_number, r in per_round.iterrows():
+        rest = r.round_wall_s - r.gtg_s
+        rows.append({"round": int(round_number), "gtg_s": float(r.gtg_s), "rest_s": float(rest),
+                     "ratio": float(r.gtg_s / rest), "utility_calls": int(r.utility_calls), "stopped": r.stopped})
+        print(f"| {round_number} | {r.gtg_s:.2f} | {rest:.2f} | {r.gtg_s / rest:.2f} | {r.utility_calls} | {r.stopped} |",
+              flush=True)
+    return rows
+
+
+def planted(root: Path) -> list[dict]:
+    """Per planted scenario and method, the statistic its expected outcome is about."""
+    folder = ROOT / "scenarios/contribution"
+    rows = []
+    for name in ("fmnist_free_riders", "label_noise", "duplicates", "size_ladder"):
+        results = load(run(load_scenario(folder / f"{name}.toml"), results_root=root).run_dir)
+        totals = results.contributions.groupby(["method", "client_id"]).value.sum()
+        sizes = results.partition.groupby("client_id")["count"].sum()
+        riders = sorted(set(results.clients[results.clients.attacker].client_id))
+        plant = load_scenario(folder / f"{name}.toml").contribution.plant
+        for method, values in totals.groupby(level="method"):
+            values = values.droplevel("method")
+            if name == "fmnist_free_riders":
+                ranks = values.rank(ascending=False, method="min")
+                measured = f"free-riders {riders} ranked {sorted(int(ranks[c]) for c in riders)} of {len(values)}"
+            elif name == "label_noise":
+                measured = f"Spearman(noise, value) = {spearman(list(plant.label_noise), values.loc[range(10)]):.3f}"
+            elif name == "duplicates":
+                scale = values.abs().mean()
+                gaps = [f"|phi{c} - phi{o}| = {abs(values[c] - values[o]):.4f}" for c, o in plant.duplicates]
+                measured = "; ".join(gaps) + f" (mean |phi| = {scale:.4f})"
+            else:
+                measured = f"Spearman(size, value) = {spearman(sizes.loc[values.index], values):.3f}"
+            rows.append({"scenario": name, "method": method, "measured": measured})
+    print("\n| scenario | method | measured |\n|---|---|---|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['method']} | {r['measured']} |", flush=True)
+    return rows
+
+
+def incentives(root: Path) -> list[dict]:
+    rows = []
+    for scheme in ("off", "equal", "proportional", "reputation"):
+        scenario = load_scenario(ROOT / "scenarios/contribution/incentives.toml", (f'incentive.scheme="{scheme}"',))
+        results = load(run(scenario, results_root=root).run_dir)
+        rounds, clients = results.rounds, results.clients
+        applied = clients[clients.status == "applied"]
+        riders = applied.client_id.isin(set(clients[clients.attacker].client_id))
+        paid = results.incentives.reward.sum() if len(results.incentives) else 0.0
+        rows.append({"scheme": scheme, "final_accuracy": float(rounds.test_accuracy.iloc[-1]),
+                     "best_accuracy": float(rounds.test_accuracy.max()),
+                     "sim_s_to_0.8": time_to_target(rounds, 0.8), "rounds_to_0.8": time_to_target(rounds, 0.8, x="round"),
+                     "clients_per_round": float(rounds.clients.mean()), "free_rider_updates": int(riders.sum()),
+                     "free_rider_updates_after_round_10": int((riders & (applied["round"] > 10)).sum()),
+                     "paid": float(paid), "sim_s": float(rounds.sim_time.iloc[-1])})
+    print("\n| scheme | final acc | best acc | sim s to 80% | rounds to 80% | clients / round | free-rider updates "
+          "(after round 10) | paid | sim s, 20 rounds |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scheme']} | {r['final_accuracy']:.4f} | {r['best_accuracy']:.4f} | {r['sim_s_to_0.8']:.1f} | "
+              f"{r['rounds_to_0.8']:.1f} | {r['clients_per_round']:.1f} | {r['free_rider_updates']} "
+              f"({r['free_rider_updates_after_round_10']}) | {r['paid']:.2f} | {r['sim_s']:.1f} |", flush=True)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", choices=["accuracy", "cost", "planted", "incentives", "all"], default="all")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/contribution.json")
+    args = parser.parse_args()
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
+    out = {"machine": machine}
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part in ("accuracy", "all"):
+            out["accuracy"] = accuracy(Path(tmp))
+        if args.part in ("cost", "all"):
+            out["gtg_cost"] = cost(Path(tmp))
+        if args.part in ("planted", "all"):
+            out["planted"] = planted(Path(tmp))
+        if args.part in ("incentives", "all"):
+            out["incentives"] = incentives(Path(tmp))
+    args.json.write_text(json.dumps(out, indent=2, default=float))  # --part names the parts it holds
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

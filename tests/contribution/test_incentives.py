@@ -1,0 +1,75 @@
+"""Rewards, reputation, participation and the Stackelberg game against their closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from raysim.incentives.participation import Earnings, joins, task_cost
+from raysim.incentives.rewards import BetaReputation, proportional, stationary_score
+from raysim.incentives.stackelberg import equilibrium, play, server_payoff
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.integers(0, 999), st.floats(-3, 3, allow_nan=False), min_size=1, max_size=12),
+       st.floats(0.1, 100))
+def test_proportional_spends_at_most_the_budget_and_never_pays_nonpositive(values, budget):
+    paid = proportional(values, budget)
+    assert set(paid) == set(values) and all(r >= 0 for r in paid.values())
+    assert all(paid[c] == 0 for c, v in values.items() if v <= 0)
+    total = sum(paid.values())
+    assert math.isclose(total, budget, rel_tol=1e-9) if any(v > 0 for v in values.values()) else total == 0
+
+
+def test_beta_reputation_prior_and_stationary_score():
+    assert BetaReputation().score == 0.5
+    p, decay = 0.7, 0.8
+    reputation = BetaReputation()
+    for _ in range(200):  # expected outcomes each round: p positive, 1 - p negative
+        reputation = reputation.observe(p, 1 - p, decay)
+    assert reputation.alpha == pytest.approx(p / (1 - decay))
+    assert reputation.score == pytest.approx(stationary_score(p, decay))
+    draw = np.random.default_rng(0)
+    scores = []
+    for _ in range(20_000):  # Bernoulli outcomes: the mean counts match too
+        hit = float(draw.random() < p)
+        reputation = reputation.observe(hit, 1 - hit, decay)
+        scores.append(reputation.alpha)
+    assert np.mean(scores) == pytest.approx(p / (1 - decay), rel=0.02)
+    assert stationary_score(p, 0.999999) == pytest.approx(p, abs=1e-5)
+
+
+def test_stackelberg_oracle_and_simulation():
+    a, costs = 10.0, (0.5, 1.0, 2.0, 4.0)
+    closed = equilibrium(a, costs)
+    assert closed.price == pytest.approx(1.029040, abs=1e-6)
+    assert closed.total_effort == pytest.approx(3.858899, abs=1e-6)
+    played = play(a, costs)
+    assert played.price == pytest.approx(closed.price, abs=1e-6)
+    assert played.efforts == pytest.approx(closed.efforts, abs=1e-5)
+    grid = np.arange(1e-5, 3, 1e-5)
+    capacity = sum(1 / c for c in costs)
+    best = grid[np.argmax([server_payoff(a, p, [p * capacity]) for p in grid])]
+    assert best == pytest.approx(closed.price, abs=1e-5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.1, 50), st.lists(st.floats(0.1, 10), min_size=1, max_size=8))
+def test_stackelberg_simulated_matches_closed_form(a, costs):
+    closed, played = equilibrium(a, costs), play(a, costs)
+    assert played.price == pytest.approx(closed.price, rel=1e-5, abs=1e-7)
+
+
+def test_participation():
+    cost = task_cost(2.0, 5.0, price_per_compute_s=0.1, price_per_mb=0.02)
+    assert cost == pytest.approx(0.3)
+    earnings = Earnings()
+    assert earnings.expected(prior=0.25) == 0.25 and not joins(0.25, cost)
+    earnings = earnings.add(0.5).add(0.3)
+    assert earnings.expected(prior=0.0) == pytest.approx(0.4) and joins(earnings.expected(0.0), cost)
+    with pytest.raises(ValueError):
+        equilibrium(1.0, [0.0])
