@@ -13,7 +13,7 @@ from raysim.api import run
 from raysim.cli import main
 from raysim.inputs import ConfigError
 from raysim.scenario.sections import parse_scenario
-from tests.conftest import tiny_table
+from tests.conftest import tiny_table, whole_and_resumed
 
 EVERYONE = {"selection": {"clients_per_round": 8}}  # the tiny scenario's 8 devices
 METRICS = ["round", "test_accuracy", "test_loss", "train_loss"]
@@ -147,22 +147,13 @@ def test_gossip_runs_on_ray_like_in_process(ray_runtime, tmp_path):
 ])
 def test_interrupted_network_runs_resume_to_the_same_results(tmp_path, network):
     """The links, the chain and the nodes' models are checkpointed (and allow-listed)."""
-    scenario = parse_scenario(tiny_table(run={"rounds": 4}, **EVERYONE, network=network))
-    whole = run(scenario, results_root=tmp_path / "whole")
-
-    def stop(row: dict) -> None:
-        if row["round"] == 2:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run(scenario, results_root=tmp_path / "cut", on_round=stop)
-    (cut,) = (tmp_path / "cut" / "tiny").iterdir()
-    run(scenario, resume=cut)
+    whole, cut = whole_and_resumed(parse_scenario(tiny_table(run={"rounds": 4}, **EVERYONE, network=network)),
+                                   tmp_path, after=2)
     for table in ("rounds", "network", "messages"):
-        if (whole.run_dir / f"{table}.parquet").exists():
-            a, b = (pd.read_parquet(d / f"{table}.parquet") for d in (whole.run_dir, cut))
+        if (whole / f"{table}.parquet").exists():
+            a, b = (pd.read_parquet(d / f"{table}.parquet") for d in (whole, cut))
             pd.testing.assert_frame_equal(a.drop(columns=["wall_time", "round_wall_s"], errors="ignore"),
                                           b.drop(columns=["wall_time", "round_wall_s"], errors="ignore"))
-    assert (whole.run_dir / "ledger.json").exists() == (cut / "ledger.json").exists()
+    assert (whole / "ledger.json").exists() == (cut / "ledger.json").exists()
     if (cut / "ledger.json").exists():
         assert main(["verify", str(cut)]) == 0
