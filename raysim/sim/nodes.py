@@ -37,7 +37,9 @@ from raysim.sim.tasks import Shards, TrainTask
 
 class NodeRounds:
     """The round loop shared by gossip and HierFAVG; subclasses give ``_transport``,
-    ``_communicate`` and ``_combine`` (see the module's docstring)."""
+    ``_communicate`` and ``_combine`` (see the module's docstring). The constructor takes the
+    driver's arguments; ``holdout`` and ``validation`` stay unused, as the scenario refuses
+    ``[personal]`` and ``[contribution]`` with these topologies."""
 
     _CHECKPOINTED = ("models", "round", "now", "_task_counter", "transport")
 
