@@ -157,3 +157,16 @@ def test_interrupted_network_runs_resume_to_the_same_results(tmp_path, network):
     assert (whole / "ledger.json").exists() == (cut / "ledger.json").exists()
     if (cut / "ledger.json").exists():
         assert main(["verify", str(cut)]) == 0
+
+
+def test_hierarchical_edges_from_a_trace(tmp_path):
+    """Edges 0 and 1 get 6 and 2 clients from the trace: each edge's NIC carries its own
+    clients' downloads and uploads every round, and the cloud exchange every second round."""
+    trace = tmp_path / "edges.csv"
+    trace.write_text("client_id,edge\n" + "".join(f"{c},{int(c >= 6)}\n" for c in range(8)))
+    outcome, rounds = _run(tmp_path, run={"rounds": 2},
+                           network={"topology": "hierarchical", "num_edges": 2, "edge_trace": str(trace)})
+    nodes = pd.read_parquet(outcome.run_dir / "network.parquet").set_index("node")
+    model = 610 * 4
+    assert nodes.loc[-10, "bytes_out"] == (2 * 6 + 1) * model and nodes.loc[-11, "bytes_out"] == (2 * 2 + 1) * model
+    assert rounds["edge_cloud_bytes"].tolist() == [0, 4 * model]
