@@ -9,7 +9,10 @@ server: ``broker`` and ``ledger`` (``star`` has no object here: its timing stays
   client -> broker -> server on ``fl/up/<id>`` (FedML's MQTT topics, one per client), through
   the broker's NIC queue and per-message CPU (``network/mqtt.py``), so the broker link is the
   bottleneck once enough clients share it, and QoS multiplies the packets. It counts messages
-  and bytes per node for ``network.parquet``.
+  and bytes per node for ``network.parquet``. A task's upload is booked when the task is planned
+  (its fate is decided from this timing), so a task that later drops out or goes offline still
+  holds its upload's place on the broker and in the counts; with the default always-on devices
+  and no dropout every booked upload is sent.
 * :class:`Chain` appends a block for every aggregation (``network/ledger.py``): the applied
   updates' digests, their Merkle root and the previous hash; proof of work adds the race's block
   time to the round (a seeded exponential race, never a nonce search) and records forks.
