@@ -133,12 +133,14 @@ def test_gossip_needs_every_node(tiny):
 
 
 @pytest.mark.ray
-def test_gossip_runs_on_ray_like_in_process(ray_runtime, tmp_path):
-    network = {"topology": "gossip", "graph": "exponential"}
-    _, local = _run(tmp_path, run={"rounds": 2}, network=network)
-    _, remote = _run(tmp_path, run={"rounds": 2, "executor": "ray"}, network=network)
-    pd.testing.assert_frame_equal(local[METRICS + ["sim_time", "consensus_distance"]],
-                                  remote[METRICS + ["sim_time", "consensus_distance"]])
+@pytest.mark.parametrize("network", [{"topology": "gossip", "graph": "exponential"},
+                                     {"topology": "broker", "broker_mbps": 0.1}, {"topology": "ledger"}])
+def test_topologies_run_on_ray_like_in_process(ray_runtime, tmp_path, network):
+    local, local_rounds = _run(tmp_path, run={"rounds": 2}, network=network)
+    remote, remote_rounds = _run(tmp_path, run={"rounds": 2, "executor": "ray"}, network=network)
+    columns = [c for c in local_rounds.columns if c not in ("wall_time", "round_wall_s")]
+    pd.testing.assert_frame_equal(local_rounds[columns], remote_rounds[columns])
+    pd.testing.assert_frame_equal(*(pd.read_parquet(o.run_dir / "network.parquet") for o in (local, remote)))
 
 
 @pytest.mark.parametrize("network", [
