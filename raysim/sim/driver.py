@@ -258,8 +258,9 @@ class Driver(Incentivised, Dispatching, Recording):
         self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
                                           round_number=self.round + 1, dropped=dropped)
         if self.chain is not None:  # the block holds the server until it is mined
-            block_s, columns = self.chain.append([u.delta for u in updates], self.clock.now + metrics.get("protocol_sim_s", 0.0))
-            metrics = {**metrics, **columns, "protocol_sim_s": metrics.get("protocol_sim_s", 0.0) + block_s}
+            busy = metrics.get("protocol_sim_s", 0.0)
+            block_s, columns = self.chain.append([u.delta for u in updates], self.clock.now + busy)
+            metrics = {**metrics, **columns, "protocol_sim_s": busy + block_s}
         self.round += 1
         self._release_bases()
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
@@ -275,7 +276,8 @@ class Driver(Incentivised, Dispatching, Recording):
             for kind in ("global", "personal"):
                 accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
                 round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
-        return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()}, self._network_tables())
+        return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()},
+                           self._network_tables())
 
     def _committee(self, updates: list[Update], rows: list) -> list[Update]:
         """Ledger with a committee (BFLC, arXiv:2004.00773): each of this round's members scores
