@@ -22,7 +22,12 @@ from raysim.scenario.preparation import Prepared, prepare
 from raysim.scenario.sections import Scenario
 from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.driver import Driver
+from raysim.sim.gossip import GossipRounds
+from raysim.sim.hierfavg import HierRounds
 from raysim.sim.records import RoundReport
+
+# topologies with no server to dispatch to: their own round loop, with the driver's interface
+ROUND_LOOPS = {"gossip": GossipRounds, "hierarchical": HierRounds}
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,8 @@ def run(
         try:
             while reports := driver.advance():
                 for report in reports:
-                    writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables)
+                    writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables,
+                                  network=report.network)
                 if every and any(r.round_row["round"] % every == 0 for r in reports):
                     writer.checkpoint(driver.snapshot(), reports[-1].round_row["round"])
                 for report in reports:
@@ -113,6 +119,11 @@ def _driver_args(scenario: Scenario, prepared: Prepared) -> dict[str, Any]:
             "validation": prepared.validation}
 
 
+def _driver_class(scenario: Scenario) -> type:
+    """The event-driven driver, or the round loop of a topology without a server."""
+    return ROUND_LOOPS.get(scenario.network.topology, Driver)
+
+
 class _LocalDriver:
     """The driver in this process, training clients in this process too."""
 
@@ -124,7 +135,8 @@ class _LocalDriver:
                               shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, threads=threads)
         from raysim.runtime.local import LocalExecutor
 
-        self.driver = Driver(**_driver_args(scenario, prepared), executor_factory=lambda: LocalExecutor(worker))
+        self.driver = _driver_class(scenario)(**_driver_args(scenario, prepared),
+                                              executor_factory=lambda: LocalExecutor(worker))
 
     def advance(self) -> list[RoundReport]:
         return self.driver.advance()
@@ -169,7 +181,8 @@ class _RayDriver:
             # the client actors boot while the driver actor does, instead of after it
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
             factory = partial(RayExecutor, actors=actors, actor_failure=scenario.resources.actor_failure, **pool)
-            self.handle = session.remote_driver(Driver, **_driver_args(scenario, prepared), executor_factory=factory)
+            self.handle = session.remote_driver(_driver_class(scenario), **_driver_args(scenario, prepared),
+                                                executor_factory=factory)
             session.call(self.handle, "view")  # waits until the driver and its actors are up
             session.record_processes(started_here)
         except BaseException as exc:

@@ -1,6 +1,7 @@
 """The ``raysim`` command: run, validate, compare, sweep, report, list.
 
-Exit status: 0 success; 1 a run failed (e.g. a client raised); 2 bad input (scenario, CLI
+Exit status: 0 success; 1 a run failed (e.g. a client raised), or ``verify`` found an edited
+block; 2 bad input (scenario, CLI
 arguments, data paths or damaged data files, resources, damaged or foreign results and
 checkpoints), in which case nothing is written; 130 interrupted (the
 rounds already finished stay on disk).
@@ -85,6 +86,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("path", type=Path, help="a run folder, a scenario folder, a results root or a sweep folder")
     report.add_argument("--out", type=Path, default=None, help="the HTML file (default: PATH/report.html)")
     report.set_defaults(command=_report)
+
+    verify = sub.add_parser("verify", help="recompute a ledger run's chain and report any edited block")
+    verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    verify.set_defaults(command=_verify)
 
     listing = sub.add_parser("list", help="show datasets, models, partitions, strategies and policies")
     listing.set_defaults(command=_list)
@@ -274,6 +279,18 @@ def _compare(args: argparse.Namespace) -> int:
     print(table.drop(columns=["run_id"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     console.print(f"wrote {args.out / 'comparison.csv'} and {args.out / 'comparison.png'}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """0 when every block matches what was committed, 1 when one was edited."""
+    from raysim.results.ledger import verify_run
+
+    verdict = verify_run(args.run_dir)
+    if verdict.valid:
+        console.print(f"[green]valid[/]: {args.run_dir / 'ledger.json'}")
+        return 0
+    console.print(f"[bold red]tampered:[/] block {verdict.first_bad}: {escape(verdict.reason)}", highlight=False)
+    return 1
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -33,6 +33,8 @@ class Stream(IntEnum):
     COMPRESSION = 15  # update codecs: QSGD's rounding, random-k's and the masks' positions
     CONTRIBUTION = 16  # TMC's and GTG's permutations
     VALIDATION = 17  # the server's validation rows for contribution utilities
+    TOPOLOGY = 18  # [network]: gossip graphs, the pairwise schedule, edge assignment, evaluated nodes
+    LEDGER = 19  # [network] ledger: the PoW race, committees
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

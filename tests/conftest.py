@@ -43,3 +43,23 @@ def ray_runtime():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+def whole_and_resumed(scenario: Scenario, root, *, after: int):
+    """Runs ``scenario`` whole, then again interrupted after round ``after`` and resumed from its
+    checkpoint; returns both run folders, for tests that resumed runs end as uninterrupted ones."""
+    import pytest
+
+    from raysim.api import run
+
+    whole = run(scenario, results_root=root / "whole")
+
+    def stop(row: dict) -> None:
+        if row["round"] == after:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario, results_root=root / "cut", on_round=stop)
+    (cut,) = (root / "cut" / scenario.run.name).iterdir()
+    run(scenario, resume=cut)
+    return whole.run_dir, cut

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 FLOORS = [
     ("raysim.seeding", "raysim.inputs"),
     ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression",
-     "raysim.contribution", "raysim.incentives", "raysim.vertical"),
+     "raysim.contribution", "raysim.incentives", "raysim.vertical",
+     "raysim.network"),
     ("raysim.sim",),
     ("raysim.runtime",),
     ("raysim.scenario",),

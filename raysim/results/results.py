@@ -10,6 +10,11 @@
                           [contribution]: each step's client values (results/contributions.py)
         incentives.parquet  with [incentive]: rewards, reputation and participation per round
         partition.parquet the label histogram: client_id, label, count
+        network.parquet   with a [network] other than star: messages and bytes each node sent and
+                          received over the run (role: client, server, broker, edge)
+        messages.parquet  with network.log_messages: every message (round, source, destination,
+                          bytes, send, arrival, kind)
+        ledger.json       with network.topology = "ledger": the chain (``raysim verify`` checks it)
         summary.json      status, final and best accuracy, timings
         checkpoint.pkl    the driver's state after the last checkpointed round (``--resume``)
         accuracy.png      accuracy by round and by simulated time
@@ -41,8 +46,9 @@ class ResultsError(ValueError):
 # Columns that ``raysim compare`` and ``--resume`` read from each table.
 _COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clients": ("round", "status", "staleness"),
             "partition": ("client_id", "label", "count"), "evaluation": ("round",),
-            "contributions": ("round", "client_id", "method", "value"), "incentives": ("round", "client_id")}
-_EXTRA_TABLES = ("contributions", "incentives")  # written when a round's report carries their rows
+            "contributions": ("round", "client_id", "method", "value"), "incentives": ("round", "client_id"),
+            "messages": ("round",)}
+_EXTRA_TABLES = ("contributions", "incentives", "messages")  # written when a round's report carries their rows
 
 
 class RunWriter:
@@ -84,7 +90,7 @@ class RunWriter:
 
 
     def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = (), *,
-               tables: dict[str, list[dict]] | None = None) -> None:
+               tables: dict[str, list[dict]] | None = None, network: dict | None = None) -> None:
         self.rounds.append(round_row)
         self.clients.extend(client_rows)
         _atomic_parquet(pd.DataFrame(self.rounds), self.run_dir / "rounds.parquet")
@@ -95,6 +101,15 @@ class RunWriter:
         for name, rows in (tables or {}).items():
             self.tables.setdefault(name, []).extend(rows)
             _atomic_parquet(pd.DataFrame(self.tables[name]), self.run_dir / f"{name}.parquet")
+        if network:
+            self._network(network)
+
+    def _network(self, tables: dict) -> None:
+        """The network's state as of this round (see the module's docstring)."""
+        if "nodes" in tables:
+            _atomic_parquet(pd.DataFrame(tables["nodes"]), self.run_dir / "network.parquet")
+        if "ledger" in tables:
+            _atomic_write_text(self.run_dir / "ledger.json", tables["ledger"])
 
     def finish(self, *, status: str, scenario_name: str, extra: dict) -> dict:
         accuracy = [r["test_accuracy"] for r in self.rounds if not np.isnan(r["test_accuracy"])]
@@ -142,6 +157,7 @@ class Results:
     summary: pd.DataFrame
     contributions: pd.DataFrame = field(default_factory=pd.DataFrame)
     incentives: pd.DataFrame = field(default_factory=pd.DataFrame)
+    messages: pd.DataFrame = field(default_factory=pd.DataFrame)  # network.log_messages
 
 
 def load(*paths: str | Path) -> Results:

@@ -35,6 +35,7 @@ def check_combinations(scenario: Scenario) -> None:
     _check_privacy(scenario, population)
     _check_evaluation(scenario)
     _check_compression(scenario)
+    _check_network(scenario)
     check_contribution(scenario)
 
 
@@ -269,6 +270,52 @@ def _check_compression(scenario: Scenario) -> None:
                          "algorithm; set compression.uplink = 'none'")
 
 
+def _check_network(scenario: Scenario) -> None:
+    """``[network]``: its population rules, then what each topology's round loop cannot carry.
+    Gossip and hierarchical run their own synchronous loop (sim/gossip.py) in which every node
+    trains every round from its own model and the mixing (or the edge average) is the only
+    aggregation: options that belong to a server, a policy or a sampled cohort are refused."""
+    network = scenario.network
+    network.check_population(scenario.data.num_clients)
+    topology = f"network.topology = {network.topology!r}"
+    if network.topology in ("gossip", "hierarchical"):
+        _check_node_rounds(scenario, topology)
+    if network.topology in ("broker", "ledger") and scenario.policy.kind == "event":
+        raise ValueError(f"{topology} routes every dispatched task's download and upload through the network, but "
+                         "policy.kind = 'event' decides later whether an update is sent: use another policy")
+    hidden = scenario.privacy.secure_aggregation != "none" or scenario.privacy.homomorphic != "none"
+    if network.topology == "ledger" and network.consensus == "committee" and hidden:
+        raise ValueError("network.consensus = 'committee' scores each update, which privacy.secure_aggregation and "
+                         "privacy.homomorphic hide: use consensus = 'pow' or remove the privacy option")
+
+
+def _check_node_rounds(scenario: Scenario, topology: str) -> None:
+    """Gossip and HierFAVG: full participation, synchronous, plain SGD updates averaged by the
+    topology (data-size weights at the edges and the cloud, Metropolis-Hastings weights in gossip)."""
+    server, system = scenario.server, scenario.system
+    if scenario.policy.kind != "sync" or scenario.policy != type(scenario.policy)():
+        raise ValueError(f"{topology} runs synchronous rounds of every node: use [policy] kind = 'sync' "
+                         "without deadline_s, over_selection or partial_work (asynchronous policies have no "
+                         "server to arrive at)")
+    if scenario.clients_per_round != scenario.data.num_clients:
+        raise ValueError(f"{topology} trains every node every round: set selection.fraction = 1 "
+                         f"(selection picks {scenario.clients_per_round} of {scenario.data.num_clients})")
+    refused = {
+        "[privacy]": scenario.privacy.active, "[compression]": scenario.compression.active,
+        "[attack]": scenario.attack.kind != "none", "[contribution]": scenario.contribution.active,
+        "[personal] (local_layers, holdout)": bool(scenario.personal.local_layers or scenario.personal.holdout),
+        "client.straggler_fraction": bool(scenario.client.straggler_fraction),
+        f"server.strategy = {server.strategy!r}": server.strategy != "fedavg",
+        f"server.aggregator = {server.aggregator!r}": server.aggregator != "mean",
+        f"server.optimizer = {server.optimizer!r} with server.lr = {server.lr}": server.optimizer != "sgd" or server.lr != 1.0,
+        f"server.weighting = {server.weighting!r}": server.weighting != "samples",
+        "system.dropout or system.availability": system.dropout > 0 or system.availability != "always",
+    }
+    for option, present in refused.items():
+        if present:
+            raise ValueError(f"{option} cannot be combined with {topology}: its nodes average plain local models "
+                             "with the topology's weights, every node every round; remove the option or use "
+                             "topology = 'star'")
 def check_contribution(scenario: Scenario) -> None:
     """[contribution] needs each client's update as the server applies it, and a budget that fits
     the closed-form methods' coalitions; [incentive] pays by one of its methods."""

@@ -16,6 +16,7 @@ from raysim.models.layout import ParamLayout
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round
 from raysim.scenario.sections import Scenario
+from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
 from raysim.sim.system import Population
 
@@ -55,7 +56,8 @@ def make_strategy(scenario: Scenario) -> Strategy:
 
 def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, num_clients: int) -> DriverParts:
     """The one place a scenario becomes the driver's parts: its policy, strategy, population,
-    attack, personal layers, privacy stage, limits and client schedule."""
+    attack, personal layers, privacy stage, limits, client schedule and, for a ``[network]``
+    other than star, its links and ledger."""
     prefixes = scenario.personal.local_layers
     personal = PersonalLayers(local_mask(layout, prefixes)) if prefixes else None
     # what crosses the (simulated) network: the body only, when heads stay on the clients
@@ -65,7 +67,10 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
                             cohort=scenario.clients_per_round, drawn=max_clients_per_round(scenario),
                             link=population.link, update_bytes=exchange_bytes, num_params=layout.size)
                if scenario.privacy.active else None)
-    run, client = scenario.run, scenario.client
+    run, client, network = scenario.run, scenario.client, scenario.network
+    links = NetworkLinks(network, population) if network.topology in ("broker", "ledger") else None
+    chain = (Chain(network, seed=run.seed, rounds=run.rounds, num_clients=num_clients)
+             if network.topology == "ledger" else None)
     return DriverParts(
         policy=scenario.policy.build(), strategy=make_strategy(scenario), population=population,
         clients_per_round=scenario.clients_per_round,
@@ -76,6 +81,7 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
         scaffold=scenario.server.strategy == "scaffold", evaluation=scenario.evaluation,
         channel=scenario.compression.channel(layout.tensor_sizes),
+        network=network if network.topology != "star" else None, links=links, chain=chain,
         contribution=scenario.contribution if scenario.contribution.active else None,
         incentive=scenario.incentive if scenario.incentive.active else None,
     )

@@ -22,6 +22,7 @@ from raysim.contribution import ContributionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.incentives.config import IncentiveConfig
 from raysim.inputs import ConfigError, at_least, is_file
+from raysim.network.config import NetworkConfig
 from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
 from raysim.scenario.combinations import check_combinations
@@ -231,6 +232,7 @@ class Scenario:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     compression: CompressionConfig = field(default_factory=CompressionConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     ray: RayConfig = field(default_factory=RayConfig)
     contribution: ContributionConfig = field(default_factory=ContributionConfig)

@@ -24,6 +24,10 @@ _RAYSIM = {
     "raysim.algorithms.server_opt": ("ServerOptState",),
     "raysim.algorithms.staleness": ("StalenessWeight",),
     "raysim.algorithms.strategy": ("ServerState",),
+    "raysim.network.config": ("NetworkConfig",),
+    "raysim.network.ledger": ("Block", "PowRace"),
+    "raysim.network.mqtt": ("Broker",),
+    "raysim.network.transport": ("Link", "Message", "NodeTraffic", "SerialQueue", "Transport"),
     "raysim.contribution.config": ("ContributionConfig",),
     "raysim.contribution.plant": ("PlantConfig",),
     "raysim.incentives.config": ("IncentiveConfig",),
@@ -36,6 +40,7 @@ _RAYSIM = {
     "raysim.sim.clock": ("SimClock",),
     "raysim.sim.contribution": ("Ledger",),
     "raysim.sim.dispatch": ("Task", "TriggerCheck", "Later"),
+    "raysim.sim.network": ("Chain", "NetworkLinks"),
     "raysim.sim.incentives": ("Incentives",),
     "raysim.sim.policies.asynchronous": ("AsyncAggregation", "AsyncPolicy"),
     "raysim.sim.policies.base": ("Arrival", "Failure", "TaskInfo", "Timer", "Dispatch"),
@@ -47,7 +52,7 @@ _RAYSIM = {
     "raysim.sim.system": ("Availability", "DeviceProfile", "Population", "SystemConfig"),
     "raysim.sim.tasks": ("ClientResult",),
 }
-ALLOWED = _NUMPY | {(module, name) for module, names in _RAYSIM.items() for name in names}
+ALLOWED = _NUMPY | {("collections", "Counter")} | {(module, name) for module, names in _RAYSIM.items() for name in names}
 # Bound methods the state holds (pickled as getattr(instance, name)): the privacy stage's link.
 _METHODS = {("raysim.sim.system", "Population", "link")}
 

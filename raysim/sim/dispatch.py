@@ -133,6 +133,9 @@ class Dispatching:
                 epochs = min(fit, epochs)
                 timing = self.population.timing(client, start=now, samples=samples, epochs=epochs,
                                                 model_bytes=self.download_bytes, update_bytes=self.upload_bytes)
+        if self.links is not None:  # broker, ledger: the transfers go through the network's nodes
+            timing = self.links.timing(client, timing, model_bytes=self.download_bytes,
+                                       update_bytes=self.upload_bytes, download=local is None)
         task_id = self._task_counter
         self._task_counter += 1
         base_version = self.anchors[client][0] if action.trigger is not None else self.state.version

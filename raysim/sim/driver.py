@@ -21,6 +21,7 @@ import numpy as np
 
 from raysim.algorithms.strategy import Update
 from raysim.models.layout import ParamLayout
+from raysim.network.ledger import committee_accept, score_updates
 from raysim.privacy.hygiene import check_update
 from raysim.seeding import Stream, rng
 from raysim.sim import checkpoint
@@ -28,7 +29,7 @@ from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
 from raysim.sim.contribution import Ledger
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
-from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices
+from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.incentives import Incentives, Incentivised
 from raysim.sim.parts import DriverParts
@@ -70,6 +71,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.exchange_bytes = parts.exchange_bytes
         self.privacy = parts.privacy
         self.channel = parts.channel
+        self.links, self.chain = parts.links, parts.chain
         uplink = self.channel.uplink if self.channel else None
         downlink = self.channel.downlink if self.channel else None
         # what one client uploads: the update, its encoded form, or its masked / encrypted form
@@ -249,29 +251,63 @@ class Driver(Incentivised, Dispatching, Recording):
                                   steps=result.steps, delta=delta, scale=scale))
             rows.append((task, self.state.version - task.info.base_version))
             del self.tasks[task_id]
+        if self.chain is not None and self.chain.race is None:
+            updates = self._committee(updates, rows)
         self.clients.update_controls(updates)
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
         start = self.state
         self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
                                           round_number=self.round + 1, dropped=dropped)
+        if self.chain is not None:  # the block holds the server until it is mined
+            busy = metrics.get("protocol_sim_s", 0.0)
+            block_s, columns = self.chain.append([u.delta for u in updates], self.clock.now + busy)
+            metrics = {**metrics, **columns, "protocol_sim_s": busy + block_s}
         self.round += 1
         self._release_bases()
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
         self._undecided_rows = []
         tables = self._value_round(start, updates)  # before the row, so round_wall_s includes it
         round_row = self._round_row(updates, client_rows, metrics)
-        if self.evaluation.active:
-            return RoundReport(round_row, client_rows, self._evaluate_clients(round_row))
-        eval_rows = []
-        if self.holdout is not None and self._evaluating():
-            owners, slices = holdout_slices(self.holdout, self.clients.personal)
-            eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round)
+        eval_rows = (self._evaluate_clients(round_row) if self.evaluation.active
+                     else self._evaluate_holdout(round_row))
+        return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()},
+                           self._network_tables())
+
+    def _evaluate_holdout(self, round_row: dict) -> list[dict]:
+        """With personal layers' held-out slices (and no [evaluation]): global and personalised
+        accuracy per client on evaluated rounds, their sample-weighted means on the round row."""
+        if self.holdout is None or not self._evaluating():
+            return []
+        owners, slices = holdout_slices(self.holdout, self.clients.personal)
+        eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round)
         if eval_rows:
             held = np.array([r["samples"] for r in eval_rows], dtype=float)
             for kind in ("global", "personal"):
                 accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
                 round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
-        return RoundReport(round_row, client_rows, eval_rows, tables)
+        return eval_rows
+
+    def _committee(self, updates: list[Update], rows: list) -> list[Update]:
+        """Ledger with a committee (BFLC, arXiv:2004.00773): each of this round's members scores
+        every update by the accuracy of the model it would give on the member's own validation
+        slice (a fixed chunk of the test set); the ``reject`` updates of lowest median score are
+        dropped (their tasks marked rejected) and the rest aggregated and committed."""
+        if len(updates) < 2:
+            return updates
+        chunks = self.test_slices
+
+        def accuracy(member: int, delta: np.ndarray) -> float:
+            candidate = (self.state.params.astype(np.float64) + delta).astype(self.state.params.dtype)
+            return summarise(self.executor.evaluate(candidate, [chunks[member % len(chunks)]]))[0]
+
+        scores = score_updates(self.chain.members(self.round + 1), [u.delta for u in updates], accuracy)
+        kept = set(committee_accept(scores, min(self.chain.config.reject, len(updates) - 1)).tolist())
+        tasks = {task.info.client_id: task for task, staleness in rows if staleness is not None}
+        for index, update in enumerate(updates):
+            if index not in kept:
+                tasks[update.client_id].status = "rejected"
+                tasks[update.client_id].result["rejected_because"] = "committee"
+        return [u for i, u in enumerate(updates) if i in kept]
 
     def _evaluate_clients(self, round_row: dict) -> list[dict]:
         """[evaluation]'s client evaluation, every ``evaluation.every`` rounds and at the last one;
@@ -313,7 +349,7 @@ class Driver(Incentivised, Dispatching, Recording):
     _CHECKPOINTED = (
         "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
         "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped", "feedback", "ledger", "incentives",
+        "_stopped", "feedback", "ledger", "incentives", "links", "chain",
     )
 
     def snapshot(self) -> bytes:

@@ -12,10 +12,12 @@ from typing import Any
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import Strategy
 from raysim.compression.channel import Channel
+from raysim.network.config import NetworkConfig
 from raysim.contribution import ContributionConfig
 from raysim.incentives.config import IncentiveConfig
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.evaluation import EvaluationConfig
+from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.policies import Policy
 from raysim.sim.system import Population
 
@@ -60,5 +62,8 @@ class DriverParts:
     scaffold: bool = False
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
     channel: Channel | None = None  # update compression on the simulated link
+    network: NetworkConfig | None = None  # [network] other than star (gossip and hierarchical run their own loop)
+    links: NetworkLinks | None = None  # broker and ledger: transfers timed through the network's nodes
+    chain: Chain | None = None  # ledger: a block per aggregation
     contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
     incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)

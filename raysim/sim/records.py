@@ -19,13 +19,17 @@ from raysim.sim.evaluation import summarise
 @dataclass(frozen=True)
 class RoundReport:
     """One aggregation: a row for rounds.parquet, the client rows decided since the last one,
-    per-client evaluations (evaluation.parquet) when clients hold out data, and the rows of
-    further tables (contributions.parquet, incentives.parquet) when the run values clients."""
+    per-client evaluations (evaluation.parquet) when clients hold out data, the rows of further
+    tables (contributions.parquet, incentives.parquet when the run values clients; with
+    ``network.log_messages`` messages.parquet, the messages sent since the last report), and with a
+    broker, ledger, gossip or hierarchical ``[network]`` its ``network`` state: ``nodes`` (traffic
+    per node so far, network.parquet) and ``ledger`` (the chain, ledger.json)."""
 
     round_row: dict
     client_rows: list[dict]
     eval_rows: list[dict] = field(default_factory=list)
     tables: dict[str, list[dict]] = field(default_factory=dict)  # contributions, incentives: name -> rows
+    network: dict = field(default_factory=dict)  # nodes, ledger: rewritten each round
 
 
 class Recording:
@@ -56,6 +60,7 @@ class Recording:
             **{f"failed_{reason}": sum(r["status"] == reason for r in client_rows)
                for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")},
             **self._compression_columns(client_rows),
+            **self._network_columns(),
             **metrics,
         }
         self._round_started_wall = wall
@@ -100,3 +105,23 @@ class Recording:
         dense = self.exchange_bytes * sum(r["bytes_up"] > 0 for r in client_rows)
         return {"compression_ratio": dense / sent if sent else float("nan")}
 
+
+    def _network_columns(self) -> dict:
+        """With a broker or ledger: the messages and bytes the network carried so far."""
+        if self.links is None:
+            return {}
+        messages, nbytes = self.links.totals()
+        return {"network_messages_total": messages, "network_bytes_total": nbytes}
+
+    def _network_tables(self) -> dict:
+        tables = {}
+        if self.links is not None:
+            tables["nodes"] = self.links.node_rows()
+        if self.chain is not None:
+            tables["ledger"] = self.chain.to_json()
+        return tables
+
+    def _message_rows(self) -> dict:
+        """With ``network.log_messages``: the messages sent since the last report."""
+        messages = self.links.new_messages(self.round) if self.links is not None else []
+        return {"messages": messages} if messages else {}
