@@ -19,7 +19,7 @@ from raysim.inputs import ConfigError, at_least
 from raysim.runtime.resources import RayConfig
 from raysim.scenario.config import apply_override, build, to_table
 from raysim.scenario.sections import RunConfig, parse_scenario, read_table
-from raysim.sim.vertical import HeCost, LrSettings, Network
+from raysim.sim.vertical import HeCost, LrSettings
 from raysim.vertical import data, reference, splitnn
 
 MAX_COLUMNS = 100_000
