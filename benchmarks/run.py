@@ -120,9 +120,9 @@ def scenario_for(w: Workload, *, rounds: int, vectorize: str):
 
 def _forget_loaded_data() -> None:
     """Both sides read the data from disk inside their measured time, as a fresh process would."""
-    from raysim.data.datasets import _load_idx_dataset
+    from raysim.data.datasets import forget_loaded
 
-    _load_idx_dataset.cache_clear()
+    forget_loaded()
 
 
 def measure_raysim(w: Workload, *, rounds: int, vectorize: str) -> dict:

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
+from raysim.data.datasets import forget_loaded
 from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
 from raysim.runtime.worker import ClientWorker
@@ -62,7 +63,7 @@ def run(
         else:
             writer = RunWriter(
                 new_run_dir(Path(results_root), scenario.run.name),
-                scenario_toml=scenario.to_toml(), histogram=driver.prepared.histogram,
+                scenario_toml=scenario.to_toml(), histogram=driver.histogram,
             )
         startup_s = time.perf_counter() - started
         every = scenario.run.checkpoint_every
@@ -128,7 +129,7 @@ class _LocalDriver:
     """The driver in this process, training clients in this process too."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared):
-        self.prepared = prepared
+        self.histogram = prepared.histogram
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
         worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
@@ -165,7 +166,7 @@ class _RayDriver:
 
         self._session = session
         self._started_here = started_here
-        self.prepared = prepared
+        self.histogram = prepared.histogram  # the data itself is not kept: the object store has it
         self.handle = None
         self.interrupted = False  # set by run() when a signal or the driver's death ends it
         try:
@@ -185,6 +186,7 @@ class _RayDriver:
                                                 executor_factory=factory)
             session.call(self.handle, "view")  # waits until the driver and its actors are up
             session.record_processes(started_here)
+            forget_loaded()
         except BaseException as exc:
             self.interrupted = isinstance(exc, KeyboardInterrupt)
             self.close()

@@ -238,6 +238,14 @@ def _normalise_images(pixels: np.ndarray, mean: np.ndarray | float, std: np.ndar
     return images
 
 
+def forget_loaded() -> None:
+    """Drops the data sets this process keeps loaded for its next runs: once a Ray run has put
+    its copy in the object store, the process that started it needs none of it (about 220 MB
+    for Fashion-MNIST)."""
+    for loader in (_load_idx_dataset, _load_cifar10, _load_synthetic):
+        loader.cache_clear()
+
+
 @functools.lru_cache(maxsize=None)
 def _load_idx_dataset(name: str, directory: Path) -> Dataset:
     """Reads, verifies and normalises the four IDX files in ``directory``."""
