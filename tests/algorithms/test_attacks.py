@@ -6,6 +6,7 @@ import pytest
 from raysim.algorithms.attacks import (
     ATTACKER_STREAM,
     ATTACKS,
+    FreeRider,
     GaussianNoise,
     LabelFlip,
     Scaled,
@@ -79,13 +80,27 @@ def test_registry_and_targets():
         "scaled": Scaled,
         "gaussian": GaussianNoise,
         "label_flip": LabelFlip,
+        "free_rider": FreeRider,
     }
     assert {name: cls.target for name, cls in ATTACKS.items()} == {
         "sign_flip": "update",
         "scaled": "update",
         "gaussian": "update",
         "label_flip": "labels",
+        "free_rider": "update",
     }
+
+
+def test_free_rider_sends_zeros_or_noise_that_ignores_its_delta():
+    np.testing.assert_array_equal(FreeRider()(DELTA), np.zeros(3))
+    noisy = FreeRider(std=2.0)
+    sent = noisy(DELTA, rng=np.random.default_rng(1))
+    np.testing.assert_array_equal(sent, noisy(-100 * DELTA, rng=np.random.default_rng(1)))  # nothing learned
+    np.testing.assert_allclose(sent, np.random.default_rng(1).normal(0.0, 2.0, size=3))
+    with pytest.raises(ValueError, match="rng"):
+        noisy(DELTA)
+    with pytest.raises(ValueError, match="std"):
+        FreeRider(std=-1.0)
 
 
 def test_choose_attackers_is_deterministic_and_sorted():
