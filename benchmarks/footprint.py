@@ -64,7 +64,8 @@ def kind_of(process: psutil.Process, root: int) -> str:
                          ("log_monitor", "log monitor"), ("monitor.py", "autoscaler monitor")):
         if marker in line:
             return kind
-    return "other: " + line[:80]
+    script = next((Path(a).name for a in process.cmdline()[1:] if a.endswith(".py")), process.name())
+    return f"other: {script}"
 
 
 def measure(name: str, folder: Path) -> dict:
