@@ -76,7 +76,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
     central = central_reference(scenario, prepared, aligned_ids, train, test, order)
     common = dict(epochs=epochs, batch_size=v.batch_size, seed=seed, train_rows=len(train))
     if v.trainer == "splitnn":
-        rows = sim.train_splitnn(calls, names, ledger, shape=v.splitnn.shape(), classes=prepared.table.num_classes,
+        rows = sim.train_splitnn(calls, names, ledger, shape=v.splitnn, classes=prepared.table.num_classes,
                                  **common)
     else:
         rows = sim.train_lr(calls, names, ledger, settings=v.lr.settings(), encrypted=v.trainer == "paillier_lr",

@@ -73,23 +73,6 @@ class PartyConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SplitNNConfig:
-    hidden: int = 64
-    embedding: int = 32
-    lr: float = 0.05
-    momentum: float = 0.9
-
-    def __post_init__(self) -> None:
-        at_least("hidden", self.hidden, 1)
-        at_least("embedding", self.embedding, 1)
-        if self.lr <= 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"lr must be > 0 and momentum in [0, 1), got {self.lr} and {self.momentum}")
-
-    def shape(self) -> splitnn.NetShape:
-        return splitnn.NetShape(hidden=self.hidden, embedding=self.embedding, lr=self.lr, momentum=self.momentum)
-
-
-@dataclass(frozen=True, kw_only=True)
 class LrConfig:
     learning_rate: float = 0.15
     l2: float = 0.01
@@ -149,7 +132,7 @@ class VerticalConfig:
     columns: int = 20  # synthetic only
     root: str = ""  # Fashion-MNIST's IDX folder, if not in the usual places
     lr: LrConfig = field(default_factory=LrConfig)
-    splitnn: SplitNNConfig = field(default_factory=SplitNNConfig)
+    splitnn: splitnn.NetShape = field(default_factory=splitnn.NetShape)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     he: HeCostConfig = field(default_factory=HeCostConfig)
 
@@ -273,6 +256,6 @@ def central_reference(scenario: VerticalScenario, prepared: PreparedVertical, al
         return [reference.logistic(x[train], y[train], x[test], y[test])]
     seeds = [splitnn.init_seed(scenario.run.seed, k) for k in range(len(parts) + 1)]
     curve = reference.split_network([p[train] for p in parts], y[train], [p[test] for p in parts], y[test],
-                                    shape=scenario.vertical.splitnn.shape(), classes=t.num_classes, seeds=seeds,
+                                    shape=scenario.vertical.splitnn, classes=t.num_classes, seeds=seeds,
                                     batches=batch_order)
     return [{f"test_{k}": v for k, v in epoch.items()} for epoch in curve]
