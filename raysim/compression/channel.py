@@ -18,8 +18,7 @@ class Upload:
 
     delta: np.ndarray
     memory: np.ndarray | None  # the client's error-feedback memory after sending (None without)
-    wire_bytes: int
-    payload_bytes: int
+    wire_bytes: int  # the framed bytes that travelled (the codec's planned size, checked)
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,7 @@ class Channel:
         if len(wire) != self.uplink.wire_bytes:  # the cost model planned the upload with that size
             raise RuntimeError(f"codec {self.uplink.name} sent {len(wire)} bytes, not the {self.uplink.wire_bytes} "
                                "its layout fixes")
-        return Upload(delta=self.uplink.decode(unpack(wire)), memory=memory, wire_bytes=len(wire),
-                      payload_bytes=self.uplink.payload_bytes)
+        return Upload(delta=self.uplink.decode(unpack(wire)), memory=memory, wire_bytes=len(wire))
 
     def broadcast(self, params: np.ndarray) -> np.ndarray:
         """The model as the clients receive it (float32): cast by the downlink codec, if any."""

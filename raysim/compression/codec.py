@@ -23,7 +23,6 @@ class Codec(ABC):
 
     name: ClassVar[str]
     unbiased: ClassVar[bool] = False  # E[decode(encode(v))] = v over the codec's randomness
-    lossless: ClassVar[bool] = False  # decode(encode(v)) == v for float32 v
 
     def __init__(self, sizes: Sequence[int]):
         self.sizes = tuple(int(n) for n in sizes)

@@ -33,7 +33,7 @@ class Float32(_Cast):
     """The update as float32, framed: lossless for float32 updates, the control for the others."""
 
     name = "fp32"
-    unbiased = lossless = True
+    unbiased = True
     value_dtype = wire_dtype = np.float32
 
 
