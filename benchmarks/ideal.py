@@ -1,5 +1,7 @@
 """The ideal loop: plain Python and torch, no framework, the same local SGD for the same clients.
 
+    python benchmarks/ideal.py --clients 1000 --per-round 100 --model logreg --batch 10   # W2, whole process
+
 It is the floor raysim is measured against (../shared/reference/workloads.md): the faster of
 (a) one process using every core's thread, training the sampled clients one after another, and
 (b) one single-threaded process per core (plain multiprocessing, fork), the clients split
@@ -9,6 +11,7 @@ between them and the parent averaging. Both use raysim's pure pieces for what is
 
 from __future__ import annotations
 
+import argparse
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
@@ -110,3 +113,28 @@ def best_ideal(**kwargs) -> IdealResult:
     results = [run_ideal(mode=mode, **kwargs) for mode in ("sequential", "processes")]
     return min(results, key=lambda r: float(np.median(r.round_s)))
 
+
+
+def main() -> None:
+    """One whole process of the ideal loop on Fashion-MNIST, IID (what ``footprint.py`` times and
+    measures beside ``raysim run``): imports, loading, the rounds, the final test, exit."""
+    from raysim.data import load_dataset, partition
+    from raysim.data.partitions import IID
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    for name, kind in (("--clients", int), ("--per-round", int), ("--model", str), ("--batch", int),
+                       ("--rounds", int), ("--cores", int)):
+        parser.add_argument(name, type=kind, required=name not in ("--rounds", "--cores"))
+    parser.add_argument("--mode", choices=("processes", "sequential"), default="processes")
+    args = parser.parse_args()
+    ds = load_dataset("fashion_mnist")
+    parts = partition(ds.train_y, args.clients, IID(), seed=derive_seed(0, Stream.PARTITION), num_classes=10)
+    result = run_ideal(mode=args.mode, x=ds.inputs(ds.train_x), y=ds.train_y, test_x=ds.inputs(ds.test_x),
+                       test_y=ds.test_y, parts=parts, model=args.model, input_shape=ds.input_shape,
+                       per_round=args.per_round, rounds=args.rounds or 5, epochs=1, batch=args.batch, lr=0.05,
+                       seed=0, cores=args.cores or mp.cpu_count())
+    print(f"{result.mode}: {len(result.round_s)} rounds, accuracy {result.accuracy:.4f}, total {result.total_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -144,9 +144,9 @@ def measure_ideal(w: Workload, *, rounds: int, cores: int) -> dict:
     parts = partition(ds.train_y, w.clients, scenario.data.partition, seed=derive_seed(0, Stream.PARTITION),
                       num_classes=10)
     with PeakMemory() as memory:
-        result = best_ideal(x=ds.train_x, y=ds.train_y, test_x=ds.test_x, test_y=ds.test_y, parts=parts,
-                            model=w.model, input_shape=ds.input_shape, per_round=w.per_round, rounds=rounds,
-                            epochs=w.epochs, batch=w.batch, lr=w.lr, seed=0, cores=cores)
+        result = best_ideal(x=ds.inputs(ds.train_x), y=ds.train_y, test_x=ds.inputs(ds.test_x), test_y=ds.test_y,
+                            parts=parts, model=w.model, input_shape=ds.input_shape, per_round=w.per_round,
+                            rounds=rounds, epochs=w.epochs, batch=w.batch, lr=w.lr, seed=0, cores=cores)
     return {"mode": result.mode, "startup_s": load_s + result.startup_s, "round_median_s": float(np.median(result.round_s)),
             "total_s": load_s + result.total_s, "accuracy": result.accuracy, "peak_memory_mb": memory.peak_mb}
 

@@ -1,7 +1,5 @@
 """``python -m raysim`` is the ``raysim`` command."""
 
-import sys
+from raysim.cli import command
 
-from raysim.cli import main
-
-sys.exit(main())
+command()

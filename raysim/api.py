@@ -8,6 +8,7 @@ run folder is created; after that, every finished round is on disk.
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -15,11 +16,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from raysim.data.datasets import forget_loaded
-from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
+from raysim.results.results import RunWriter, load_plotting, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
-from raysim.runtime.worker import ClientWorker
 from raysim.scenario.composition import driver_parts
-from raysim.scenario.preparation import Prepared, prepare
+from raysim.scenario.preparation import ARRAY_NAMES, Prepared, prepare
 from raysim.scenario.sections import Scenario
 from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.driver import Driver
@@ -116,7 +116,7 @@ def _driver_args(scenario: Scenario, prepared: Prepared) -> dict[str, Any]:
     parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes,
                          num_clients=len(sizes))
     return {"parts": parts, "initial_params": prepared.initial_params, "layout": prepared.layout,
-            "client_sizes": sizes, "test_size": len(prepared.dataset.test_y), "holdout": prepared.holdout,
+            "client_sizes": sizes, "test_size": prepared.test_size, "holdout": prepared.holdout,
             "validation": prepared.validation}
 
 
@@ -129,11 +129,14 @@ class _LocalDriver:
     """The driver in this process, training clients in this process too."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared):
+        from raysim.runtime.worker import ClientWorker
+
         self.histogram = prepared.histogram
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
         worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
-                              shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, threads=threads)
+                              shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, pixels=prepared.pixels,
+                              threads=threads)
         from raysim.runtime.local import LocalExecutor
 
         self.driver = _driver_class(scenario)(**_driver_args(scenario, prepared),
@@ -160,7 +163,8 @@ class _LocalDriver:
 class _RayDriver:
     """The driver as a Ray actor; client workers are actors it creates and balances."""
 
-    def __init__(self, scenario: Scenario, prepared: Prepared, *, started_here: bool):
+    def __init__(self, scenario: Scenario, prepared: Prepared, arrays: dict[str, Any], *, started_here: bool):
+        """``arrays``: the data set's arrays (``Prepared.without_arrays``), as object-store refs."""
         from raysim.runtime import session
         from raysim.runtime.ray_executor import RayExecutor, start_workers
 
@@ -170,13 +174,9 @@ class _RayDriver:
         self.handle = None
         self.interrupted = False  # set by run() when a signal or the driver's death ends it
         try:
-            ds = prepared.dataset
             self.pool = session.plan_pool(scenario.resources, population=scenario.data.num_clients)
-            worker_kwargs = {
-                "model": prepared.model, "plan": prepared.plan, "shards": session.put(prepared.shards),
-                "train_x": session.put(ds.train_x), "train_y": session.put(ds.train_y),
-                "test_x": session.put(ds.test_x), "test_y": session.put(ds.test_y),
-            }
+            worker_kwargs = {"model": prepared.model, "plan": prepared.plan, "shards": session.put(prepared.shards),
+                             "pixels": prepared.pixels, **arrays}
             pool = dict(num_cpus=self.pool.num_cpus, num_gpus=self.pool.num_gpus, worker_kwargs=worker_kwargs,
                         placements=[session.in_group(b) for b in self.pool.bundles])
             # the client actors boot while the driver actor does, instead of after it
@@ -186,7 +186,6 @@ class _RayDriver:
                                                 executor_factory=factory)
             session.call(self.handle, "view")  # waits until the driver and its actors are up
             session.record_processes(started_here)
-            forget_loaded()
         except BaseException as exc:
             self.interrupted = isinstance(exc, KeyboardInterrupt)
             self.close()
@@ -221,29 +220,74 @@ class _RayDriver:
 class _driver:
     """Context manager choosing the local or Ray driver and always closing it.
 
-    With Ray, Ray starts first and the data is prepared after it, on this thread: Ray forks its
+    With Ray, Ray starts first and the data is prepared after it, never alongside: Ray forks its
     processes during ``ray.init`` and a thread running BLAS at that moment can deadlock the
-    fork (session.py). Ray's own processes keep booting its workers while the data is prepared.
-    Ray is stopped again if preparing fails, so bad input still leaves nothing behind.
+    fork (session.py). Ray is stopped again if preparing fails, so bad input still leaves
+    nothing behind. Where is decided by ``_prepare_for_ray``.
     """
 
     def __init__(self, scenario: Scenario, *, address: str | None):
+        # matplotlib (about 0.4 s) loads on a side thread while the data is prepared, so that the
+        # plots after the last round do not wait for it; with Ray only once ``ray.init`` has
+        # returned, since no thread of ours may run while Ray forks its processes (session.py)
+        self._plotting = threading.Thread(target=load_plotting, name="raysim-load-plotting", daemon=True)
+        try:
+            self.driver = self._start(scenario, address)
+        except BaseException:
+            self._join_plotting()
+            raise
+
+    def _start(self, scenario: Scenario, address: str | None) -> _LocalDriver | _RayDriver:
         if scenario.run.executor == "local" and not address:
-            self.driver = _LocalDriver(scenario, prepare(scenario))
-            return
+            self._plotting.start()
+            return _LocalDriver(scenario, prepare(scenario))
         from raysim.runtime import session
 
         started_here = False
         try:
             started_here = session.start(scenario.ray, address=address)
-            prepared = prepare(scenario)
+            self._plotting.start()
+            prepared, arrays = _prepare_for_ray(scenario, session, in_this_process=not started_here)
         except BaseException:
             session.stop(started_here)
             raise
-        self.driver = _RayDriver(scenario, prepared, started_here=started_here)
+        return _RayDriver(scenario, prepared, arrays, started_here=started_here)
 
     def __enter__(self):
         return self.driver
 
     def __exit__(self, *exc: object) -> None:
+        self._join_plotting()
         self.driver.close()
+
+    def _join_plotting(self) -> None:
+        """No thread of ours outlives the run (a next run's ``ray.init`` may fork)."""
+        if self._plotting.is_alive():
+            self._plotting.join()
+
+
+def _prepare_for_ray(scenario: Scenario, session: Any, *, in_this_process: bool) -> tuple[Prepared, dict[str, Any]]:
+    """The prepared run without its data set, and the data set's arrays as object-store refs.
+
+    A process that started Ray for this run (``raysim run``) has the data prepared in a process
+    of its own, ended afterwards (``session.in_a_process_of_its_own``): it then never imports torch or
+    holds the data set itself, which would cost it about 0.5 GB for the whole run. The client
+    actors start once it has finished, not alongside: on a small machine both would compete for
+    the same cores, and the memory of both would add up. A process that already had Ray (a
+    notebook, a sweep's trial, a test) or joins a remote cluster prepares here, where its own
+    files are.
+    """
+    if not in_this_process:
+        prepared, refs = session.in_a_process_of_its_own(_prepare_apart, scenario, num_returns=1 + len(ARRAY_NAMES))
+        return prepared, dict(zip(ARRAY_NAMES, refs))
+    prepared, arrays = prepare(scenario).without_arrays()
+    refs = {name: session.put(array) for name, array in arrays.items()}
+    forget_loaded()  # the object store has the data now; this process's copy would double it
+    return prepared, refs
+
+
+def _prepare_apart(scenario: Scenario) -> tuple:
+    """``prepare`` in a process of its own: the prepared run without its data set, then each array
+    as its own result (in ``ARRAY_NAMES``' order), so the arrays stay in the object store."""
+    prepared, arrays = prepare(scenario).without_arrays()
+    return (prepared, *(arrays[name] for name in ARRAY_NAMES))

@@ -10,8 +10,11 @@ rounds already finished stay on disk).
 from __future__ import annotations
 
 import argparse
+import atexit
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -23,6 +26,18 @@ from raysim.inputs import ConfigError
 from raysim.results.results import ResultsError
 
 console = Console(stderr=True)
+
+
+def command() -> NoReturn:
+    """The ``raysim`` command (and ``python -m raysim``): ``main``, then the exit handlers, then
+    an exit that skips the interpreter's teardown. By then every result is written and closed
+    and Ray is stopped; the teardown (freeing each module's objects) took 0.3-0.7 s after the
+    last round on a 2-core machine, for nothing a user could see."""
+    code = main()
+    atexit._run_exitfuncs()  # what a normal exit runs: Ray's, logging's, trackers' handlers
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -210,7 +210,7 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     prepared = prepare(scenario)
     ds = prepared.dataset
     worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
-                          shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y)
+                          shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, pixels=prepared.pixels)
     parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes, num_clients=8)
     driver = Driver(parts, initial_params=prepared.initial_params, layout=prepared.layout,
                     client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),

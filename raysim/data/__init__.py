@@ -10,6 +10,7 @@ from raysim.data.datasets import (
     load_dataset,
 )
 from raysim.data.idx import DatasetError, content_md5, read_idx, write_idx
+from raysim.data.pixels import PixelScale
 from raysim.data.partitions import (
     IID,
     PARTITIONS,
@@ -39,6 +40,7 @@ __all__ = [
     "LabelsPerClient",
     "Natural",
     "PartitionSpec",
+    "PixelScale",
     "QuantitySkew",
     "Sampled",
     "Shards",

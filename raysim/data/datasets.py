@@ -1,4 +1,5 @@
-"""Data sets as normalised numpy tensors, loaded once per process.
+"""Data sets as numpy arrays, loaded once per process: images as their uint8 pixels with the
+statistics that standardise them (``pixels.py``), other data as normalised float32.
 
 Supported: Fashion-MNIST (Xiao et al. 2017, arXiv:1708.07747), MNIST (LeCun et
 al. 1998), CIFAR-10 (Krizhevsky 2009) and FedProx's Synthetic(alpha, beta)
@@ -34,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from raysim.data.idx import DatasetError, decompressed_bytes, parse_idx
+from raysim.data.pixels import PixelScale
 from raysim.data.synthetic import generate_synthetic
 
 ENV_VAR = "RAYSIM_DATA"
@@ -93,7 +95,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 @dataclass(frozen=True)
 class _IdxSource:
-    """Where an IDX data set lives and how to normalise it."""
+    """Where an IDX data set lives and how its pixels are standardised."""
 
     dirname: str
     mean: float
@@ -123,14 +125,17 @@ class Dataset:
 
     Attributes:
         name: Key in :data:`DATASETS`.
-        train_x: float32 [N, *input_shape], normalised.
+        train_x: float32 [N, *input_shape], normalised; or, with ``pixels``, uint8 pixels.
         train_y: int64 [N].
-        test_x: float32 [M, *input_shape], normalised like train_x.
+        test_x: float32 [M, *input_shape], normalised like train_x; or uint8 pixels likewise.
         test_y: int64 [M].
         num_classes: Number of classes.
         input_shape: Shape of one example, e.g. (1, 28, 28) or (60,).
         natural_parts: The data set's own client split (Synthetic's devices'
             train index arrays), or None.
+        pixels: For an image data set kept as uint8 pixels, how they become model inputs
+            (``pixels.py``: a quarter of the memory of float32); None when the arrays are
+            model inputs already.
     """
 
     name: str
@@ -141,6 +146,11 @@ class Dataset:
     num_classes: int
     input_shape: tuple[int, ...]
     natural_parts: tuple[np.ndarray, ...] | None = None
+    pixels: PixelScale | None = None
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """Model inputs from rows of ``train_x`` or ``test_x`` (standardised pixels, or as they are)."""
+        return x if self.pixels is None else self.pixels.standardise(x)
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -228,16 +238,6 @@ def _read_verified(name: str, directory: Path, base_name: str) -> np.ndarray:
     return parse_idx(data, path)
 
 
-def _normalise_images(pixels: np.ndarray, mean: np.ndarray | float, std: np.ndarray | float) -> np.ndarray:
-    """uint8 [N, C, H, W] -> float32 standardised with the data set's statistics, (x/255 - mean)/std,
-    in place in one float32 array (no temporaries: a third of the time of loading Fashion-MNIST)."""
-    images = pixels.astype(np.float32)
-    images /= np.float32(255)
-    images -= np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1)
-    images /= np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
-    return images
-
-
 def forget_loaded() -> None:
     """Drops the data sets this process keeps loaded for its next runs: once a Ray run has put
     its copy in the object store, the process that started it needs none of it (about 220 MB
@@ -248,7 +248,7 @@ def forget_loaded() -> None:
 
 @functools.lru_cache(maxsize=None)
 def _load_idx_dataset(name: str, directory: Path) -> Dataset:
-    """Reads, verifies and normalises the four IDX files in ``directory``."""
+    """Reads and verifies the four IDX files in ``directory``."""
     source = _IDX_SOURCES[name]
     raw = {field: _read_verified(name, directory, base) for field, base in _IDX_FILES.items()}
     num_classes = DATASETS[name].num_classes
@@ -262,12 +262,13 @@ def _load_idx_dataset(name: str, directory: Path) -> Dataset:
                                f"got {labels.min()} to {labels.max()}")
     return Dataset(
         name=name,
-        train_x=_normalise_images(raw["train_x"][:, None], source.mean, source.std),
+        train_x=np.ascontiguousarray(raw["train_x"][:, None]),
         train_y=raw["train_y"].astype(np.int64),
-        test_x=_normalise_images(raw["test_x"][:, None], source.mean, source.std),
+        test_x=np.ascontiguousarray(raw["test_x"][:, None]),
         test_y=raw["test_y"].astype(np.int64),
         num_classes=num_classes,
         input_shape=DATASETS[name].input_shape,
+        pixels=PixelScale((source.mean,), (source.std,)),
     )
 
 
@@ -305,7 +306,7 @@ def find_cifar10_root(root: str | None) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _load_cifar10(base: Path) -> Dataset:
-    """Loads CIFAR-10 through torchvision from ``base`` and normalises it per channel."""
+    """Loads CIFAR-10 through torchvision from ``base``; standardised per channel when read."""
     from torchvision.datasets import CIFAR10
 
     try:
@@ -315,17 +316,18 @@ def _load_cifar10(base: Path) -> Dataset:
         raise DatasetError(f"cifar10 could not be loaded from {base} ({error}). "
                            f"To fix: {_fix_hint('cifar10')}.") from error
 
-    def images(split) -> np.ndarray:
-        return _normalise_images(split.data.transpose(0, 3, 1, 2), _CIFAR10_MEAN, _CIFAR10_STD)
+    def pixels(split) -> np.ndarray:
+        return np.ascontiguousarray(split.data.transpose(0, 3, 1, 2))  # [N, H, W, C] -> [N, C, H, W]
 
     return Dataset(
         name="cifar10",
-        train_x=images(train),
+        train_x=pixels(train),
         train_y=np.asarray(train.targets, dtype=np.int64),
-        test_x=images(test),
+        test_x=pixels(test),
         test_y=np.asarray(test.targets, dtype=np.int64),
         num_classes=DATASETS["cifar10"].num_classes,
         input_shape=DATASETS["cifar10"].input_shape,
+        pixels=PixelScale(_CIFAR10_MEAN, _CIFAR10_STD),
     )
 
 

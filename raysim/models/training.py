@@ -96,9 +96,13 @@ def _apply_step(
 
 
 @torch.no_grad()
-def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 2000) -> tuple[int, float]:
+def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256) -> tuple[int, float]:
     """(number correct, summed cross-entropy) of the model's current weights on (x, y): sums, so
-    parts of a data set evaluated on different workers add up to the whole."""
+    parts of a data set evaluated on different workers add up to the whole.
+
+    In batches of 256: the FedAvg CNN's first activations take 0.4 GB for 2,000 examples, a
+    transient that set the whole run's peak memory, and 256 scored 5,000 examples faster too
+    (2.2 s against 3.3 s on one core)."""
     model.module.eval()
     correct, loss_sum = 0, 0.0
     for start in range(0, x.shape[0], batch_size):

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import ray
 
@@ -46,11 +46,36 @@ def start(config: RayConfig, *, address: str | None = None) -> bool:
         orphans.reap()
         # "local" starts a fresh instance even when another Ray cluster runs on this machine.
         ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), num_gpus=config.num_gpus, **common)
+        _end_unused_head_processes()
         orphans.record()
     for signum, handler in handlers.items():  # ray.init replaces SIGTERM's: the caller's decides
         if handler is not None:
             signal.signal(signum, handler)
     return True
+
+
+# Scripts of head processes ``ray.init`` starts that a run it started for itself never uses;
+# ``ray.init`` has no switch for them, so they are ended once it returns (about 160 MB together):
+# the autoscaler monitor (a fixed local cluster never scales; it also ignores SIGTERM, which held
+# every ``ray.shutdown`` for a second), the log monitor (workers' logs are not streamed here:
+# ``log_to_driver=False``) and the API server that ``include_dashboard=False`` still starts (for
+# the state and job APIs: ``ray status`` and ``ray list`` answer only for a Ray started
+# with ``ray start``, which raysim joins with ``--address`` and leaves alone).
+UNUSED_HEAD_SCRIPTS = ("autoscaler/_private/monitor.py", "_private/log_monitor.py", "dashboard/dashboard.py")
+
+
+def _end_unused_head_processes() -> None:
+    """Ends the processes of ``UNUSED_HEAD_SCRIPTS``, children of this process; a Ray whose
+    scripts are named otherwise keeps them."""
+    import psutil
+
+    for child in psutil.Process().children():
+        try:
+            if any(arg.endswith(UNUSED_HEAD_SCRIPTS) for arg in child.cmdline()):
+                child.kill()
+                child.wait(timeout=5)
+        except psutil.Error:
+            continue
 
 
 def record_processes(started_here: bool) -> None:
@@ -147,6 +172,47 @@ def put(value: Any) -> Any:
     return ray.put(value)
 
 
+class _OneCall:
+    """The actor of :func:`in_a_process_of_its_own`: one call, then it is ended."""
+
+    def call(self, fn: Callable[..., tuple], *args: Any) -> tuple:
+        return fn(*args)
+
+
+def in_a_process_of_its_own(fn: Callable[..., tuple], *args: Any, num_returns: int) -> tuple[Any, list[Any]]:
+    """Runs ``fn(*args)`` in a process of its own on this node (where a scenario's paths point)
+    and ends that process as soon as its results are stored; returns the first result's value and
+    refs of the others, which stay in the object store, owned by this process.
+
+    What the process imported and allocated (torch, a data set being read) is released at once:
+    a task's worker with ``max_calls=1`` lingered for seconds after returning, its memory adding
+    to that of the client actors starting meanwhile. An error ``fn`` raises is raised here.
+    """
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(num_cpus=0, scheduling_strategy=here)(_OneCall).remote()
+    try:
+        first, *rest = actor.call.options(num_returns=num_returns).remote(fn, *args)
+        ray.wait(rest, num_returns=len(rest), fetch_local=False)  # all stored (or all failed)
+        return fetch(first), rest
+    finally:
+        ray.kill(actor)
+
+
+def fetch(ref: Any) -> Any:
+    """The value behind ``ref`` (or a list of refs); an exception raised where it was computed is
+    raised here as itself (a scenario's ``ConfigError`` stays one, without Ray's wrapping)."""
+    from ray.exceptions import RayTaskError
+
+    try:
+        return ray.get(ref)
+    except RayTaskError as exc:
+        if isinstance(exc.cause, Exception):
+            raise exc.cause from None
+        raise
+
+
 def remote_driver(driver_cls: type, *args: Any, **kwargs: Any) -> Any:
     """The driver as a Ray actor; it takes no CPU slot so client actors fill the cluster. In a
     sweep's trial it is placed in the trial's placement group (any bundle: it needs nothing)."""
@@ -167,16 +233,12 @@ def in_group(bundle: int) -> dict[str, Any]:
 
 def call(handle: Any, method: str, *args: Any) -> Any:
     """Calls a driver actor's method and returns its value, unwrapping a client's error."""
-    from ray.exceptions import RayActorError, RayTaskError
+    from ray.exceptions import RayActorError
 
     try:
-        return ray.get(getattr(handle, method).remote(*args))
+        return fetch(getattr(handle, method).remote(*args))
     except RayActorError as exc:
         raise DriverLost(f"the driver actor died during '{method}': {_first_line(exc)}") from None
-    except RayTaskError as exc:
-        if isinstance(exc.cause, Exception):
-            raise exc.cause from None
-        raise
 
 
 def _first_line(exc: BaseException) -> str:

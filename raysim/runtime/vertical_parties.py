@@ -12,6 +12,8 @@ from typing import Any, Sequence
 
 import ray
 
+from raysim.runtime.session import fetch
+
 
 class RayParties:
     def __init__(self, parties: dict[str, tuple[type, tuple, dict]]):
@@ -28,15 +30,7 @@ class RayParties:
     def __call__(self, requests: Sequence[tuple[str, str, tuple]]) -> list:
         """Sends every request at once and waits for all: the parties of one step work side by
         side. A party's own error is raised as itself."""
-        from ray.exceptions import RayTaskError
-
-        refs = [getattr(self.handles[name], method).remote(*args) for name, method, args in requests]
-        try:
-            return ray.get(refs)
-        except RayTaskError as exc:
-            if isinstance(exc.cause, Exception):
-                raise exc.cause from None
-            raise
+        return fetch([getattr(self.handles[name], method).remote(*args) for name, method, args in requests])
 
     def close(self) -> None:
         for handle in self.handles.values():

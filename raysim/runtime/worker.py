@@ -3,7 +3,9 @@
 The same class runs in-process (``LocalExecutor``) and as a Ray actor (``RayExecutor``). It
 holds a read-only view of the whole training set (shared through Ray's object store, not
 copied) and every client's shard as an index array, so any worker can train any client and
-the runtime is free to balance each round's work across workers.
+the runtime is free to balance each round's work across workers. An image data set stays uint8
+pixels there; the rows a client trains on or a slice is scored on are standardised as they are
+read (``data/pixels.py``, the same float32 operations as numpy's, so the same bits).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 
 from raysim.algorithms.personal import local_mask
 from raysim.algorithms.sgd import SGDConfig
+from raysim.data.pixels import PixelScale
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
 from raysim.models.training import evaluate, train_group, train_locally
@@ -36,11 +39,15 @@ class ClientWorker:
         shards: Shards,
         test_x: np.ndarray | None = None,
         test_y: np.ndarray | None = None,
+        pixels: PixelScale | None = None,
         device: str = "cpu",
         threads: int = 1,
     ):
         torch.set_num_threads(max(1, threads))
         self.device = torch.device(device)
+        self._scale = None if pixels is None else tuple(
+            torch.tensor(v, dtype=torch.float32, device=self.device).reshape(pixels.channel_shape())
+            for v in (pixels.mean, pixels.std))
         self.plan = plan
         self.shards = shards
         with warnings.catch_warnings():
@@ -62,12 +69,20 @@ class ClientWorker:
             results += [self._train_one(base, group[0])] if len(group) == 1 else self._train_group(base, group)
         return results
 
+    def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
+        """Model inputs from rows of the stored examples: standardised uint8 pixels
+        ((x/255 - mean)/std in float32, as ``PixelScale.standardise``), or the rows themselves."""
+        if self._scale is None:
+            return rows
+        mean, std = self._scale
+        return rows.to(torch.float32).div_(255).sub_(mean).div_(std)
+
     def _data(self, task: TrainTask) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(self.shards.of(task.client_id), device=self.device)
         labels = self.y[idx]
         if task.client_id in self.plan.flipped_labels:
             labels = self.plan.num_classes - 1 - labels
-        return self.x[idx], labels
+        return self._inputs(self.x[idx]), labels
 
     def _generator(self, task: TrainTask) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(self.plan.seed, Stream.BATCHES, task.seed_key, task.client_id))
@@ -133,7 +148,7 @@ class ClientWorker:
             self.model.load(weights)
             x, y = self.test if part.split == "test" else (self.x, self.y)
             idx = torch.as_tensor(part.indices, device=self.device)
-            correct, loss_sum = evaluate(self.model, x[idx], y[idx])
+            correct, loss_sum = evaluate(self.model, self._inputs(x[idx]), y[idx])
             counts.append(EvalCounts(correct=correct, loss_sum=loss_sum, count=len(part.indices)))
         return counts
 
@@ -151,6 +166,6 @@ class ClientWorker:
         generator = torch.Generator().manual_seed(derive_seed(self.plan.seed, Stream.EVALUATION, tune.round, tune.client))
         picks = shard[torch.randint(len(shard), (tune.steps * size,), generator=generator).to(self.device)]
         base = torch.as_tensor(np.asarray(params, dtype=np.float32)).to(self.device)
-        outcome = train_locally(self.model, self.x[picks], self.y[picks], base=base, epochs=1, batch_size=size,
-                                sgd=SGDConfig(lr=tune.lr), generator=generator)
+        outcome = train_locally(self.model, self._inputs(self.x[picks]), self.y[picks], base=base, epochs=1,
+                                batch_size=size, sgd=SGDConfig(lr=tune.lr), generator=generator)
         return (base + outcome.delta).cpu().numpy()

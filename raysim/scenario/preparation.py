@@ -18,10 +18,9 @@ import numpy as np
 from raysim.algorithms.personal import holdout_split, local_mask
 from raysim.contribution.plant import plant
 from raysim.contribution.validation import split_validation
-from raysim.data import Dataset, label_histogram, load_dataset, partition
+from raysim.data import Dataset, PixelScale, label_histogram, load_dataset, partition
 from raysim.inputs import ConfigError, import_function
 from raysim.models.layout import ParamLayout
-from raysim.models.models import initial_state
 from raysim.models.spec import ModelSpec
 from raysim.privacy.stage import PrivacyConfig
 from raysim.scenario.composition import attackers, client_sgd
@@ -30,19 +29,30 @@ from raysim.seeding import Stream, derive_seed, rng
 from raysim.sim.tasks import Shards, TrainingPlan
 
 
+ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")  # the data set's arrays, as client workers take them
+
+
 @dataclass(frozen=True)
 class Prepared:
     """The data side of a run: loaded once, partitioned, described."""
 
-    dataset: Dataset
+    dataset: Dataset | None  # None once its arrays travel apart (see ``without_arrays``)
     shards: Shards
     histogram: np.ndarray
     model: ModelSpec
     initial_params: np.ndarray  # the global model at version 0, a function of the seed
     layout: ParamLayout
     plan: TrainingPlan
+    test_size: int  # examples in the test set
+    pixels: PixelScale | None  # the data set's, for the client workers (data/pixels.py)
     holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
     validation: np.ndarray | None = None  # the server's validation rows of the training set ([contribution])
+
+    def without_arrays(self) -> tuple[Prepared, dict[str, np.ndarray]]:
+        """This preparation without its data set, and the data set's arrays by client worker
+        argument name: a Ray run puts the arrays in the object store for its client actors,
+        and whoever drives the run needs only the small rest."""
+        return replace(self, dataset=None), {name: getattr(self.dataset, name) for name in ARRAY_NAMES}
 
 
 def prepare(scenario: Scenario) -> Prepared:
@@ -77,6 +87,8 @@ def prepare(scenario: Scenario) -> Prepared:
         holdout = Shards.from_parts(held)
     check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
     model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))
+    from raysim.models.models import initial_state  # torch: imported only where a model is built
+
     try:
         initial_params, layout = initial_state(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
     except (ValueError, TypeError) as exc:
@@ -96,6 +108,8 @@ def prepare(scenario: Scenario) -> Prepared:
         layout=layout,
         holdout=holdout,
         validation=validation,
+        test_size=len(dataset.test_y),
+        pixels=dataset.pixels,
         plan=TrainingPlan(
             batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
             flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),

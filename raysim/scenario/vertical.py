@@ -20,7 +20,7 @@ from raysim.runtime.resources import RayConfig
 from raysim.scenario.config import apply_override, build, to_table
 from raysim.scenario.sections import RunConfig, parse_scenario, read_table
 from raysim.sim.vertical import HeCost, LrSettings
-from raysim.vertical import data, reference, splitnn
+from raysim.vertical import data, netshape
 
 MAX_COLUMNS = 100_000
 MAX_SYNTHETIC_VALUES = 200_000_000  # rows x columns of float32: 800 MB
@@ -132,7 +132,7 @@ class VerticalConfig:
     columns: int = 20  # synthetic only
     root: str = ""  # Fashion-MNIST's IDX folder, if not in the usual places
     lr: LrConfig = field(default_factory=LrConfig)
-    splitnn: splitnn.NetShape = field(default_factory=splitnn.NetShape)
+    splitnn: netshape.NetShape = field(default_factory=netshape.NetShape)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     he: HeCostConfig = field(default_factory=HeCostConfig)
 
@@ -246,6 +246,8 @@ def central_reference(scenario: VerticalScenario, prepared: PreparedVertical, al
     """The same model on all columns, on the rows PSI aligned, in the same train/test split:
     sklearn's LogisticRegression for the LR trainers (one result), the SplitNN network trained
     centrally for SplitNN (one result per epoch)."""
+    from raysim.vertical import reference  # torch: only this process's reference needs it
+
     person = {int(i): n for n, i in enumerate(prepared.people_ids)}
     rows = np.array([person[int(i)] for i in aligned_ids])
     t = prepared.table
@@ -254,7 +256,7 @@ def central_reference(scenario: VerticalScenario, prepared: PreparedVertical, al
     if scenario.vertical.trainer != "splitnn":
         x = np.hstack(parts)
         return [reference.logistic(x[train], y[train], x[test], y[test])]
-    seeds = [splitnn.init_seed(scenario.run.seed, k) for k in range(len(parts) + 1)]
+    seeds = [netshape.init_seed(scenario.run.seed, k) for k in range(len(parts) + 1)]
     curve = reference.split_network([p[train] for p in parts], y[train], [p[test] for p in parts], y[test],
                                     shape=scenario.vertical.splitnn, classes=t.num_classes, seeds=seeds,
                                     batches=batch_order)

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from raysim.seeding import Stream, rng
-from raysim.vertical import lr, psi, splitnn
+from raysim.vertical import lr, netshape, psi
 
 Calls = Callable[[Sequence[tuple[str, str, tuple]]], list]  # (party, method, args) in parallel
 COORDINATOR = "coordinator"
@@ -158,7 +158,7 @@ def train_lr(calls: Calls, names: list[str], ledger: Ledger, *, settings: LrSett
         yield epoch_row(epoch, ledger, started, result)
 
 
-def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: splitnn.NetShape, classes: int,
+def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: netshape.NetShape, classes: int,
                   epochs: int, batch_size: int, seed: int, train_rows: int) -> Iterator[dict]:
     """Embeddings up, their gradients down, per batch (splitnn.py); one row per epoch."""
     label, others = names[0], names[1:]
@@ -167,14 +167,14 @@ def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: spli
     for epoch in range(1, epochs + 1):
         for batch in batches(seed, train_rows, batch_size, epoch):
             embeddings = calls([(n, "nn_forward", ("train", batch)) for n in names])
-            ledger.phase([(o, label, splitnn.FLOAT_BYTES * e.size) for o, e in zip(others, embeddings[1:])])
+            ledger.phase([(o, label, netshape.FLOAT_BYTES * e.size) for o, e in zip(others, embeddings[1:])])
             _, grads = calls([(label, "nn_top", (batch, embeddings))])[0]
             calls([(n, "nn_backward", (g,)) for n, g in zip(names, grads)])
-            ledger.phase([(label, o, splitnn.FLOAT_BYTES * g.size) for o, g in zip(others, grads[1:])])
+            ledger.phase([(label, o, netshape.FLOAT_BYTES * g.size) for o, g in zip(others, grads[1:])])
         result = {}
         for part in ("train", "test"):
             embeddings = calls([(n, "nn_forward", (part,)) for n in names])
-            ledger.phase([(o, label, splitnn.FLOAT_BYTES * e.size) for o, e in zip(others, embeddings[1:])])
+            ledger.phase([(o, label, netshape.FLOAT_BYTES * e.size) for o, e in zip(others, embeddings[1:])])
             result[part] = calls([(label, "nn_evaluate", (part, embeddings))])[0]
         yield epoch_row(epoch, ledger, started, result)
 

@@ -119,7 +119,7 @@ def _fashion(root: str | None) -> Table:
     from raysim.data import load_dataset
 
     ds = load_dataset("fashion_mnist", root=root or None)
-    x = np.concatenate([ds.train_x, ds.test_x])[:, 0].transpose(0, 2, 1)  # [N, image column, pixel]
+    x = ds.inputs(np.concatenate([ds.train_x, ds.test_x]))[:, 0].transpose(0, 2, 1)  # [N, image column, pixel]
     y = np.concatenate([ds.train_y, ds.test_y])
     held = np.r_[np.zeros(len(ds.train_y), bool), np.ones(len(ds.test_y), bool)]
     return Table(np.ascontiguousarray(x), y, held, 10)

@@ -15,6 +15,7 @@ import numpy as np
 from raysim.seeding import Stream, rng
 from raysim.vertical import lr, psi, splitnn
 from raysim.vertical.data import Share
+from raysim.vertical.netshape import NetShape, init_seed
 
 
 def metrics(probabilities: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -160,11 +161,11 @@ class Party:
 
     # --- SplitNN (splitnn.py) -----------------------------------------------------------------
 
-    def nn_setup(self, shape: splitnn.NetShape, parties: int, classes: int) -> None:
+    def nn_setup(self, shape: NetShape, parties: int, classes: int) -> None:
         inputs = self._share.features.shape[1]
-        self.bottom = splitnn.Bottom(splitnn.bottom(inputs, shape, splitnn.init_seed(self.seed, self.index)), shape)
+        self.bottom = splitnn.Bottom(splitnn.bottom(inputs, shape, init_seed(self.seed, self.index)), shape)
         if self.is_label_party:
-            self.top = splitnn.Top(splitnn.top(parties, classes, shape, splitnn.init_seed(self.seed, parties)), shape)
+            self.top = splitnn.Top(splitnn.top(parties, classes, shape, init_seed(self.seed, parties)), shape)
 
     def nn_forward(self, part: str, batch: np.ndarray | None = None) -> np.ndarray:
         return self.bottom.forward(self._x(part, batch), train=batch is not None)

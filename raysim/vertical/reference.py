@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from raysim.vertical import splitnn
+from raysim.vertical.netshape import NetShape
 from raysim.vertical.party import metrics
 
 
@@ -23,7 +24,7 @@ def logistic(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_tes
 
 
 def split_network(parts_train: list[np.ndarray], y_train: np.ndarray, parts_test: list[np.ndarray],
-                  y_test: np.ndarray, *, shape: splitnn.NetShape, classes: int, seeds: list[int],
+                  y_test: np.ndarray, *, shape: NetShape, classes: int, seeds: list[int],
                   batches: list[list[np.ndarray]]) -> list[dict[str, float]]:
     """The SplitNN network trained centrally: bottoms from ``seeds[k]``, the top from
     ``seeds[-1]``, the same ``batches`` per epoch; test metrics after each epoch."""

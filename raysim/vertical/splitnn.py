@@ -15,39 +15,11 @@ the same gradients, so the two differ only by floating-point order.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 from torch import nn
 
-from raysim.inputs import at_least
-from raysim.seeding import Stream, rng
-
-FLOAT_BYTES = 4
-
-
-@dataclass(frozen=True, kw_only=True)
-class NetShape:
-    """``[vertical.splitnn]``, the network: each bottom is in -> hidden -> ReLU -> embedding ->
-    ReLU; the top is linear; SGD with ``lr`` and ``momentum``."""
-
-    hidden: int = 64
-    embedding: int = 32
-    lr: float = 0.05
-    momentum: float = 0.9
-
-    def __post_init__(self) -> None:
-        at_least("hidden", self.hidden, 1)
-        at_least("embedding", self.embedding, 1)
-        if self.lr <= 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"lr must be > 0 and momentum in [0, 1), got {self.lr} and {self.momentum}")
-
-
-def init_seed(seed: int, key: int) -> int:
-    """The torch seed of party ``key``'s bottom model (``key`` = number of parties: the top)."""
-    return int(rng(seed, Stream.VERTICAL_TRAIN, 0, key).integers(2**31))
-
+from raysim.vertical.netshape import NetShape
 
 def bottom(inputs: int, shape: NetShape, seed: int) -> nn.Module:
     torch.manual_seed(seed)

@@ -15,6 +15,7 @@ from raysim.data.datasets import (
     load_dataset,
 )
 from raysim.data.idx import content_md5, write_idx
+from raysim.data.pixels import PixelScale
 from raysim.data.partitions import Natural, partition
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -57,17 +58,20 @@ def test_real_fashion_mnist_content_md5s_match_the_table():
 
 
 def test_real_fashion_mnist_shapes_and_labels(fashion):
-    assert fashion.train_x.shape == (60000, 1, 28, 28) and fashion.train_x.dtype == np.float32
-    assert fashion.test_x.shape == (10000, 1, 28, 28)
+    assert fashion.train_x.shape == (60000, 1, 28, 28) and fashion.train_x.dtype == np.uint8  # pixels, 47 MB
+    assert fashion.test_x.shape == (10000, 1, 28, 28) and fashion.test_x.dtype == np.uint8
+    assert fashion.pixels == PixelScale((0.2860,), (0.3530,))
     assert fashion.train_y.dtype == np.int64 and fashion.test_y.shape == (10000,)
     np.testing.assert_array_equal(np.bincount(fashion.train_y), [6000] * 10)
     assert fashion.num_classes == 10 and fashion.input_shape == (1, 28, 28)
     assert fashion.natural_parts is None
 
 
-def test_real_fashion_mnist_is_standardised(fashion):
-    assert abs(float(fashion.train_x.mean())) < 0.01
-    assert abs(float(fashion.train_x.std()) - 1) < 0.01
+def test_real_fashion_mnist_is_standardised_where_read(fashion):
+    inputs = fashion.inputs(fashion.train_x)
+    assert inputs.dtype == np.float32
+    assert abs(float(inputs.mean())) < 0.01
+    assert abs(float(inputs.std()) - 1) < 0.01
 
 
 def test_loading_twice_returns_the_same_object(fashion):
@@ -80,7 +84,8 @@ def test_fake_subset_loads_exactly_and_normalised(isolated, gz):
     data = load_dataset("mnist", root=str(isolated / "data"))
     np.testing.assert_array_equal(data.train_y, train_y)
     np.testing.assert_array_equal(data.test_y, test_y)
-    np.testing.assert_allclose(data.train_x[:, 0] * 0.3081 + 0.1307, train_x / 255, atol=1e-6)
+    np.testing.assert_array_equal(data.train_x[:, 0], train_x)  # the pixels as stored
+    np.testing.assert_allclose(data.inputs(data.train_x)[:, 0] * 0.3081 + 0.1307, train_x / 255, atol=1e-6)
     assert data.test_x.shape == (4, 1, 28, 28)
 
 

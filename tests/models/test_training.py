@@ -139,3 +139,31 @@ def test_many_minibatch_steps_match_a_plain_torch_loop():
     expected = torch.nn.utils.parameters_to_vector(reference.parameters()).detach() - base
     assert ours.steps == 15
     torch.testing.assert_close(ours.delta, expected, atol=1e-6, rtol=1e-5)
+
+
+def test_a_worker_on_uint8_pixels_trains_and_scores_as_on_their_standardised_floats():
+    """Image data sets stay uint8 in the object store (a quarter of the memory); the worker
+    standardises the rows it reads with the same float32 steps as numpy, so nothing changes."""
+    from raysim.data.pixels import PixelScale
+    from raysim.models.spec import ModelSpec
+    from raysim.runtime.worker import ClientWorker
+    from raysim.sim.evaluation import EvalSlice
+    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask
+
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(60, 3, 4, 4), dtype=np.uint8)
+    scale = PixelScale((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
+    y = rng.integers(0, 10, size=60)
+    shards = Shards.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(3)])
+    plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=4, vectorize=True)
+    spec = ModelSpec("logreg", (3, 4, 4), 10)
+    on_pixels = ClientWorker(model=spec, plan=plan, train_x=pixels, train_y=y, shards=shards, test_x=pixels[:30],
+                             test_y=y[:30], pixels=scale)
+    on_floats = ClientWorker(model=spec, plan=plan, train_x=scale.standardise(pixels), train_y=y, shards=shards,
+                             test_x=scale.standardise(pixels[:30]), test_y=y[:30])
+    params = (rng.normal(size=3 * 4 * 4 * 10 + 10) * 0.01).astype(np.float32)  # logreg: weights and biases
+    groups = [[TrainTask(0, 0, 1, 1)], [TrainTask(1, 1, 1, 1), TrainTask(2, 2, 1, 1)]]  # one alone, two batched
+    for a, b in zip(on_pixels.train(params, groups), on_floats.train(params, groups)):
+        np.testing.assert_array_equal(a.delta, b.delta)
+    slices = [EvalSlice(split="test", indices=np.arange(30)), EvalSlice(split="train", indices=np.arange(10, 50))]
+    assert on_pixels.evaluate(params, slices) == on_floats.evaluate(params, slices)

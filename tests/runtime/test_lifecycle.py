@@ -122,6 +122,29 @@ def test_a_cluster_that_does_not_answer_fails_within_seconds(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_raysim_run_itself_never_imports_torch_and_bad_model_input_still_exits_2(tmp_path):
+    """The data and model are prepared in a process of their own (the footprint issue): the
+    command's process stays free of torch and of the data set, a model the data cannot feed
+    still fails with exit 2 and nothing written, and no Ray process outlives either run."""
+    results = tmp_path / "results"
+    code = (
+        "import sys\n"
+        "from raysim.cli import main\n"
+        f"common = [{QUICKSTART!r}, '--quiet', '--results', {str(results)!r}]\n"
+        "bad = main(['run', *common, '--set', 'model.name=cnn'])\n"
+        "good = main(['run', *common, '--set', 'run.rounds=2'])\n"
+        "print(bad, good, 'torch' in sys.modules)\n"
+    )
+    env = {**os.environ, "RAYSIM_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split()[-3:] == ["2", "0", "False"], done.stdout + done.stderr
+    assert "model 'cnn' needs image inputs" in done.stderr
+    (run_dir,) = (results / "quickstart").iterdir()  # the bad run wrote nothing
+    assert json.loads((run_dir / "summary.json").read_text())["rounds"] == 2
+    assert not list((tmp_path / "state" / "local-ray").glob("*.json"))  # every Ray process it started is gone
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_run_that_ignores_the_interruption_is_still_ended_by_the_watchdog(signum):
     """If cleanup itself hangs, the process still ends, with 128 + the signal number."""

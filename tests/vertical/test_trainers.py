@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from raysim.sim import vertical as sim
-from raysim.vertical import data, lr, reference, splitnn
+from raysim.vertical import data, lr, reference
+from raysim.vertical.netshape import NetShape, init_seed
 from raysim.vertical.party import Party
 
 
@@ -61,7 +62,7 @@ def test_splitnn_equals_the_central_network(num_parties) -> None:
     calls, ledger = sim.LocalParties(parties), sim.Ledger(sim.Network(), sim.HeCost())
     aligned = sim.align(calls, names, ledger)
     before = dict(ledger.received)
-    shape = splitnn.NetShape(hidden=8, embedding=4)
+    shape = NetShape(hidden=8, embedding=4)
     rows = list(sim.train_splitnn(calls, names, ledger, shape=shape, classes=2, epochs=2, batch_size=16, seed=2,
                                   train_rows=aligned.train_rows))
     label = parties["p0"]
@@ -71,7 +72,7 @@ def test_splitnn_equals_the_central_network(num_parties) -> None:
     central = reference.split_network(
         [p[label.train] for p in parts], table.labels[people][label.train], [p[label.test] for p in parts],
         table.labels[people][label.test], shape=shape, classes=2,
-        seeds=[splitnn.init_seed(2, k) for k in range(num_parties + 1)],
+        seeds=[init_seed(2, k) for k in range(num_parties + 1)],
         batches=[sim.batches(2, aligned.train_rows, 16, e) for e in (1, 2)])
     for row, ref in zip(rows, central):
         assert row["test_loss"] == pytest.approx(ref["loss"], abs=1e-5)
