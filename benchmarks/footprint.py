@@ -83,7 +83,8 @@ def kind_of(process: psutil.Process, root: int) -> str:
     except psutil.Error:
         return "gone"
     for marker, kind in (("ray::Driver", "driver actor"), ("ray::GossipRounds", "driver actor"),
-                         ("ray::HierRounds", "driver actor"), ("ray::ClientActor", "client actors"),
+                         ("ray::HierRounds", "driver actor"), ("ray::ClientActo", "client actors"),
+                         ("ray::DashboardAgent", "dashboard agent"), ("ray::RuntimeEnvAgent", "runtime env agent"),
                          ("ray::_OneCall", "data preparation"), ("ray::IDLE", "idle Ray workers"),
                          ("gcs_server", "gcs_server"), ("raylet", "raylet"),
                          ("dashboard/agent.py", "dashboard agent"), ("runtime_env/agent", "runtime env agent"),

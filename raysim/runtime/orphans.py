@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import psutil
@@ -85,5 +86,23 @@ def _kill(processes: list[list[float]]) -> int:
             process.kill()
         except psutil.Error:
             pass
-    psutil.wait_procs(alive, timeout=5)
+    _wait_dead(alive, timeout=5.0)
     return len(alive)
+
+
+def _wait_dead(processes: list[psutil.Process], *, timeout: float) -> None:
+    """Until each process is gone or a zombie: dead, its memory released, only its exit status
+    left for its parent to collect. Ray's processes whose parent died are the init process's to
+    collect, which it did up to 1.5 s later: waiting for that held every run's exit. This
+    process's own children are collected here."""
+    deadline = time.monotonic() + timeout
+    while processes and time.monotonic() < deadline:
+        _, processes = psutil.wait_procs(processes, timeout=0.05)
+        processes = [p for p in processes if not _dead(p)]
+
+
+def _dead(process: psutil.Process) -> bool:
+    try:
+        return process.status() == psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return True
