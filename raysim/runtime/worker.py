@@ -5,7 +5,7 @@ holds a read-only view of the whole training set (shared through Ray's object st
 copied) and every client's shard as an index array, so any worker can train any client and
 the runtime is free to balance each round's work across workers. An image data set stays uint8
 pixels there; the rows a client trains on or a slice is scored on are standardised as they are
-read (``data/pixels.py``, the same float32 operations as numpy's, so the same bits).
+read (``data/pixels.py``: through a lookup table of numpy's results, so the same bits).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ class ClientWorker:
     ):
         torch.set_num_threads(max(1, threads))
         self.device = torch.device(device)
-        self._scale = None if pixels is None else tuple(
-            torch.tensor(v, dtype=torch.float32, device=self.device).reshape(pixels.channel_shape())
-            for v in (pixels.mean, pixels.std))
+        self._pixel_table = None if pixels is None else torch.as_tensor(pixels.lookup_table(), device=self.device)
+        self._channel_offsets = None if pixels is None or len(pixels.mean) == 1 else (
+            256 * torch.arange(len(pixels.mean), dtype=torch.int32, device=self.device).reshape(pixels.channel_shape()))
         self.plan = plan
         self.shards = shards
         with warnings.catch_warnings():
@@ -70,12 +70,14 @@ class ClientWorker:
         return results
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
-        """Model inputs from rows of the stored examples: standardised uint8 pixels
-        ((x/255 - mean)/std in float32, as ``PixelScale.standardise``), or the rows themselves."""
-        if self._scale is None:
+        """Model inputs from rows of the stored examples: uint8 pixels standardised through the
+        data set's lookup table (``PixelScale.lookup_table``), or the rows themselves."""
+        if self._pixel_table is None:
             return rows
-        mean, std = self._scale
-        return rows.to(torch.float32).div_(255).sub_(mean).div_(std)
+        index = rows.to(torch.int32)
+        if self._channel_offsets is not None:
+            index += self._channel_offsets
+        return self._pixel_table.index_select(0, index.flatten()).view(rows.shape)
 
     def _data(self, task: TrainTask) -> tuple[torch.Tensor, torch.Tensor]:
         idx = torch.as_tensor(self.shards.of(task.client_id), device=self.device)
