@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from raysim.data.datasets import forget_loaded
-from raysim.results.results import RunWriter, load_plotting, new_run_dir, read_checkpoint
+from raysim.results.figures import pyplot
+from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
 from raysim.scenario.composition import driver_parts
 from raysim.scenario.preparation import ARRAY_NAMES, Prepared, prepare
@@ -230,7 +231,7 @@ class _driver:
         # matplotlib (about 0.4 s) loads on a side thread while the data is prepared, so that the
         # plots after the last round do not wait for it; with Ray only once ``ray.init`` has
         # returned, since no thread of ours may run while Ray forks its processes (session.py)
-        self._plotting = threading.Thread(target=load_plotting, name="raysim-load-plotting", daemon=True)
+        self._plotting = threading.Thread(target=pyplot, name="raysim-load-plotting", daemon=True)
         try:
             self.driver = self._start(scenario, address)
         except BaseException:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from raysim.results.figures import pyplot
+
 
 def contribution_summary(contributions: pd.DataFrame) -> pd.DataFrame:
     """Per (method, client): total value, rounds valued (absent rounds left out), mean, rank."""
@@ -23,10 +25,7 @@ def contribution_summary(contributions: pd.DataFrame) -> pd.DataFrame:
 
 def contributions_figure(contributions: pd.DataFrame, *, title: str):
     """Cumulative contribution per client by round, one panel per method (a matplotlib figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     methods = list(dict.fromkeys(contributions["method"]))
     fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), squeeze=False)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from raysim.results.figures import pyplot
 from raysim.results.results import Results, load, read_sweep_index
 from raysim.results.summary import arms_figure, summarize
 
@@ -57,10 +58,7 @@ def write_report(path: Path, out: Path) -> Path:
 
 def _figure(draw, results: Results, *args) -> str:
     """An <img> holding the PNG that ``draw(results, *args)`` makes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     buffer = io.BytesIO()
     fig = draw(results, *args)

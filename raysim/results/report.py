@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysim.results.figures import pyplot
 from raysim.results.results import Results, save_figure
 
 
@@ -57,10 +58,7 @@ def summarise(results: Results, *, target: float) -> pd.DataFrame:
 
 def plot_comparison(results: Results, path: Path) -> None:
     """Accuracy against simulated time (left) and against rounds (right), one line per run."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (by_time, by_round) = plt.subplots(1, 2, figsize=(12, 4.5))
     for (scenario, run_id), rounds in results.rounds.groupby(["scenario", "run_id"], sort=True):

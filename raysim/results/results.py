@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from raysim.results.contributions import contribution_summary, contributions_figure
+from raysim.results.figures import pyplot
 from raysim.sim import checkpoint
 
 
@@ -228,21 +229,9 @@ def _find_runs(path: Path) -> list[Path]:
     return [p.parent for p in path.rglob("scenario.toml")]
 
 
-def load_plotting() -> None:
-    """Imports matplotlib with its Agg backend, about 0.4 s: a run calls it on a side thread while
-    its data is prepared, so that the plots written after the last round do not wait for it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
-
-
 def plot_accuracy(rounds: pd.DataFrame, path: Path, *, title: str) -> None:
     """Test accuracy against rounds and against simulated time, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     evaluated = rounds.dropna(subset=["test_accuracy"])
     fig, (by_round, by_time) = plt.subplots(1, 2, figsize=(10, 4))

@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from raysim.results.figures import pyplot
+
 
 @dataclass(frozen=True)
 class Summary:
@@ -81,10 +83,7 @@ def _label(by: list[str], arm: tuple) -> str:
 def arms_figure(rounds: pd.DataFrame, by: Sequence[str], *, metric: str = "test_accuracy"):
     """``metric`` against rounds, one line per arm: the mean over its seeds with the 95%
     t-interval as a ribbon (a matplotlib figure)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(8, 4.5))
     evaluated = rounds.dropna(subset=[metric])
