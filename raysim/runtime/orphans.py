@@ -81,13 +81,18 @@ def _alive(pid: int, created: float) -> psutil.Process | None:
 
 def _kill(processes: list[list[float]]) -> int:
     alive = [p for p in (_alive(int(pid), created) for pid, created in processes) if p is not None]
-    for process in alive:
+    end(alive)
+    return len(alive)
+
+
+def end(processes: list[psutil.Process]) -> None:
+    """Kills the processes (SIGKILL: none can ignore it) and waits until they are dead."""
+    for process in processes:
         try:
             process.kill()
         except psutil.Error:
             pass
-    _wait_dead(alive, timeout=5.0)
-    return len(alive)
+    _wait_dead(processes, timeout=5.0)
 
 
 def _wait_dead(processes: list[psutil.Process], *, timeout: float) -> None:

@@ -69,13 +69,13 @@ def _end_unused_head_processes() -> None:
     scripts are named otherwise keeps them."""
     import psutil
 
-    for child in psutil.Process().children():
+    def unused(process: psutil.Process) -> bool:
         try:
-            if any(arg.endswith(UNUSED_HEAD_SCRIPTS) for arg in child.cmdline()):
-                child.kill()
-                child.wait(timeout=5)
+            return any(arg.endswith(UNUSED_HEAD_SCRIPTS) for arg in process.cmdline())
         except psutil.Error:
-            continue
+            return False
+
+    orphans.end([child for child in psutil.Process().children() if unused(child)])
 
 
 def record_processes(started_here: bool) -> None:
