@@ -85,7 +85,7 @@ def kind_of(process: psutil.Process, root: int) -> str:
     for marker, kind in (("ray::Driver", "driver actor"), ("ray::GossipRounds", "driver actor"),
                          ("ray::HierRounds", "driver actor"), ("ray::ClientActo", "client actors"),
                          ("ray::DashboardAgent", "dashboard agent"), ("ray::RuntimeEnvAgent", "runtime env agent"),
-                         ("ray::_OneCall", "data preparation"), ("ray::IDLE", "idle Ray workers"),
+                         ("ray::IDLE", "idle Ray workers"),
                          ("gcs_server", "gcs_server"), ("raylet", "raylet"),
                          ("dashboard/agent.py", "dashboard agent"), ("runtime_env/agent", "runtime env agent"),
                          ("dashboard/dashboard.py", "API server (dashboard.py)"), ("log_monitor", "log monitor"),
@@ -114,11 +114,12 @@ def timed(command: list[str], results: Path | None) -> dict:
 
 
 def sampled(command: list[str]) -> dict:
-    """Runs ``command`` and samples its process tree's PSS; the peak of the sum and each kind's."""
+    """Runs ``command`` and samples its process tree's PSS: the peak of the sum, what each kind
+    held at that moment, and each kind's own peak (the kinds do not peak together)."""
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     root = psutil.Process(child.pid)
     peaks: dict[str, float] = defaultdict(float)
-    peak_total, servers = 0.0, set()
+    peak_total, at_peak, servers = 0.0, {}, set()
     while child.poll() is None:
         now: dict[str, float] = defaultdict(float)
         try:
@@ -135,12 +136,15 @@ def sampled(command: list[str]) -> dict:
                 continue
         for kind, mb in now.items():
             peaks[kind] = max(peaks[kind], mb)
-        peak_total = max(peak_total, sum(now.values()))
+        if sum(now.values()) > peak_total:
+            peak_total, at_peak = sum(now.values()), dict(now)
         time.sleep(0.1)
     if child.returncode:
         raise RuntimeError(f"{command[1:3]} exited {child.returncode}: {child.stderr.read().decode()[-2000:]}")
     peaks.pop("gone", None)
-    return {"peak_total_mb": peak_total, "peaks_mb": dict(sorted(peaks.items())), "ray_starts": len(servers)}
+    at_peak.pop("gone", None)
+    return {"peak_total_mb": peak_total, "at_peak_mb": dict(sorted(at_peak.items())),
+            "peaks_mb": dict(sorted(peaks.items())), "ray_starts": len(servers)}
 
 
 def measure_workload(name: str, repeat: int, *, ideal: bool = True) -> dict:
@@ -161,9 +165,9 @@ def _medians(rows: list[dict]) -> dict:
     for part in rows[0]:
         keys = [k for k, v in rows[0][part].items() if isinstance(v, (int, float))]
         out[part] = {k: statistics.median(r[part][k] for r in rows) for k in keys}
-        kinds = {k for r in rows for k in r[part]["peaks_mb"]}
-        out[part]["peaks_mb"] = {k: statistics.median(r[part]["peaks_mb"].get(k, 0.0) for r in rows)
-                                 for k in sorted(kinds)}
+        for table in ("at_peak_mb", "peaks_mb"):
+            kinds = {k for r in rows for k in r[part][table]}
+            out[part][table] = {k: statistics.median(r[part][table].get(k, 0.0) for r in rows) for k in sorted(kinds)}
     if "ideal" in out:
         out["whole_ratio"] = statistics.median(r["raysim"]["wall_s"] / r["ideal"]["wall_s"] for r in rows)
         out["memory_ratio"] = statistics.median(r["raysim"]["peak_total_mb"] / r["ideal"]["peak_total_mb"]
@@ -215,9 +219,9 @@ def report(results: list[dict], sweep: dict | None) -> None:
             target = TARGETS[name]
             print(f"whole-process ratio {m['whole_ratio']:.2f} (target <= {target['whole_ratio']}), "
                   f"peak {r['peak_total_mb']:.0f} MB (target <= {target['peak_mb']})")
-        print("| process kind | peak PSS (MB) |\n|---|---:|")
+        print("| process kind | PSS at the total's peak (MB) | its own peak (MB) |\n|---|---:|---:|")
         for kind, mb in r["peaks_mb"].items():
-            print(f"| {kind} | {mb:.0f} |")
+            print(f"| {kind} | {r['at_peak_mb'].get(kind, 0.0):.0f} | {mb:.0f} |")
     if sweep:
         print(f"\nsweep of {sweep['trials']} short runs: {sweep['sweep_wall_s']:.1f} s, Ray started "
               f"{sweep['sweep_ray_starts']} time(s); as separate runs: {sweep['separate_runs_wall_s']:.1f} s, "

@@ -19,17 +19,13 @@ from raysim.data.datasets import forget_loaded
 from raysim.results.figures import pyplot
 from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
 from raysim.runtime import DriverLost
+from raysim.runtime.memory import release_freed_memory
 from raysim.scenario.composition import driver_parts
-from raysim.scenario.preparation import ARRAY_NAMES, Prepared, prepare
+from raysim.scenario.preparation import InitialModel, Prepared, initial_model, prepare
 from raysim.scenario.sections import Scenario
 from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.driver import Driver
-from raysim.sim.gossip import GossipRounds
-from raysim.sim.hierfavg import HierRounds
 from raysim.sim.records import RoundReport
-
-# topologies with no server to dispatch to: their own round loop, with the driver's interface
-ROUND_LOOPS = {"gossip": GossipRounds, "hierarchical": HierRounds}
 
 
 @dataclass(frozen=True)
@@ -110,20 +106,29 @@ def _what_is_kept(writer: RunWriter) -> str:
     return done
 
 
-def _driver_args(scenario: Scenario, prepared: Prepared) -> dict[str, Any]:
+def _driver_args(scenario: Scenario, prepared: Prepared, initial: InitialModel) -> dict[str, Any]:
     """What the driver is handed: its parts, the model's initial state and layout (no torch
     module), the clients' sizes, the test set's size and the held-out examples."""
     sizes = prepared.shards.sizes()
-    parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes,
+    parts = driver_parts(scenario, layout=initial.layout, num_classes=prepared.model.num_classes,
                          num_clients=len(sizes))
-    return {"parts": parts, "initial_params": prepared.initial_params, "layout": prepared.layout,
+    return {"parts": parts, "initial_params": initial.params, "layout": initial.layout,
             "client_sizes": sizes, "test_size": prepared.test_size, "holdout": prepared.holdout,
             "validation": prepared.validation}
 
 
 def _driver_class(scenario: Scenario) -> type:
-    """The event-driven driver, or the round loop of a topology without a server."""
-    return ROUND_LOOPS.get(scenario.network.topology, Driver)
+    """The event-driven driver, or the round loop of a topology without a server (imported only
+    for such a run: gossip's graphs need networkx)."""
+    if scenario.network.topology == "gossip":
+        from raysim.sim.gossip import GossipRounds
+
+        return GossipRounds
+    if scenario.network.topology == "hierarchical":
+        from raysim.sim.hierfavg import HierRounds
+
+        return HierRounds
+    return Driver
 
 
 class _LocalDriver:
@@ -133,6 +138,7 @@ class _LocalDriver:
         from raysim.runtime.worker import ClientWorker
 
         self.histogram = prepared.histogram
+        initial = initial_model(scenario, prepared.model)
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
         worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
@@ -140,8 +146,8 @@ class _LocalDriver:
                               threads=threads)
         from raysim.runtime.local import LocalExecutor
 
-        self.driver = _driver_class(scenario)(**_driver_args(scenario, prepared),
-                                              executor_factory=lambda: LocalExecutor(worker))
+        self.driver = _driver_class(scenario)(**_driver_args(scenario, prepared, initial),
+                                              executor_factory=lambda: LocalExecutor(worker, vectorize=initial.vectorize))
 
     def advance(self) -> list[RoundReport]:
         return self.driver.advance()
@@ -180,10 +186,14 @@ class _RayDriver:
                              "pixels": prepared.pixels, **arrays}
             pool = dict(num_cpus=self.pool.num_cpus, num_gpus=self.pool.num_gpus, worker_kwargs=worker_kwargs,
                         placements=[session.in_group(b) for b in self.pool.bundles])
-            # the client actors boot while the driver actor does, instead of after it
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
-            factory = partial(RayExecutor, actors=actors, actor_failure=scenario.resources.actor_failure, **pool)
-            self.handle = session.remote_driver(_driver_class(scenario), **_driver_args(scenario, prepared),
+            # the model is built by the first client actor, which imports torch anyway: this
+            # process never does (a bad model raises its error here, before anything is written)
+            initial = initial_model(scenario, prepared.model,
+                                    lambda _model, seed: session.fetch(actors[0].initial_state.remote(seed)))
+            factory = partial(RayExecutor, actors=actors, vectorize=initial.vectorize,
+                              actor_failure=scenario.resources.actor_failure, **pool)
+            self.handle = session.remote_driver(_driver_class(scenario), **_driver_args(scenario, prepared, initial),
                                                 executor_factory=factory)
             session.call(self.handle, "view")  # waits until the driver and its actors are up
             session.record_processes(started_here)
@@ -224,7 +234,7 @@ class _driver:
     With Ray, Ray starts first and the data is prepared after it, never alongside: Ray forks its
     processes during ``ray.init`` and a thread running BLAS at that moment can deadlock the
     fork (session.py). Ray is stopped again if preparing fails, so bad input still leaves
-    nothing behind. Where is decided by ``_prepare_for_ray``.
+    nothing behind.
     """
 
     def __init__(self, scenario: Scenario, *, address: str | None):
@@ -248,7 +258,7 @@ class _driver:
         try:
             started_here = session.start(scenario.ray, address=address)
             self._plotting.start()
-            prepared, arrays = _prepare_for_ray(scenario, session, in_this_process=not started_here)
+            prepared, arrays = _prepare_for_ray(scenario, session)
         except BaseException:
             session.stop(started_here)
             raise
@@ -267,28 +277,15 @@ class _driver:
             self._plotting.join()
 
 
-def _prepare_for_ray(scenario: Scenario, session: Any, *, in_this_process: bool) -> tuple[Prepared, dict[str, Any]]:
+def _prepare_for_ray(scenario: Scenario, session: Any) -> tuple[Prepared, dict[str, Any]]:
     """The prepared run without its data set, and the data set's arrays as object-store refs.
 
-    A process that started Ray for this run (``raysim run``) has the data prepared in a process
-    of its own, ended afterwards (``session.in_a_process_of_its_own``): it then never imports torch or
-    holds the data set itself, which would cost it about 0.5 GB for the whole run. The client
-    actors start once it has finished, not alongside: on a small machine both would compete for
-    the same cores, and the memory of both would add up. A process that already had Ray (a
-    notebook, a sweep's trial, a test) or joins a remote cluster prepares here, where its own
-    files are.
+    Preparing the data needs no torch (the model is built by a client actor: ``_RayDriver``), and
+    this process keeps no copy of the data once the object store has it, so preparing here costs
+    it neither torch's memory nor the data set's for the rest of the run.
     """
-    if not in_this_process:
-        prepared, refs = session.in_a_process_of_its_own(_prepare_apart, scenario, num_returns=1 + len(ARRAY_NAMES))
-        return prepared, dict(zip(ARRAY_NAMES, refs))
     prepared, arrays = prepare(scenario).without_arrays()
     refs = {name: session.put(array) for name, array in arrays.items()}
     forget_loaded()  # the object store has the data now; this process's copy would double it
+    release_freed_memory()  # and what reading and partitioning it freed (runtime/memory.py)
     return prepared, refs
-
-
-def _prepare_apart(scenario: Scenario) -> tuple:
-    """``prepare`` in a process of its own: the prepared run without its data set, then each array
-    as its own result (in ``ARRAY_NAMES``' order), so the arrays stay in the object store."""
-    prepared, arrays = prepare(scenario).without_arrays()
-    return (prepared, *(arrays[name] for name in ARRAY_NAMES))

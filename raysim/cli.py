@@ -120,7 +120,7 @@ def _add_overrides(parser: argparse.ArgumentParser) -> None:
 
 def _validate(args: argparse.Namespace) -> int:
     """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
-    from raysim.scenario.preparation import prepare
+    from raysim.scenario.preparation import initial_model, prepare
     from raysim.scenario.sections import read_table
     from raysim.scenario.vertical import VerticalScenario, load_any, prepare_vertical
 
@@ -137,7 +137,7 @@ def _validate(args: argparse.Namespace) -> int:
         console.print(f"[green]ok[/]: {args.scenario} is a valid vertical scenario ({scenario.run.name}, "
                       f"{scenario.vertical.trainer}, {len(scenario.vertical.parties)} parties) and its data is ready")
         return 0
-    prepare(scenario)
+    initial_model(scenario, prepare(scenario).model)
     console.print(f"[green]ok[/]: {args.scenario} is a valid scenario ({scenario.run.name}, "
                   f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients) and its data, "
                   f"partition and model are ready")

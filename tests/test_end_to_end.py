@@ -199,10 +199,10 @@ def test_a_dead_actors_work_is_dropped_when_the_policy_says_so(ray_runtime, tiny
 
 
 def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path):
-    from raysim.api import prepare
     from raysim.runtime.local import LocalExecutor
     from raysim.runtime.worker import ClientWorker
     from raysim.scenario.composition import driver_parts
+    from raysim.scenario.preparation import initial_model, prepare
     from raysim.sim.driver import Driver
 
     scenario = tiny(server={"strategy": "scaffold", "weighting": "uniform"}, run={"rounds": 6},
@@ -211,8 +211,9 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     ds = prepared.dataset
     worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
                           shards=prepared.shards, test_x=ds.test_x, test_y=ds.test_y, pixels=prepared.pixels)
-    parts = driver_parts(scenario, layout=prepared.layout, num_classes=prepared.model.num_classes, num_clients=8)
-    driver = Driver(parts, initial_params=prepared.initial_params, layout=prepared.layout,
+    initial = initial_model(scenario, prepared.model)
+    parts = driver_parts(scenario, layout=initial.layout, num_classes=prepared.model.num_classes, num_clients=8)
+    driver = Driver(parts, initial_params=initial.params, layout=initial.layout,
                     client_sizes=prepared.shards.sizes(), test_size=len(ds.test_y),
                     executor_factory=lambda: LocalExecutor(worker))
     accuracy = []

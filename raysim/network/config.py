@@ -24,9 +24,10 @@ import math
 from dataclasses import dataclass, fields
 
 from raysim.inputs import FLOAT_LIMIT, is_file
-from raysim.network.graphs import KINDS
 
 TOPOLOGIES = ("star", "broker", "gossip", "hierarchical", "ledger")
+# gossip graphs (network/graphs.py builds them; named here so that reading a scenario needs no networkx)
+GRAPHS = ("ring", "torus", "exponential", "complete", "erdos_renyi", "one_peer_exponential")
 # key -> (topology, consensus or None, default); edge_probability has none (only erdos_renyi uses it).
 OWNED = {
     "broker_mbps": ("broker", None, 100.0), "broker_latency_s": ("broker", None, 0.001),
@@ -96,8 +97,8 @@ class NetworkConfig:
             raise ValueError(f"qos must be 0, 1 or 2 (MQTT QoS levels), got {self.qos!r}")
 
     def _check_gossip(self) -> None:
-        if self.graph not in KINDS:
-            raise ValueError(f"graph = {self.graph!r} is unknown; choose one of {list(KINDS)}")
+        if self.graph not in GRAPHS:
+            raise ValueError(f"graph = {self.graph!r} is unknown; choose one of {list(GRAPHS)}")
         if self.graph == "erdos_renyi" and self.edge_probability is None:
             raise ValueError("graph = 'erdos_renyi' needs edge_probability (e.g. edge_probability = 0.3)")
         if self.graph != "erdos_renyi" and self.edge_probability is not None:

@@ -74,7 +74,6 @@ def one_peer_exponential(n: int, step: int) -> nx.DiGraph:
 
 STATIC: dict[str, Callable[[int], nx.Graph]] = {"ring": ring, "torus": torus, "exponential": exponential,
                                                 "complete": complete}
-KINDS = (*STATIC, "erdos_renyi", "one_peer_exponential")
 
 
 def build(kind: str, n: int, *, seed: int = 0, edge_probability: float | None = None) -> nx.Graph:

@@ -16,13 +16,15 @@ from raysim.sim.tasks import ClientResult, TrainTask, group_tasks
 
 
 class LocalExecutor:
-    def __init__(self, worker: ClientWorker):
+    def __init__(self, worker: ClientWorker, *, vectorize: bool = False):
+        """``vectorize``: train equal-sized clients as one batch of models (``group_tasks``)."""
         self.worker = worker
+        self._vectorize = vectorize
         self._pending: dict[int, tuple[np.ndarray, list[TrainTask]]] = {}
         self._done: dict[int, ClientResult] = {}
 
     def submit(self, version: int, params: np.ndarray, tasks: Sequence[TrainTask], costs: Sequence[float]) -> None:
-        for group in group_tasks(tasks, costs, vectorize=self.worker.plan.vectorize):
+        for group in group_tasks(tasks, costs, vectorize=self._vectorize):
             for task in group:
                 self._pending[task.task_id] = (params, group)
 

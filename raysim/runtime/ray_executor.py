@@ -20,6 +20,7 @@ replacing them forever.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
@@ -38,9 +39,34 @@ class ClientActor:
     creates or replaces actors (the driver actor) then never imports torch or the models."""
 
     def __init__(self, **worker_kwargs: Any):
+        if worker_kwargs.get("device", "cpu") == "cpu":
+            _without_triton()
         from raysim.runtime.worker import ClientWorker
 
-        self.worker = ClientWorker(**worker_kwargs)
+        self._model = worker_kwargs["model"]
+        try:
+            self._worker, self._failed = ClientWorker(**worker_kwargs), None
+        except Exception as exc:  # raised by the calls instead (see ``worker``)
+            self._worker, self._failed = None, exc
+
+    def _ready(self) -> None:
+        """Raises the error building the worker raised, as itself: Ray would report an
+        ``__init__`` that raised only as the actor's death, the error as text."""
+        if self._failed is not None:
+            raise self._failed
+
+    @property
+    def worker(self) -> Any:
+        self._ready()
+        return self._worker
+
+    def initial_state(self, seed: int) -> tuple[np.ndarray, Any]:
+        """The global model at version 0 and its layout (``models.initial_state``), computed here,
+        where torch is imported anyway, for the process that starts the run: it then never
+        imports torch. A model that cannot be built raises its own error here."""
+        from raysim.models.models import initial_state
+
+        return initial_state(self._model, seed)
 
     def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
         return self.worker.train(params, groups)
@@ -53,7 +79,17 @@ class ClientActor:
 
     def node_id(self) -> str:
         """The Ray node it was placed on; answering also says it is ready."""
+        self._ready()
         return ray.get_runtime_context().get_node_id()
+
+
+def _without_triton() -> None:
+    """Keeps triton out of a CPU actor's process. Batched training's ``torch.func.grad`` imports
+    ``torch._dynamo``, which imports triton (when installed, as with PyPI's torch) only to list
+    one of its types; triton compiles GPU kernels, which a CPU actor never runs, and loading it
+    costs each actor 64 MB of private memory. A ``None`` in ``sys.modules`` makes ``import
+    triton`` raise ImportError, which torch takes as "triton is not installed"."""
+    sys.modules.setdefault("triton", None)
 
 
 @dataclass
@@ -107,14 +143,16 @@ def _spread(costs: Sequence[float], load: list[float]) -> dict[int, list[int]]:
 
 class RayExecutor:
     def __init__(self, *, actors: list[Any], num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any],
-                 actor_failure: Literal["rerun", "drop"] = "rerun", placements: Sequence[dict[str, Any]] = ()):
+                 vectorize: bool = False, actor_failure: Literal["rerun", "drop"] = "rerun",
+                 placements: Sequence[dict[str, Any]] = ()):
         """Takes over started actors (see ``start_workers``) and waits until they are ready; a
-        replacement goes where the actor it replaces was placed (``placements``)."""
+        replacement goes where the actor it replaces was placed (``placements``). ``vectorize``:
+        equal-sized clients are trained as one batch of models (``group_tasks``)."""
         self._actor_failure = actor_failure
         self._placements = list(placements)
         self._shape = (num_cpus, num_gpus)
         self._worker_kwargs = _actor_kwargs(worker_kwargs, num_cpus=num_cpus, num_gpus=num_gpus)
-        self._vectorize = worker_kwargs["plan"].vectorize
+        self._vectorize = vectorize
         self.actors = list(actors)
         self.nodes = ray.get([a.node_id.remote() for a in self.actors])
         self.load = [0.0] * len(self.actors)

@@ -18,7 +18,7 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ray
 
@@ -170,34 +170,6 @@ def _plan_in_group(resources: ResourcesConfig, population: int, bundles: list[di
 
 def put(value: Any) -> Any:
     return ray.put(value)
-
-
-class _OneCall:
-    """The actor of :func:`in_a_process_of_its_own`: one call, then it is ended."""
-
-    def call(self, fn: Callable[..., tuple], *args: Any) -> tuple:
-        return fn(*args)
-
-
-def in_a_process_of_its_own(fn: Callable[..., tuple], *args: Any, num_returns: int) -> tuple[Any, list[Any]]:
-    """Runs ``fn(*args)`` in a process of its own on this node (where a scenario's paths point)
-    and ends that process as soon as its results are stored; returns the first result's value and
-    refs of the others, which stay in the object store, owned by this process.
-
-    What the process imported and allocated (torch, a data set being read) is released at once:
-    a task's worker with ``max_calls=1`` lingered for seconds after returning, its memory adding
-    to that of the client actors starting meanwhile. An error ``fn`` raises is raised here.
-    """
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    actor = ray.remote(num_cpus=0, scheduling_strategy=here)(_OneCall).remote()
-    try:
-        first, *rest = actor.call.options(num_returns=num_returns).remote(fn, *args)
-        ray.wait(rest, num_returns=len(rest), fetch_local=False)  # all stored (or all failed)
-        return fetch(first), rest
-    finally:
-        ray.kill(actor)
 
 
 def fetch(ref: Any) -> Any:

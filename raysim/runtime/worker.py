@@ -150,7 +150,7 @@ class ClientWorker:
             self.model.load(weights)
             x, y = self.test if part.split == "test" else (self.x, self.y)
             idx = torch.as_tensor(part.indices, device=self.device)
-            correct, loss_sum = evaluate(self.model, self._inputs(x[idx]), y[idx])
+            correct, loss_sum = evaluate(self.model, x[idx], y[idx], inputs=self._inputs)
             counts.append(EvalCounts(correct=correct, loss_sum=loss_sum, count=len(part.indices)))
         return counts
 

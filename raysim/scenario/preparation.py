@@ -12,6 +12,7 @@ import importlib.util
 import math
 import numbers
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 
@@ -34,14 +35,13 @@ ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")  # the data set's array
 
 @dataclass(frozen=True)
 class Prepared:
-    """The data side of a run: loaded once, partitioned, described."""
+    """The data side of a run: loaded once, partitioned, described. Built without torch: the
+    model is named (``model``), its initial state is computed where torch is (``InitialModel``)."""
 
     dataset: Dataset | None  # None once its arrays travel apart (see ``without_arrays``)
     shards: Shards
     histogram: np.ndarray
     model: ModelSpec
-    initial_params: np.ndarray  # the global model at version 0, a function of the seed
-    layout: ParamLayout
     plan: TrainingPlan
     test_size: int  # examples in the test set
     pixels: PixelScale | None  # the data set's, for the client workers (data/pixels.py)
@@ -56,7 +56,7 @@ class Prepared:
 
 
 def prepare(scenario: Scenario) -> Prepared:
-    """Loads and partitions the data and builds the model once, so bad input fails here."""
+    """Loads and partitions the data once, so bad input fails here (the model: ``initial_model``)."""
     check_privacy_packages(scenario.privacy)
     data = scenario.data
     dataset = load_dataset(
@@ -86,26 +86,11 @@ def prepare(scenario: Scenario) -> Prepared:
         parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.data_seed, Stream.HOLDOUT))
         holdout = Shards.from_parts(held)
     check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
-    model = ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options))
-    from raysim.models.models import initial_state  # torch: imported only where a model is built
-
-    try:
-        initial_params, layout = initial_state(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"model: {exc}") from exc
-    vectorize = _vectorize(scenario.resources.vectorize, layout)
-    if personal.local_layers:
-        try:
-            local_mask(layout, personal.local_layers)
-        except ValueError as exc:
-            raise ConfigError(f"personal.local_layers: {exc}") from exc
     return Prepared(
         dataset=dataset,
         shards=Shards.from_parts(parts),
         histogram=label_histogram(dataset.train_y, parts, dataset.num_classes),
-        model=model,
-        initial_params=initial_params,
-        layout=layout,
+        model=ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options)),
         holdout=holdout,
         validation=validation,
         test_size=len(dataset.test_y),
@@ -113,9 +98,43 @@ def prepare(scenario: Scenario) -> Prepared:
         plan=TrainingPlan(
             batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
             flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),
-            num_classes=dataset.num_classes, vectorize=vectorize, local_layers=personal.local_layers,
+            num_classes=dataset.num_classes, local_layers=personal.local_layers,
         ),
     )
+
+
+@dataclass(frozen=True)
+class InitialModel:
+    """The global model at version 0 and what its layout decides, checked against the scenario."""
+
+    params: np.ndarray  # a function of the run's seed alone
+    layout: ParamLayout
+    vectorize: bool  # clients of equal size are trained as one batch of models
+
+
+StateOf = Callable[[ModelSpec, int], tuple[np.ndarray, ParamLayout]]
+
+
+def initial_model(scenario: Scenario, model: ModelSpec, state_of: StateOf | None = None) -> InitialModel:
+    """Builds the model once, so a bad model or layer name fails before anything is written.
+
+    ``state_of(model, seed)`` computes the state: ``models.initial_state`` in this process by
+    default; a Ray run asks a client actor, which imports torch anyway, so the process that
+    starts the run never does.
+    """
+    if state_of is None:
+        from raysim.models.models import initial_state as state_of  # torch: only where a model is built
+
+    try:
+        params, layout = state_of(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"model: {exc}") from exc
+    if scenario.personal.local_layers:
+        try:
+            local_mask(layout, scenario.personal.local_layers)
+        except ValueError as exc:
+            raise ConfigError(f"personal.local_layers: {exc}") from exc
+    return InitialModel(params=params, layout=layout, vectorize=_vectorize(scenario.resources.vectorize, layout))
 
 
 # The packages of the ``privacy`` extra each [privacy] option imports when the run starts.

@@ -24,7 +24,6 @@ class TrainingPlan:
     seed: int
     flipped_labels: frozenset[int] = frozenset()  # label-flip attackers train on y -> C - 1 - y
     num_classes: int = 0
-    vectorize: bool = False  # train equal-sized clients together as a batch of models
     local_layers: tuple[str, ...] = ()  # personal heads' name prefixes (an EvalSlice's head fills them)
 
 

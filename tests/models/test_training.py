@@ -98,10 +98,10 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
     tasks = [TrainTask(i, i, 3, 2, correction=(np.full(7850, 0.01 * i, np.float32) if i % 2 else np.zeros(7850, np.float32)))
              for i in range(6)]
     params = (rng.normal(size=7850) * 0.01).astype(np.float32)
+    plan = TrainingPlan(batch_size=8, sgd=SGDConfig(lr=0.1, momentum=0.5, proximal_mu=0.1), seed=1)
+    worker = ClientWorker(model=ModelSpec("logreg", (1, 28, 28), 10), plan=plan, train_x=x, train_y=y, shards=shards)
     results = {}
     for vectorize in (False, True):
-        plan = TrainingPlan(batch_size=8, sgd=SGDConfig(lr=0.1, momentum=0.5, proximal_mu=0.1), seed=1, vectorize=vectorize)
-        worker = ClientWorker(model=ModelSpec("logreg", (1, 28, 28), 10), plan=plan, train_x=x, train_y=y, shards=shards)
         groups = group_tasks(tasks, [40.0] * 6, vectorize=vectorize)
         assert [len(g) for g in groups] == ([6] if vectorize else [1] * 6)
         results[vectorize] = worker.train(params, groups)
@@ -155,7 +155,7 @@ def test_a_worker_on_uint8_pixels_trains_and_scores_as_on_their_standardised_flo
     scale = PixelScale((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
     y = rng.integers(0, 10, size=60)
     shards = Shards.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(3)])
-    plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=4, vectorize=True)
+    plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=4)
     spec = ModelSpec("logreg", (3, 4, 4), 10)
     on_pixels = ClientWorker(model=spec, plan=plan, train_x=pixels, train_y=y, shards=shards, test_x=pixels[:30],
                              test_y=y[:30], pixels=scale)

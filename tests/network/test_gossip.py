@@ -197,3 +197,11 @@ def test_expected_pairwise_matrix_is_doubly_stochastic_and_contracts_like_the_sa
         total += pairwise_step(np.eye(8), i, j)
         draws += 1
     np.testing.assert_allclose(total / draws, pairwise_expected(graph, 1), atol=0.01)
+
+
+def test_every_graph_a_scenario_may_name_has_a_generator() -> None:
+    """The scenario's vocabulary (network/config.py, read without networkx) and the generators agree."""
+    from raysim.network.config import GRAPHS
+
+    assert set(GRAPHS) == {*graphs.STATIC, "erdos_renyi", "one_peer_exponential"}
+    assert callable(graphs.erdos_renyi) and callable(graphs.one_peer_exponential)

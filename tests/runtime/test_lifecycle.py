@@ -123,24 +123,28 @@ def test_a_cluster_that_does_not_answer_fails_within_seconds(tmp_path):
 
 
 def test_raysim_run_itself_never_imports_torch_and_bad_model_input_still_exits_2(tmp_path):
-    """The data and model are prepared in a process of their own (the footprint issue): the
-    command's process stays free of torch and of the data set, a model the data cannot feed
-    still fails with exit 2 and nothing written, and no Ray process outlives either run."""
+    """The command's process prepares the data without torch and a client actor builds the model
+    (the footprint issue): that process stays free of torch, a model the data cannot feed and
+    layer names the model lacks still fail with exit 2 and nothing written, and no Ray process
+    outlives any of the runs."""
     results = tmp_path / "results"
     code = (
         "import sys\n"
         "from raysim.cli import main\n"
         f"common = [{QUICKSTART!r}, '--quiet', '--results', {str(results)!r}]\n"
-        "bad = main(['run', *common, '--set', 'model.name=cnn'])\n"
+        "bad_model = main(['run', *common, '--set', 'model.name=cnn'])\n"
+        "bad_layers = main(['run', *common, '--set', 'personal.local_layers=[\"head.\"]',\n"
+        "                   '--set', 'personal.holdout=0.2'])\n"
         "good = main(['run', *common, '--set', 'run.rounds=2'])\n"
-        "print(bad, good, 'torch' in sys.modules)\n"
+        "print(bad_model, bad_layers, good, 'torch' in sys.modules)\n"
     )
     env = {**os.environ, "RAYSIM_STATE_DIR": str(tmp_path / "state")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=180,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=240,
                           cwd=Path(__file__).resolve().parents[2])
-    assert done.stdout.split()[-3:] == ["2", "0", "False"], done.stdout + done.stderr
+    assert done.stdout.split()[-4:] == ["2", "2", "0", "False"], done.stdout + done.stderr
     assert "model 'cnn' needs image inputs" in done.stderr
-    (run_dir,) = (results / "quickstart").iterdir()  # the bad run wrote nothing
+    assert "personal.local_layers: local_layers ['head.'] match no state entry" in done.stderr
+    (run_dir,) = (results / "quickstart").iterdir()  # the bad runs wrote nothing
     assert json.loads((run_dir / "summary.json").read_text())["rounds"] == 2
     assert not list((tmp_path / "state" / "local-ray").glob("*.json"))  # every Ray process it started is gone
 

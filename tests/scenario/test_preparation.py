@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 
+import numpy as np
 import pytest
 import tomli_w
 from torch import nn
 
 from raysim.cli import main
 from raysim.inputs import ConfigError
-from raysim.scenario.preparation import prepare
+from raysim.scenario.preparation import initial_model, prepare
 from raysim.scenario.sections import parse_scenario
+from raysim.seeding import Stream, derive_seed
 from tests.conftest import tiny_table
 
 CALLS: list[tuple[int, int]] = []
@@ -82,16 +84,19 @@ def test_bad_user_weightings_name_server_weighting(name, message):
         prepare(parse_scenario(tiny_table(server={"weighting": f"tests.scenario.test_preparation:{name}"})))
 
 
+def _initial(**sections):
+    scenario = parse_scenario(tiny_table(**sections))
+    return initial_model(scenario, prepare(scenario).model)
+
+
 def test_a_user_model_class_is_built():
-    prepared = prepare(parse_scenario(tiny_table(model={"name": "tests.scenario.test_preparation:Model"})))
-    assert prepared.layout.size == 610
+    assert _initial(model={"name": "tests.scenario.test_preparation:Model"}).layout.size == 610
 
 
 def test_a_model_that_fails_to_build_is_one_line():
     with pytest.raises(ConfigError, match=r"model.name 'tests.scenario.test_preparation:Exploding' could not be built .*"
                                           r"RuntimeError: no GPU here"):
-        prepare(parse_scenario(tiny_table(model={"name": "tests.scenario.test_preparation:Exploding",
-                                                 "options": {"width": 3}})))
+        _initial(model={"name": "tests.scenario.test_preparation:Exploding", "options": {"width": 3}})
 
 
 @pytest.mark.parametrize("command", ["validate", "run"])
@@ -154,3 +159,24 @@ def test_the_weighting_sees_the_training_sizes_after_the_holdout():
     prepared = prepare(parse_scenario(tiny_table(server={"weighting": "tests.scenario.test_preparation:by_size"},
                                                  personal={"holdout": 0.5})))
     assert [n for _, n in CALLS] == [int(n) for n in prepared.shards.sizes()]
+
+
+@pytest.mark.parametrize("sections, message", [
+    ({"resources": {"vectorize": "on"}}, "resources.vectorize = 'on' needs a model without buffers"),
+    ({"personal": {"local_layers": ["head."], "holdout": 0.2}}, r"personal.local_layers: local_layers \['head.'\] match"),
+])
+def test_the_initial_model_is_checked_against_the_scenario_wherever_it_was_built(sections, message):
+    """A Ray run has a client actor build the model (``state_of``); the checks are the same."""
+    from raysim.models.layout import ParamLayout
+
+    scenario = parse_scenario(tiny_table(**sections))
+    layout = ParamLayout(names=("weight", "running_mean"), shapes=((2, 3), (3,)), num_trainable=6)
+    seeds = []
+
+    def state_of(model, seed):
+        seeds.append(seed)
+        return np.zeros(layout.size, np.float32), layout
+
+    with pytest.raises(ConfigError, match=message):
+        initial_model(scenario, prepare(scenario).model, state_of)
+    assert seeds == [derive_seed(scenario.run.seed, Stream.MODEL_INIT)]
