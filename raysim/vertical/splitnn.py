@@ -21,6 +21,7 @@ from torch import nn
 
 from raysim.vertical.netshape import NetShape
 
+
 def bottom(inputs: int, shape: NetShape, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(inputs, shape.hidden), nn.ReLU(), nn.Linear(shape.hidden, shape.embedding), nn.ReLU())

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+import ray
 
 from raysim.algorithms.sgd import SGDConfig
 from raysim.inputs import ConfigError
@@ -14,8 +15,6 @@ from raysim.models.models import initial_state
 from raysim.models.spec import ModelSpec
 from raysim.runtime.ray_executor import start_workers
 from raysim.sim.tasks import Shards, TrainingPlan, TrainTask, group_tasks
-
-ray = pytest.importorskip("ray")
 
 
 def _actor(model: ModelSpec):
