@@ -138,10 +138,12 @@ def train_group(
     the stacked parameters. Only the floating-point summation order inside the batched kernels
     differs, so results agree with the one-by-one path within float tolerance.
 
-    ``torch.func.grad``'s first call in a process imports ``torch._dynamo`` (about 1.5 s of CPU,
-    once per worker). Differentiating the vmapped losses with plain autograd instead avoids it
-    but measured 35-50% slower per step on the 2NN (copies in the batched backward), so the
-    transform stays: the one-off cost is paid once, the per-step cost every round.
+    The transform runs without ``torch._dynamo`` (``functorch_without_dynamo``) and each client's
+    loss is :func:`_mean_cross_entropy`, so a worker that trains batches loads neither dynamo nor
+    sympy: 110 MB less per worker and about 1 s less CPU on its first call (benchmarks/README.md,
+    "Footprint"). Differentiating the vmapped losses with plain autograd would avoid the
+    transform altogether but measured 35-50% slower per step on the 2NN (copies in the batched
+    backward).
 
     Args:
         xs, ys: [G, n, ...] examples and [G, n] labels of the G clients.
@@ -150,6 +152,9 @@ def train_group(
     """
     from torch.func import functional_call, grad_and_value, vmap
 
+    from raysim.models import functorch_without_dynamo
+
+    functorch_without_dynamo.install()
     layout = model.layout
     if layout.num_trainable != layout.size:
         raise ValueError("batched training needs a model without buffers (e.g. no BatchNorm)")
@@ -158,7 +163,7 @@ def train_group(
 
     def loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         params = {n: t.view(s) for n, t, s in zip(names, torch.split(flat, sizes), shapes)}
-        return F.cross_entropy(functional_call(model.module, params, (x,)), y)
+        return _mean_cross_entropy(functional_call(model.module, params, (x,)), y)
 
     step_fn = vmap(grad_and_value(loss))
     group, n = xs.shape[0], xs.shape[1]
@@ -181,3 +186,12 @@ def train_group(
     deltas = params - anchor
     return [LocalOutcome(delta=deltas[i], steps=steps, mean_loss=float(loss_sum[i] / max(seen, 1)))
             for i in range(group)]
+
+
+def _mean_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``F.cross_entropy(logits, labels)`` spelt with log_softmax and gather, the same values.
+
+    Under ``vmap`` the fused cross-entropy runs through ``nll_loss``'s Python decomposition,
+    whose shape check (``torch._check``) imports torch.fx's symbolic shapes and with them sympy
+    (34 MB per worker); log_softmax and gather have batching rules of their own."""
+    return -F.log_softmax(logits, dim=-1).gather(-1, labels.unsqueeze(-1)).mean()

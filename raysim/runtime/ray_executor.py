@@ -20,7 +20,6 @@ replacing them forever.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Sequence
 
@@ -39,8 +38,6 @@ class ClientActor:
     creates or replaces actors (the driver actor) then never imports torch or the models."""
 
     def __init__(self, **worker_kwargs: Any):
-        if worker_kwargs.get("device", "cpu") == "cpu":
-            _without_triton()
         from raysim.runtime.worker import ClientWorker
 
         self._model = worker_kwargs["model"]
@@ -81,15 +78,6 @@ class ClientActor:
         """The Ray node it was placed on; answering also says it is ready."""
         self._ready()
         return ray.get_runtime_context().get_node_id()
-
-
-def _without_triton() -> None:
-    """Keeps triton out of a CPU actor's process. Batched training's ``torch.func.grad`` imports
-    ``torch._dynamo``, which imports triton (when installed, as with PyPI's torch) only to list
-    one of its types; triton compiles GPU kernels, which a CPU actor never runs, and loading it
-    costs each actor 64 MB of private memory. A ``None`` in ``sys.modules`` makes ``import
-    triton`` raise ImportError, which torch takes as "triton is not installed"."""
-    sys.modules.setdefault("triton", None)
 
 
 @dataclass
