@@ -14,8 +14,9 @@ torch's C binding directly (what ``_disable`` does underneath) around the same
 ``torch.autograd.grad`` call; once it is loaded (a user's ``torch.compile``), the twin hands over
 to torch's own helper. Gradients are the same bits either way (tests/models).
 
-A torch whose helper no longer has the signature the twin mirrors keeps its own helper: correct,
-only heavier.
+A torch whose helper does not reach for dynamo (before 2.4) needs no twin; one whose helper no
+longer has the signature the twin mirrors, or whose C binding takes other arguments, keeps its
+own helper: correct, only heavier.
 """
 
 from __future__ import annotations
@@ -37,9 +38,24 @@ def install() -> bool:
     from torch._functorch import eager_transforms
 
     original = getattr(eager_transforms, "_autograd_grad", None)
-    if original is None or tuple(inspect.signature(original).parameters) != _PARAMETERS:
+    code = getattr(original, "__code__", None)
+    if code is None or "_dynamo" not in code.co_names:
+        return False  # no such helper, or one that never reaches for dynamo: nothing to replace
+    if tuple(inspect.signature(original).parameters) != _PARAMETERS or not _compiler_switch_works():
         return False
     eager_transforms._autograd_grad = functools.partial(autograd_grad, original=original)
+    return True
+
+
+def _compiler_switch_works() -> bool:
+    """Whether torch's C binding switches compiled autograd as the twin calls it (off, then
+    back to what it was), tried once."""
+    try:
+        switch = torch._C._dynamo.compiled_autograd.set_autograd_compiler
+        prior = switch(None, False)
+    except (AttributeError, TypeError):
+        return False
+    switch(*prior)
     return True
 
 

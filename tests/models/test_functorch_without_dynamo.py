@@ -34,10 +34,28 @@ def test_a_fresh_process_trains_a_batch_of_models_without_dynamo_or_sympy():
 
 
 def test_install_puts_the_twin_in_functorchs_place():
+    """Fails on a torch whose helper the twin does not mirror: runs would still be right, but
+    each client actor would load dynamo again (benchmarks/README.md, "Footprint"); update the
+    twin to that torch's helper."""
     from torch._functorch import eager_transforms
 
     assert functorch_without_dynamo.install()  # this torch's helper is the one the twin mirrors
     assert eager_transforms._autograd_grad.func is functorch_without_dynamo.autograd_grad
+
+
+def test_a_helper_the_twin_does_not_mirror_is_left_in_place(monkeypatch):
+    from torch._functorch import eager_transforms
+
+    def never_reaches_for_dynamo(outputs, inputs, grad_outputs=None, retain_graph=False, create_graph=True):
+        return ()
+
+    def other_signature(outputs, inputs, *, create_graph=True):
+        return torch._dynamo
+
+    for helper in (never_reaches_for_dynamo, other_signature):
+        monkeypatch.setattr(eager_transforms, "_autograd_grad", helper)
+        assert functorch_without_dynamo.install.__wrapped__() is False  # uncached
+        assert eager_transforms._autograd_grad is helper
 
 
 def test_the_twin_gives_torchs_gradients_for_every_branch():
