@@ -14,7 +14,7 @@ torch's C binding directly (what ``_disable`` does underneath) around the same
 ``torch.autograd.grad`` call; once it is loaded (a user's ``torch.compile``), the twin hands over
 to torch's own helper. Gradients are the same bits either way (tests/models).
 
-A torch whose helper does not reach for dynamo (before 2.4) needs no twin; one whose helper no
+A torch whose helper does not reach for dynamo (older ones) needs no twin; one whose helper no
 longer has the signature the twin mirrors, or whose C binding takes other arguments, keeps its
 own helper: correct, only heavier.
 """
