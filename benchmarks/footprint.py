@@ -136,8 +136,9 @@ def sampled(command: list[str]) -> dict:
                 continue
         for kind, mb in now.items():
             peaks[kind] = max(peaks[kind], mb)
-        if sum(now.values()) > peak_total:
-            peak_total, at_peak = sum(now.values()), dict(now)
+        total = sum(now.values())
+        if total > peak_total:
+            peak_total, at_peak = total, dict(now)
         time.sleep(0.1)
     if child.returncode:
         raise RuntimeError(f"{command[1:3]} exited {child.returncode}: {child.stderr.read().decode()[-2000:]}")

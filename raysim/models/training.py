@@ -141,9 +141,9 @@ def train_group(
     The transform runs without ``torch._dynamo`` (``functorch_without_dynamo``) and each client's
     loss is :func:`_mean_cross_entropy`, so a worker that trains batches loads neither dynamo nor
     sympy: 76 MB less per client actor at W2's peak and over 1 s less CPU on its first call
-    (benchmarks/README.md, "Footprint"). Differentiating the vmapped losses with plain autograd would avoid the
-    transform altogether but measured 35-50% slower per step on the 2NN (copies in the batched
-    backward).
+    (benchmarks/README.md, "Footprint"). Differentiating the vmapped losses with plain autograd
+    would avoid the transform altogether but measured 35-50% slower per step on the 2NN (copies
+    in the batched backward).
 
     Args:
         xs, ys: [G, n, ...] examples and [G, n] labels of the G clients.
