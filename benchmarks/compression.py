@@ -3,6 +3,7 @@
     python benchmarks/compression.py                  # every codec, the scenario's 50 rounds
     python benchmarks/compression.py --rounds 10 --only dense,topk1_ef
     python benchmarks/compression.py --long topk1_ef,topk1 --long-rounds 200   # these run longer
+    python benchmarks/compression.py --rows-from rows.json   # no runs: the table and plot of saved rows
 
 Runs the scenario once per codec (in-process executor: the simulated figures are the same on
 Ray, only wall time differs), prints a table (final accuracy, MB up, the compression ratio,
@@ -10,7 +11,8 @@ the bytes and simulated time to reach the dense run's final accuracy minus 1 poi
 it as JSON (benchmarks/compression.json) with every round's accuracy and cumulative bytes, and
 the plot docs/compression_fmnist.png. The target is always the dense run's at the scenario's
 rounds; ``--long`` codecs run ``--long-rounds`` rounds to show when (and whether) they reach it.
-Every figure is simulated, hence the same on any machine.
+Every figure is simulated, hence the same on any machine. Bytes are payload bytes, unframed, for
+dense and compressed runs alike (raysim/compression/codec.py), so fp32 has a ratio of exactly 1.0.
 """
 
 from __future__ import annotations
@@ -81,12 +83,22 @@ def main() -> None:
     parser.add_argument("--long-rounds", type=int, default=200)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "compression.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "compression_fmnist.png")
+    parser.add_argument("--rows-from", type=Path, default=None,
+                        help="a JSON written by this script: report its rows (dense first) instead of running")
     args = parser.parse_args()
-    labels = ["dense", *[l for l in (args.only.split(",") if args.only else CODECS) if l != "dense"]]
-    with tempfile.TemporaryDirectory() as root:
-        longer = set(args.long.split(",")) - {"", "dense"}
-        rows = [run_codec(label, args.long_rounds if label in longer else args.rounds, Path(root))
-                for label in labels]
+    if args.rows_from:
+        rows = json.loads(args.rows_from.read_text())["rows"]
+    else:
+        labels = ["dense", *[l for l in (args.only.split(",") if args.only else CODECS) if l != "dense"]]
+        with tempfile.TemporaryDirectory() as root:
+            longer = set(args.long.split(",")) - {"", "dense"}
+            rows = [run_codec(label, args.long_rounds if label in longer else args.rounds, Path(root))
+                    for label in labels]
+    report(rows, args.out, args.plot)
+
+
+def report(rows: list[dict], out: Path, plot: Path) -> None:
+    """Prints the table, writes the rows as JSON and draws accuracy against cumulative MB up."""
     target = rows[0]["accuracy"][-1] - 0.01
     dense_mb, _ = first_reaching(rows[0], target)
     print(f"target: dense final accuracy {rows[0]['accuracy'][-1]:.4f} minus 1 point = {target:.4f}\n")
@@ -99,19 +111,19 @@ def main() -> None:
         fewer = f"{dense_mb / mb:.1f}x" if mb else "not reached"
         print(f"| {row['label']} | {row['ratio']:.1f} | {row['rounds']} | {row['accuracy'][-1]:.4f} | {row['mb_up'][-1]:.1f} | "
               f"{'-' if mb is None else f'{mb:.2f}'} | {fewer} | {'-' if t is None else f'{t:.0f}'} |")
-    args.out.write_text(json.dumps({"scenario": str(SCENARIO.relative_to(ROOT)), "rows": rows}, indent=1))
+    out.write_text(json.dumps({"scenario": str(SCENARIO.relative_to(ROOT)), "rows": rows}, indent=1))
     figure, axis = plt.subplots(figsize=(7, 4.5))
     colours = plt.cm.tab20.colors
     for index, row in enumerate(rows):
         axis.plot(row["mb_up"], row["accuracy"], label=f"{row['label']} ({row['rounds']} rounds)",
                   color=colours[(2 * index) % 20 + (2 * index) // 20], marker="." if row["label"] == "dense" else None)
     axis.axhline(target, color="grey", linestyle=":", linewidth=1)
-    axis.set(xscale="log", xlabel="cumulative MB uploaded (wire bytes)", ylabel="test accuracy",
+    axis.set(xscale="log", xlabel="cumulative MB uploaded (payload bytes)", ylabel="test accuracy",
              title="Fashion-MNIST, 2NN, 10 of 100 clients per round")
     axis.legend(fontsize=7, ncol=2)
     figure.tight_layout()
-    figure.savefig(args.plot, dpi=110)
-    print(f"\nwrote {args.out} and {args.plot}")
+    figure.savefig(plot, dpi=110)
+    print(f"\nwrote {out} and {plot}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Contribution estimates against exact Shapley, and the cost of GTG-Shapley in a round.
 
-    python benchmarks/contribution.py                  # both parts
+    python benchmarks/contribution.py                  # every part
     python benchmarks/contribution.py --part accuracy  # approximate methods vs exact
     python benchmarks/contribution.py --part cost      # GTG with 10 clients per round, Ray executor
     python benchmarks/contribution.py --part planted   # the planted scenarios' expected outcomes
@@ -12,12 +12,22 @@ round's values with exact Shapley's on the same round (training does not depend 
 valuation, so every run sees the same games): Spearman rank correlation, the efficiency-sum
 error |sum phi_hat - sum phi| (exact Shapley is efficient, so sum phi = v(N) - v(empty)), the
 largest absolute error, utility calls and seconds per round; means over rounds (Spearman over
-the rounds where both rankings vary). ``cost`` runs the Fashion-MNIST scenario (10 clients per
-round) on the Ray executor with GTG and reports, per round, GTG's seconds against the rest of
-the round. ``planted`` runs scenarios/contribution/{fmnist_free_riders, label_noise, duplicates,
-size_ladder}.toml and measures each expected outcome per method. Prints markdown tables and
-writes JSON (benchmarks/contribution.json). ``incentives`` runs scenarios/contribution/incentives.toml
-under each incentive scheme and reports accuracy, time to 80%, who took part and what was paid.
+the rounds where both rankings vary). ``tmc`` and ``gtg`` compute the exact value when
+``max_evaluations`` covers all 2^n coalitions of a round, so here they get a budget of
+2^k - 1, k the scenario's cohort (``selection.clients_per_round``): 1,023 for Fashion-MNIST's
+10, 255 for Synthetic's 8 (``--set contribution.max_evaluations=...``); ``exact`` and ``loo``
+keep the scenario's. A round with fewer players than the cohort (Synthetic's dropout) still has
+2^n <= 2^k - 1 and is computed exactly (``stopped = "exact"``), so tmc's and gtg's errors are
+means over the rounds they estimated only, and the rows say how many those were. ``cost``
+runs the Fashion-MNIST scenario (10 clients per round) on the Ray executor with GTG and
+reports, per round, GTG's seconds against the rest of the round (at the scenario's budget,
+1,024 = 2^10, GTG computes the exact value). ``planted`` runs
+scenarios/contribution/{fmnist_free_riders, label_noise, duplicates, size_ladder}.toml and
+measures each expected outcome per method, with how each method's rounds ended (tmc and gtg
+are exact where the scenario's budget covers 2^n). Prints markdown tables and writes JSON
+(benchmarks/contribution.json; one ``--part`` replaces its key in an existing file).
+``incentives`` runs scenarios/contribution/incentives.toml under each incentive scheme and
+reports accuracy, time to 80%, who took part, what was paid and how GTG's rounds ended.
 """
 
 from __future__ import annotations
@@ -56,39 +66,58 @@ def valued(path: Path, method: str, root: Path, *extra: str) -> pd.DataFrame:
     scenario = load_scenario(path, (f'contribution.methods=["{method}"]', *extra))
     outcome = run(scenario, results_root=root)
     results = load(outcome.run_dir)
-    return results.contributions.merge(results.rounds[["round", "round_wall_s"]], on="round")
+    frame = results.contributions.merge(results.rounds[["round", "round_wall_s"]], on="round")
+    frame.attrs["max_evaluations"] = scenario.contribution.max_evaluations
+    return frame
+
+
+def below_exact(path: Path) -> int:
+    """A budget just below 2^k, k the scenario's cohort: tmc and gtg estimate rather than compute
+    the exact value (which they do when the budget covers all 2^n coalitions of a round)."""
+    return 2 ** load_scenario(path).selection.clients_per_round - 1
 
 
 def against_exact(frames: dict[str, pd.DataFrame]) -> list[dict]:
+    """Per method, its errors against exact on the rounds it estimated (tmc and gtg: the rounds
+    they did not compute exactly; exact and loo: every round)."""
     exact = frames["exact"].set_index(["round", "client_id"]).value
     rows = []
     for method, frame in frames.items():
         values = frame.set_index(["round", "client_id"]).value.loc[exact.index]
+        ended = frame.groupby("round").stopped.first()
+        estimated = [r for r in ended.index if method not in ("tmc", "gtg") or ended[r] != "exact"]
         rhos, efficiency, worst = [], [], []
         for round_number, want in exact.groupby(level="round"):
+            if round_number not in estimated:
+                continue
             got = values.loc[want.index]
             if got.nunique() > 1 and want.nunique() > 1:
                 rhos.append(spearman(got, want))
             efficiency.append(abs(got.sum() - want.sum()))
             worst.append(float((got - want).abs().max()))
-        per_round = frame.groupby("round").first()
+        per_round = frame.groupby("round").first().loc[estimated]
         rows.append({"method": method, "spearman": float(np.mean(rhos)) if rhos else float("nan"),
-                     "rounds_ranked": len(rhos), "efficiency_error": float(np.mean(efficiency)),
-                     "max_abs_error": float(np.mean(worst)), "utility_calls": float(per_round.utility_calls.mean()),
+                     "rounds_ranked": len(rhos), "rounds_estimated": len(estimated), "rounds": len(ended),
+                     "max_evaluations": int(frame.attrs.get("max_evaluations", 0)),
+                     "efficiency_error": float(np.mean(efficiency)) if efficiency else float("nan"),
+                     "max_abs_error": float(np.mean(worst)) if worst else float("nan"),
+                     "utility_calls": float(per_round.utility_calls.mean()),
                      "seconds": float(per_round.seconds.mean()),
-                     "stopped": ", ".join(f"{k} {v}" for k, v in
-                                          frame.groupby("round").stopped.first().value_counts().items())})
+                     "stopped": ", ".join(f"{k} {v}" for k, v in ended.value_counts().items())})
     return rows
 
 
 def accuracy(root: Path) -> dict:
     tables = {}
     for name, path in SCENARIOS.items():
-        tables[name] = against_exact({m: valued(path, m, root) for m in METHODS})
-        print(f"\n### {name}\n\n| method | Spearman vs exact | efficiency-sum error | max abs error | "
-              "utility calls / round | seconds / round | rounds ended |\n|---|---:|---:|---:|---:|---:|---|")
+        budget = f"contribution.max_evaluations={below_exact(path)}"
+        tables[name] = against_exact({m: valued(path, m, root, *((budget,) if m in ("tmc", "gtg") else ()))
+                                      for m in METHODS})
+        print(f"\n### {name}\n\n| method | budget | Spearman vs exact | efficiency-sum error | max abs error | "
+              "utility calls / round | seconds / round | rounds ended |\n|---|---:|---:|---:|---:|---:|---:|---|")
         for r in tables[name]:
-            print(f"| {r['method']} | {r['spearman']:.3f} ({r['rounds_ranked']} rounds) | {r['efficiency_error']:.4f} | "
+            print(f"| {r['method']} | {r['max_evaluations']} | {r['spearman']:.3f} ({r['rounds_ranked']} ranked, "
+                  f"{r['rounds_estimated']} of {r['rounds']} estimated) | {r['efficiency_error']:.4f} | "
                   f"{r['max_abs_error']:.4f} | {r['utility_calls']:.0f} | {r['seconds']:.3f} | {r['stopped']} |", flush=True)
     return tables
 
@@ -106,6 +135,10 @@ def cost(root: Path) -> list[dict]:
         print(f"| {round_number} | {r.gtg_s:.2f} | {rest:.2f} | {r.gtg_s / rest:.2f} | {r.utility_calls} | {r.stopped} |",
               flush=True)
     return rows
+
+
+def plant_budget(path: Path) -> int:
+    return load_scenario(path).contribution.max_evaluations
 
 
 def planted(root: Path) -> list[dict]:
@@ -131,10 +164,14 @@ def planted(root: Path) -> list[dict]:
                 measured = "; ".join(gaps) + f" (mean |phi| = {scale:.4f})"
             else:
                 measured = f"Spearman(size, value) = {spearman(sizes.loc[values.index], values):.3f}"
-            rows.append({"scenario": name, "method": method, "measured": measured})
-    print("\n| scenario | method | measured |\n|---|---|---|")
+            ended = results.contributions[results.contributions.method == method].groupby("round").stopped
+            ended = ended.agg(lambda s: s[s != "absent"].iloc[0] if (s != "absent").any() else "absent")
+            rows.append({"scenario": name, "method": method, "measured": measured,
+                         "stopped": ", ".join(f"{k} {v}" for k, v in ended.value_counts().items()),
+                         "max_evaluations": plant_budget(folder / f"{name}.toml")})
+    print("\n| scenario | method | measured | rounds ended |\n|---|---|---|---|")
     for r in rows:
-        print(f"| {r['scenario']} | {r['method']} | {r['measured']} |", flush=True)
+        print(f"| {r['scenario']} | {r['method']} | {r['measured']} | {r['stopped']} |", flush=True)
     return rows
 
 
@@ -152,13 +189,17 @@ def incentives(root: Path) -> list[dict]:
                      "sim_s_to_0.8": time_to_target(rounds, 0.8), "rounds_to_0.8": time_to_target(rounds, 0.8, x="round"),
                      "clients_per_round": float(rounds.clients.mean()), "free_rider_updates": int(riders.sum()),
                      "free_rider_updates_after_round_10": int((riders & (applied["round"] > 10)).sum()),
-                     "paid": float(paid), "sim_s": float(rounds.sim_time.iloc[-1])})
+                     "paid": float(paid), "sim_s": float(rounds.sim_time.iloc[-1]),
+                     "stopped": ", ".join(f"{k} {v}" for k, v in
+                                          results.contributions.groupby("round").stopped.first()
+                                          .value_counts().items())})
     print("\n| scheme | final acc | best acc | sim s to 80% | rounds to 80% | clients / round | free-rider updates "
-          "(after round 10) | paid | sim s, 20 rounds |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "(after round 10) | paid | sim s, 20 rounds | rounds ended |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         print(f"| {r['scheme']} | {r['final_accuracy']:.4f} | {r['best_accuracy']:.4f} | {r['sim_s_to_0.8']:.1f} | "
               f"{r['rounds_to_0.8']:.1f} | {r['clients_per_round']:.1f} | {r['free_rider_updates']} "
-              f"({r['free_rider_updates_after_round_10']}) | {r['paid']:.2f} | {r['sim_s']:.1f} |", flush=True)
+              f"({r['free_rider_updates_after_round_10']}) | {r['paid']:.2f} | {r['sim_s']:.1f} | {r['stopped']} |",
+              flush=True)
     return rows
 
 
@@ -168,7 +209,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "benchmarks/contribution.json")
     args = parser.parse_args()
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()}
-    out = {"machine": machine}
+    # a single part replaces that part's key in an existing file and keeps the others
+    out = json.loads(args.json.read_text()) if args.part != "all" and args.json.exists() else {}
+    out["machine"] = machine
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("accuracy", "all"):
             out["accuracy"] = accuracy(Path(tmp))
@@ -178,7 +221,7 @@ def main() -> int:
             out["planted"] = planted(Path(tmp))
         if args.part in ("incentives", "all"):
             out["incentives"] = incentives(Path(tmp))
-    args.json.write_text(json.dumps(out, indent=2, default=float))  # --part names the parts it holds
+    args.json.write_text(json.dumps(out, indent=2, default=float))
     return 0
 
 

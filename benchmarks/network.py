@@ -10,7 +10,9 @@ received, payload bytes, as clients.parquet counts them), megabytes through the 
 infrastructure node (server, broker, edge; for the star the server's
 link, which carries every client's traffic), and messages (transport messages: MQTT packets for
 the broker; one per model sent otherwise). Writes it as JSON (benchmarks/network.json) with every
-round's accuracy and simulated time. Every figure is simulated, hence the same on any machine.
+round's accuracy and simulated time (gossip: consensus distance and contraction rate; PoW
+ledger: each round's block time, orphaned blocks and fork seconds). Every figure is simulated,
+hence the same on any machine.
 """
 
 from __future__ import annotations
@@ -64,8 +66,11 @@ def run_topology(label: str, rounds: int | None, root: Path) -> dict:
         "label": label, "network": TOPOLOGIES[label],
         "accuracy": rounds_frame["test_accuracy"].tolist(), "sim_time": rounds_frame["sim_time"].tolist(),
         "mb_per_client": float(per_node.mean() / 1e6), "mb_busiest_node": busiest / 1e6, "messages": messages,
-        **({"consensus_distance": rounds_frame["consensus_distance"].tolist()}
+        **({"consensus_distance": rounds_frame["consensus_distance"].tolist(),
+            "contraction_rate": float(rounds_frame["contraction_rate"].iloc[0])}
            if "consensus_distance" in rounds_frame else {}),
+        **({column: rounds_frame[column].tolist() for column in ("block_s", "orphaned", "fork_s")}
+           if "block_s" in rounds_frame else {}),
     }
 
 

@@ -17,13 +17,15 @@ from typing import Any, Callable
 
 from raysim.data.datasets import forget_loaded
 from raysim.results.figures import pyplot
-from raysim.results.results import RunWriter, new_run_dir, read_checkpoint
+from raysim.results.checkpoints import CHECKPOINT, read_checkpoint, write_checkpoint
+from raysim.results.results import ResultsError, RunWriter, new_run_dir
 from raysim.runtime import DriverLost
 from raysim.runtime.memory import release_freed_memory
 from raysim.scenario.composition import driver_parts
 from raysim.scenario.preparation import InitialModel, Prepared, initial_model, prepare
 from raysim.scenario.sections import Scenario
 from raysim.scenario.vertical import VerticalScenario
+from raysim.sim.checkpoint import CheckpointError
 from raysim.sim.driver import Driver
 from raysim.sim.records import RoundReport
 
@@ -41,37 +43,44 @@ def run(
     address: str | None = None,
     on_round: Callable[[dict], None] | None = None,
     resume: Path | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> RunOutcome:
     """Runs a scenario to the end and writes its results; returns the run folder and summary.
 
-    With ``resume`` (a run folder) the run continues from its last checkpoint, in that folder.
+    With ``resume`` (a run folder) the run continues from its last checkpoint, in that folder;
+    a checkpoint that does not fit the folder, the scenario or the driver is refused
+    (ResultsError) before anything is run or changed. ``on_start`` is called with the run folder
+    once it exists, before the first round.
     """
     if isinstance(scenario, VerticalScenario):  # [vertical]: parties, PSI and a vertical trainer
         from raysim.api_vertical import run_vertical
 
         return RunOutcome(*run_vertical(scenario, results_root=results_root, address=address, on_round=on_round,
-                                        resume=resume))
+                                        resume=resume, on_start=on_start))
     started = time.perf_counter()
-    checkpoint = read_checkpoint(resume) if resume is not None else None
+    scenario_toml = scenario.to_toml()
+    checkpoint = read_checkpoint(resume, scenario_toml=scenario_toml) if resume is not None else None
     with _driver(scenario, address=address) as driver:
         if checkpoint is not None:
-            driver.restore(checkpoint[1])
-            writer = RunWriter.resume(resume, after_round=checkpoint[0])
+            _restore(driver, checkpoint.driver, resume / CHECKPOINT)
+            writer = RunWriter.resume(resume, after_round=checkpoint.round)
         else:
             writer = RunWriter(
                 new_run_dir(Path(results_root), scenario.run.name),
-                scenario_toml=scenario.to_toml(), histogram=driver.histogram,
+                scenario_toml=scenario_toml, histogram=driver.histogram,
             )
         startup_s = time.perf_counter() - started
         every = scenario.run.checkpoint_every
         status = "failed"
         try:
+            if on_start is not None:  # the folder exists and has its name: e.g. --track names its runs by it
+                on_start(writer.run_dir)
             while reports := driver.advance():
                 for report in reports:
                     writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables,
                                   network=report.network)
                 if every and any(r.round_row["round"] % every == 0 for r in reports):
-                    writer.checkpoint(driver.snapshot(), reports[-1].round_row["round"])
+                    write_checkpoint(writer.run_dir, driver.snapshot(), scenario_toml=scenario_toml)
                 for report in reports:
                     if on_round is not None:
                         on_round(report.round_row)
@@ -90,9 +99,18 @@ def run(
                 summary = writer.finish(
                     status=status, scenario_name=scenario.run.name,
                     extra={"startup_s": startup_s, "total_s": time.perf_counter() - started,
-                           "resumed_after_round": checkpoint[0] if checkpoint else None, **driver.describe()},
+                           "resumed_after_round": checkpoint.round if checkpoint else None, **driver.describe()},
                 )
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
+
+
+def _restore(driver: _LocalDriver | _RayDriver, snapshot: bytes, path: Path) -> None:
+    """The driver continues from ``snapshot``; one that does not fit it is bad input, named."""
+    try:
+        driver.restore(snapshot)
+    except CheckpointError as exc:
+        raise ResultsError(f"{path} was refused: {exc}; nothing in it was run and nothing was changed (was "
+                           "the run folder edited or copied together from several runs?)") from None
 
 
 def _what_is_kept(writer: RunWriter) -> str:
@@ -101,7 +119,7 @@ def _what_is_kept(writer: RunWriter) -> str:
     if not writer.rounds:
         return "no round had finished, so nothing was written"
     done = f"the {len(writer.rounds)} rounds finished are in {writer.run_dir}"
-    if (writer.run_dir / "checkpoint.pkl").exists():
+    if (writer.run_dir / CHECKPOINT).exists():
         return f"{done}; continue with `raysim run --resume {writer.run_dir}`"
     return done
 

@@ -5,14 +5,15 @@ the run folder exists, and a run stopped before its first epoch leaves none. The
 the usual tables, so ``raysim.results.load`` reads it: ``rounds.parquet`` has one row per epoch
 (train/test loss, accuracy, AUC, bytes, HE seconds, simulated time, the central reference's
 test metrics beside the federated ones), ``clients.parquet`` the bytes each party sent and
-received so far, and ``summary.json`` the alignment, the privacy each trainer gives, and the
-federated and central test AUC and accuracy side by side.
+received so far, and ``summary.json`` the alignment, the privacy each trainer gives, what each
+party learns (``disclosure``), and the federated and central test AUC and accuracy side by side.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -22,12 +23,14 @@ from raysim.inputs import ConfigError
 from raysim.results.results import RunWriter, new_run_dir
 from raysim.scenario.vertical import PreparedVertical, VerticalScenario, central_reference, prepare_vertical
 from raysim.sim import vertical as sim
+from raysim.vertical import disclosure
 from raysim.vertical.lr import Coordinator
 from raysim.vertical.party import Party
 
 
 def run_vertical(scenario: VerticalScenario, *, results_root: str | Path = "results", address: str | None = None,
-                 on_round: Callable[[dict], None] | None = None, resume: Path | None = None) -> tuple[Path, dict]:
+                 on_round: Callable[[dict], None] | None = None, resume: Path | None = None,
+                 on_start: Callable[[Path], None] | None = None) -> tuple[Path, dict]:
     """Runs a vertical scenario to the end; returns the run folder and the summary."""
     if resume is not None:
         raise ConfigError("a vertical run cannot be resumed (it keeps no checkpoint): run its scenario again")
@@ -41,7 +44,7 @@ def run_vertical(scenario: VerticalScenario, *, results_root: str | Path = "resu
             started_here = session.start(scenario.ray, address=address)
         prepared = prepare_vertical(scenario)
         parties = _parties(scenario, prepared, use_ray)
-        return _train(scenario, prepared, parties, started, on_round, Path(results_root))
+        return _train(scenario, prepared, parties, started, on_round, Path(results_root), on_start)
     finally:
         if parties is not None and hasattr(parties, "close"):
             parties.close()
@@ -62,12 +65,12 @@ def _parties(scenario: VerticalScenario, prepared: PreparedVertical, use_ray: bo
 
 
 def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, started: float,
-           on_round: Callable[[dict], None] | None, results_root: Path) -> tuple[Path, dict]:
+           on_round: Callable[[dict], None] | None, results_root: Path,
+           on_start: Callable[[Path], None] | None = None) -> tuple[Path, dict]:
     v, names, seed = scenario.vertical, prepared.names, scenario.run.seed
     startup_s = time.perf_counter() - started
     ledger = sim.Ledger(sim.Network(bandwidth_mbps=v.network.bandwidth_mbps, latency_s=v.network.latency_s),
-                        sim.HeCost(encrypt_s=v.he.encrypt_s, decrypt_s=v.he.decrypt_s, mul_s=v.he.mul_s,
-                                   add_s=v.he.add_s))
+                        sim.HeCost(**asdict(v.he)))
     alignment = sim.align(calls, names, ledger)
     psi_bytes, psi_time = int(sum(ledger.sent.values())), ledger.now
     aligned_ids, (train, test) = calls([(names[0], "aligned_ids", ()), (names[0], "split_rows", ())])
@@ -86,6 +89,8 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
                        histogram=np.bincount(labels, minlength=prepared.table.num_classes)[None, :])
     status = "failed"
     try:
+        if on_start is not None:
+            on_start(writer.run_dir)
         for row in rows:
             reference = central[min(row["round"], len(central)) - 1]
             row = {**row, **{f"central_{k}": val for k, val in reference.items() if k.startswith("test_")}}
@@ -102,7 +107,8 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
         else:
             last = writer.rounds[-1]
             summary = writer.finish(status=status, scenario_name=scenario.run.name, extra={
-                "kind": "vertical", "trainer": v.trainer, "privacy": scenario.privacy, "dataset": v.dataset,
+                "kind": "vertical", "trainer": v.trainer, "privacy": scenario.privacy,
+                "disclosure": disclosure.statement(v.trainer, names, sim.COORDINATOR), "dataset": v.dataset,
                 "parties": names, "intersection": alignment.intersection, "train_rows": alignment.train_rows,
                 "test_rows": alignment.test_rows, "duplicate_ids": alignment.duplicates, "psi_bytes": psi_bytes,
                 "psi_sim_time": psi_time, "test_auc": last["test_auc"], "central_test_auc": last["central_test_auc"],

@@ -14,7 +14,7 @@ import atexit
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Callable, NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -66,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("scenario", type=Path, nargs="?", help="a TOML scenario file, e.g. scenarios/quickstart.toml")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR",
                      help="continue an interrupted run from its last checkpoint (uses RUN_DIR/scenario.toml)")
+    run.add_argument("--trust-code", action="store_true",
+                     help="with --resume: import the code RUN_DIR/scenario.toml names (model.name or "
+                          "server.weighting = 'package.module:Name'); without it a received folder is data")
     _add_overrides(run)
     run.add_argument("--address", default=None, help="join this Ray cluster (overrides ray.address)")
     run.add_argument("--results", type=Path, default=Path("results"), help="results root folder (default: results)")
@@ -104,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="recompute a ledger run's chain and report any edited block")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    verify.add_argument("--head", metavar="HASH", default=None,
+                        help="the last block's hash as published elsewhere (64 hex digits): the chain's head "
+                             "must be it (default: the last block_hash in RUN_DIR/rounds.parquet)")
     verify.set_defaults(command=_verify)
 
     listing = sub.add_parser("list", help="show datasets, models, partitions, strategies and policies")
@@ -149,6 +155,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
+    from raysim.scenario.sections import user_code
     from raysim.scenario.vertical import load_any
     from raysim.sim.dispatch import RunStalled
     from raysim.sim.server_step import RunDiverged
@@ -159,7 +166,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.resume is not None and args.overrides:
         raise ConfigError("--set cannot change a run that is resumed: it continues its own scenario.toml")
     scenario = load_any(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
-    sinks = _sinks(args.track, args.results, scenario)
+    if args.resume is not None and not args.trust_code:
+        _refuse_received_code(args.resume / "scenario.toml", user_code(scenario))
+    open_tracking, sinks = _sinks(args.track, args.results, scenario), []
     # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -179,7 +188,7 @@ def _run(args: argparse.Namespace) -> int:
 
             try:
                 outcome = run(scenario, results_root=args.results, address=args.address, on_round=on_round,
-                              resume=args.resume)
+                              resume=args.resume, on_start=lambda run_dir: sinks.extend(open_tracking(run_dir.name)))
             except FileNotFoundError as exc:  # --resume of a folder without a checkpoint
                 raise ConfigError(str(exc)) from exc
             finally:
@@ -198,14 +207,31 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sinks(names: list[str], results: Path, scenario) -> list:
-    """The tracking sinks ``--track`` names, opened before the run (a missing package is bad input)."""
+def _refuse_received_code(path: Path, code: dict[str, str]) -> None:
+    """A results folder is data: resuming one imports none of the code its scenario names (importing
+    a module runs it) unless the user says so on the command line, for this run."""
+    if code:
+        named = ", ".join(f"{key} = {spec!r} (module {spec.partition(':')[0]!r})" for key, spec in code.items())
+        raise ConfigError(f"{path} names code to import: {named}; a results folder is data and --resume "
+                          "imports no code it names: pass --trust-code if you trust that code")
+
+
+def _sinks(names: list[str], results: Path, scenario) -> Callable[[str], list]:
+    """Checks the tracking sinks ``--track`` names before the run (a missing package is bad input)
+    and returns what opens them by the run id, the run folder's name, once the folder exists."""
     if not names:
-        return []
-    from raysim.results.sinks import flatten, open_sinks
+        return lambda run_id: []
+    from raysim.results.sinks import check_sinks, flatten, open_sinks
     from raysim.scenario.config import to_table
 
-    return open_sinks(names, results / "tracking", name=scenario.run.name, params=flatten(to_table(scenario)))
+    check_sinks(names)
+    try:  # here, so that no tracker's own error type stands for a --results that cannot be a folder
+        (results / "tracking").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--results {results}: --track cannot create {results / 'tracking'} "
+                          f"({exc.strerror or exc}); choose another --results folder") from exc
+    params = flatten(to_table(scenario))
+    return lambda run_id: open_sinks(names, results / "tracking", name=scenario.run.name, run_id=run_id, params=params)
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -261,13 +287,20 @@ def _print_sweep_summary(sweep_dir: Path, keys: list[str]) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from raysim.results.html import write_report
+    from raysim.results.html import report_page, write_page
 
     out = args.out or args.path / "report.html"
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: give the report's file name, e.g. {out / 'report.html'}")
     try:
-        write_report(args.path, out)
+        page = report_page(args.path)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
+    try:
+        write_page(page, out)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot write the report ({exc.strerror or exc}); nothing was "
+                          "written") from exc
     console.print(f"wrote {out}")
     return 0
 
@@ -289,20 +322,25 @@ def _compare(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from exc
     table = summarise(results, target=args.target)
-    table.to_csv(args.out / "comparison.csv", index=False)
-    plot_comparison(results, args.out / "comparison.png")
+    try:
+        table.to_csv(args.out / "comparison.csv", index=False)
+        plot_comparison(results, args.out / "comparison.png")
+    except OSError as exc:  # a full disk, a read-only folder
+        raise ConfigError(f"--out {args.out}: cannot write the comparison ({exc.strerror or exc})") from exc
     print(table.drop(columns=["run_id"]).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     console.print(f"wrote {args.out / 'comparison.csv'} and {args.out / 'comparison.png'}")
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """0 when every block matches what was committed, 1 when one was edited."""
+    """0 when every block matches what was committed, 1 when one was edited, 2 when the input is
+    not a chain (or --head not a hash). Whether the head was checked, and against what, is said."""
     from raysim.results.ledger import verify_run
 
-    verdict = verify_run(args.run_dir)
+    verdict, head = verify_run(args.run_dir, head=args.head)
+    console.print(head, highlight=False, soft_wrap=True)
     if verdict.valid:
-        console.print(f"[green]valid[/]: {args.run_dir / 'ledger.json'}")
+        console.print(f"[green]valid[/]: {escape(str(args.run_dir / 'ledger.json'))}", highlight=False)
         return 0
     console.print(f"[bold red]tampered:[/] block {verdict.first_bad}: {escape(verdict.reason)}", highlight=False)
     return 1

@@ -68,12 +68,26 @@ def import_class(spec: str, *, what: str, choices: list[str], base: type, base_n
     return obj
 
 
-def import_function(spec: str, *, what: str, choices: list[str]) -> Callable:
-    """Imports a function written in Python (``def``), refusing builtins, classes and other callables
-    before anything calls them (``os:system`` is a builtin, a class call runs its constructor)."""
+def import_function(spec: str, *, what: str, choices: list[str], parameters: tuple[str, ...]) -> Callable:
+    """Imports a function written in Python (``def``) that takes exactly ``parameters``, by those
+    names, refusing anything else before it is called.
+
+    A builtin (``os:remove``), a class (whose call runs its constructor) or a library function
+    that merely accepts as many arguments (``shutil:chown(path, user)`` would change the owner
+    of file descriptor 0; ``ctypes:string_at(ptr, size)`` reads raw memory) is not code written
+    for this call. The parameters are read from the function's code object, which a decorator's
+    ``__wrapped__`` or a ``__signature__`` attribute cannot disguise.
+    """
     obj = import_object(spec, what=what, choices=choices)
     if not inspect.isfunction(obj):
         raise ConfigError(f"{what} '{spec}' is {_kind(obj)}, not a plain Python function; nothing was called")
+    code = obj.__code__
+    takes = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    if variadic or code.co_kwonlyargcount or takes != parameters:
+        shown = f"({', '.join(takes)}{', ...' if variadic else ''})"
+        raise ConfigError(f"{what} '{spec}' takes {shown}, not exactly ({', '.join(parameters)}): it is not "
+                          f"written for {what}; nothing was called")
     return obj
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
+import pandas as pd
 import pytest
 from torch import nn
 
@@ -22,7 +23,7 @@ from raysim.models.models import MODELS, ModelInfo
 from raysim.results import load
 from raysim.scenario.sections import parse_scenario
 from raysim.sim.policies import POLICIES, Aggregate, Arrival, Dispatch, Failure
-from tests.conftest import tiny_table
+from tests.conftest import tiny_table, whole_and_resumed
 
 # -- a strategy: a new server optimizer (raysim/algorithms/server_opt.py) ------------------------
 
@@ -112,6 +113,15 @@ def test_a_new_policy_runs_by_name(monkeypatch, tmp_path):
     assert len(results.rounds) == 4
     assert (results.rounds.clients <= 1).all()  # one update per server step
     assert results.rounds.sim_time.is_monotonic_increasing
+
+
+def test_a_new_policy_is_checkpointed_and_resumes_exactly(monkeypatch, tmp_path):
+    """Its state is checkpointed as data like a built-in's: the class comes from the scenario's
+    own driver on resume, never from the file."""
+    monkeypatch.setitem(POLICIES, "sequential", SequentialPolicy)
+    whole, resumed = whole_and_resumed(parse_scenario(tiny_table(policy={"kind": "sequential"})), tmp_path, after=2)
+    columns = ["round", "sim_time", "test_accuracy", "clients"]
+    pd.testing.assert_frame_equal(load(whole).rounds[columns], load(resumed).rounds[columns])
 
 
 def test_a_new_dataset_runs_by_name(monkeypatch, tmp_path):

@@ -29,6 +29,9 @@ def _interrupt_after(round_number: int):
     {"compression": {"uplink": "topk", "ratio": 0.1, "error_feedback": True, "downlink": "bf16"}},
     {"server": {"weighting": "uniform"}, "privacy": {"dp": "central", "noise_multiplier": 0.8,
                                                      "secure_aggregation": "secagg"}},
+    {"policy": {"kind": "periodic", "period_s": 10.0, "staleness": {"kind": "polynomial", "a": 0.5}}},
+    {"policy": {"kind": "event", "threshold": 1.5, "alpha": 0.5}},
+    {"policy": {"kind": "hybrid", "min_updates": 2, "deadline_s": 12.0, "late_updates": "stale"}},
 ])
 def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny, tmp_path, sections):
     scenario = tiny(run={"rounds": 6}, **sections)
@@ -38,7 +41,7 @@ def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny, tmp_path, section
     (cut_dir,) = (tmp_path / "cut" / "tiny").iterdir()
     assert json.loads((cut_dir / "summary.json").read_text())["status"] == "interrupted"
     assert len(pd.read_parquet(cut_dir / "rounds.parquet")) == 3  # nothing recorded is lost
-    assert (cut_dir / "checkpoint.pkl").stat().st_size < 1_000_000  # driver state only, no executor or data
+    assert (cut_dir / "checkpoint.zip").stat().st_size < 1_000_000  # driver state only, no executor or data
     resumed = run(scenario, resume=cut_dir)
     assert resumed.run_dir == cut_dir and resumed.summary["resumed_after_round"] == 3
     pd.testing.assert_frame_equal(pd.read_parquet(whole.run_dir / "rounds.parquet")[SIM_COLUMNS],
@@ -66,4 +69,4 @@ def test_resume_from_the_cli(tiny, tmp_path, capsys):
     no_checkpoint.mkdir()
     (no_checkpoint / "scenario.toml").write_text((cut_dir / "scenario.toml").read_text())
     assert main(["run", "--resume", str(no_checkpoint)]) == 2
-    assert "has no checkpoint.pkl" in capsys.readouterr().err
+    assert "has no checkpoint.zip" in capsys.readouterr().err

@@ -18,7 +18,7 @@ class Upload:
 
     delta: np.ndarray
     memory: np.ndarray | None  # the client's error-feedback memory after sending (None without)
-    wire_bytes: int  # the framed bytes that travelled (the codec's planned size, checked)
+    wire_bytes: int  # the framed message's size (checked; the tables count the payload, codec.py)
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Channel:
             memory = np.zeros(np.size(delta))
         fields, memory = feedback.encode(self.uplink, delta, memory if self.error_feedback else None, rng)
         wire = pack(fields)
-        if len(wire) != self.uplink.wire_bytes:  # the cost model planned the upload with that size
+        if len(wire) != self.uplink.wire_bytes:  # the layout fixes it: else the charged payload is wrong too
             raise RuntimeError(f"codec {self.uplink.name} sent {len(wire)} bytes, not the {self.uplink.wire_bytes} "
                                "its layout fixes")
         return Upload(delta=self.uplink.decode(unpack(wire)), memory=memory, wire_bytes=len(wire))

@@ -5,6 +5,14 @@ Every codec here sends a payload whose size depends only on the model's layout, 
 values (no entropy coding): the simulated upload time can then be decided when a task is
 dispatched, before its update exists, as the rest of the cost model is. ``field_bytes`` is
 that size worked out analytically; tests check it against what ``encode`` produces.
+
+Bytes convention (one for every table, compressed or not): a message counts its payload, the
+values, indices, codes, scales and seeds it carries, without framing. That is how the dense
+model is counted (numel x 4 for float32), how FLSim and the papers count, so a
+``compression_ratio`` of dense over payload reads as theirs (fp32: exactly 1.0); and framing
+belongs to the transport, which adds its own (``network/mqtt.py``'s packet headers on a broker).
+The framed message (``wire.py``) still carries every update, and is checked against
+``wire_bytes``, so what is decoded is what was counted.
 """
 
 from __future__ import annotations
@@ -47,14 +55,20 @@ class Codec(ABC):
             raise ValueError(f"{self.name}: an update of {flat.size} entries for a layout of {self.bounds[-1]}")
         return (flat[start:end] for start, end in zip(self.bounds[:-1], self.bounds[1:]))
 
+    def variance_bound(self) -> float | None:
+        """For an unbiased codec, omega: E||C(v) - v||^2 <= omega ||v||^2 for every tensor of this
+        layout; None for a biased one. Error feedback shrinks its memory only when omega < 1."""
+        return None
+
     @property
     def payload_bytes(self) -> int:
-        """The analytic count: values, indices, codes and scales, without framing."""
+        """The bytes a message is counted as (the module's convention): values, indices, codes
+        and scales, without framing."""
         return sum(self.field_bytes())
 
     @property
     def wire_bytes(self) -> int:
-        """The framed message's size (wire.py), which the simulated link carries."""
+        """The framed message's size (wire.py): checked when an update travels, not reported."""
         return wire_size(self.field_bytes())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -9,6 +10,7 @@ from raysim.compression.channel import Channel
 from raysim.compression.codec import Codec
 from raysim.compression.quantizers import QSGD, BFloat16, Float32, Half, IntK, ScaledSign
 from raysim.compression.sparsifiers import RandomK, SharedMask, TopK
+from raysim.inputs import ConfigError
 
 CODECS: dict[str, type[Codec]] = {c.name: c for c in (Float32, Half, BFloat16, IntK, QSGD, TopK, RandomK, SharedMask,
                                                       ScaledSign)}
@@ -22,7 +24,9 @@ MAX_LEVELS = 2 ** 16 - 1
 class CompressionConfig:
     """``uplink``: none | fp32 | fp16 | bf16 | int (``bits``) | qsgd (``levels``) | topk, randk,
     mask (``ratio``) | sign; ``error_feedback`` keeps each client's residual; ``downlink``:
-    none | fp16 | bf16. FedPAQ is FedAvg with ``uplink = "qsgd"``."""
+    none | fp16 | bf16. FedPAQ is FedAvg with ``uplink = "qsgd"``. ``error_feedback`` with an
+    unbiased codec (qsgd, randk, mask) is checked against the model's layout when the channel is
+    built (``check_contractive``)."""
 
     uplink: str = "none"
     downlink: str = "none"
@@ -53,10 +57,6 @@ class CompressionConfig:
             raise ValueError(f"levels must be in 1..{MAX_LEVELS}, got {self.levels}")
         if self.error_feedback and self.uplink in ("none", "fp32"):
             raise ValueError(f"error_feedback needs a lossy uplink codec (uplink = {self.uplink!r} loses nothing)")
-        if self.error_feedback and CODECS[self.uplink].unbiased:
-            raise ValueError(f"error_feedback corrects biased codecs (topk, sign, int, fp16, bf16); uplink = "
-                             f"{self.uplink!r} is unbiased with a variance above ||v||^2, so its memory would grow "
-                             "without bound: set error_feedback = false or use a biased codec")
 
     @property
     def active(self) -> bool:
@@ -69,5 +69,29 @@ class CompressionConfig:
         parameter = PARAMETER.get(self.uplink)
         options = {parameter: getattr(self, parameter)} if parameter else {}
         uplink = CODECS[self.uplink](sizes, **options) if self.uplink != "none" else None
+        if self.error_feedback:
+            check_contractive(uplink)
         downlink = CODECS[self.downlink](sizes) if self.downlink != "none" else None
         return Channel(uplink=uplink, downlink=downlink, error_feedback=self.error_feedback)
+
+
+def check_contractive(codec: Codec) -> None:
+    """Error feedback keeps e = p - C(p), so E||e||^2 = E||C(p) - p||^2: its guarantees (Stich
+    et al. 2018, arXiv:1809.07599; Karimireddy et al. 2019, arXiv:1901.09847) assume a
+    contractive codec, E||C(p) - p||^2 <= (1 - delta) ||p||^2 (top-k and the scaled sign are;
+    the casts lose at most 2^-8 of each entry; int-k at most half a step). An unbiased codec
+    with variance factor omega (``Codec.variance_bound``) is contractive only when omega < 1:
+    random-k and the mask keeping more than half of each tensor, QSGD with s^2 > d. Otherwise
+    each send can multiply the memory's expected square by omega, and it can grow without bound
+    (random-k at 10%: a sent entry's memory becomes -9 times its value), so the pairing is
+    refused, once the model's layout is known; being unbiased is no reason in itself."""
+    omega = codec.variance_bound()
+    if omega is None or omega < 1:
+        return
+    name = f"compression.uplink = {codec.name!r}"
+    fix = (f"set compression.levels >= {math.isqrt(max(codec.sizes)) + 1} (levels^2 above the largest tensor's "
+           f"{max(codec.sizes)} entries)" if codec.name == "qsgd" else "set compression.ratio above 0.5")
+    raise ConfigError(f"compression.error_feedback with {name}: error feedback needs E||C(v) - v||^2 < ||v||^2, "
+                      f"and this unbiased codec's bound on this model is {omega:.3g} ||v||^2, so its memory can "
+                      f"grow each round; {fix}, or set compression.error_feedback = false (an unbiased codec "
+                      "converges without it)")

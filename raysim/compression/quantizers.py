@@ -56,9 +56,14 @@ class BFloat16(_Cast):
 
 
 class IntK(PerTensorCodec):
-    """Deterministic affine int-k per tensor: scale = (max - min) / (2^k - 1), q = round((x -
-    min) / scale), x' = min + q scale, so |x - x'| <= scale / 2. Biased (rounding is
-    deterministic). Sends min and scale (float32) and the codes packed at k bits."""
+    """Deterministic affine int-k per tensor with an integer zero point, as PyTorch's and FLSim's
+    MinMax observers do: the range [lo, hi] is widened to hold 0 (lo = min(min, 0), hi =
+    max(max, 0)), scale = (hi - lo) / (2^k - 1), zp = round(-lo / scale) in 0..2^k - 1,
+    q = clamp(round(x / scale) + zp, 0, 2^k - 1), x' = (q - zp) scale. 0 is a grid point
+    (q = zp), so the zeros of a sparse update come back exactly 0 (a grid from the minimum
+    instead turns each into a small offset, which the server sums over every client); and
+    |x - x'| <= scale / 2 over the range. Biased (rounding is deterministic). Sends the scale
+    (float32), the zero point (uint16: k <= 16) and the codes packed at k bits."""
 
     name = "int"
 
@@ -67,18 +72,21 @@ class IntK(PerTensorCodec):
         self.bits = bits
 
     def encode_tensor(self, values, rng):
-        low, high = np.float32(values.min()), np.float32(values.max())
-        scale = np.float32((float(high) - float(low)) / (2 ** self.bits - 1))
-        codes = np.zeros(values.size, np.uint32) if scale == 0 else \
-            np.clip(np.rint((values - float(low)) / float(scale)), 0, 2 ** self.bits - 1)
-        return [np.array([low, scale], np.float32), pack_bits(codes, self.bits)]
+        top = 2 ** self.bits - 1
+        low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+        scale = np.float32((high - low) / top)
+        zero, codes = 0, np.zeros(values.size, np.uint32)  # scale 0: every entry 0 (or below float32's range)
+        if scale > 0:
+            zero = int(np.clip(np.rint(-low / float(scale)), 0, top))
+            codes = np.clip(np.rint(values / float(scale)) + zero, 0, top)
+        return [np.array([scale], np.float32), np.array([zero], np.uint16), pack_bits(codes, self.bits)]
 
     def decode_tensor(self, fields, size):
-        low, scale = (float(v) for v in fields[0])
-        return low + unpack_bits(fields[1], self.bits, size) * scale
+        scale, zero = float(fields[0][0]), int(fields[1][0])
+        return (unpack_bits(fields[2], self.bits, size).astype(np.int64) - zero) * scale
 
     def tensor_field_bytes(self, size):
-        return (8, packed_size(size, self.bits))
+        return (4, 2, packed_size(size, self.bits))
 
 
 class QSGD(PerTensorCodec):
@@ -94,6 +102,11 @@ class QSGD(PerTensorCodec):
         super().__init__(sizes)
         self.levels = levels
         self.bits = 1 + math.ceil(math.log2(levels + 1))
+
+    def variance_bound(self):
+        """The paper's lemma, min(d / s^2, sqrt(d) / s), at the largest tensor: below 1 only when
+        s^2 > d."""
+        return max(min(d / self.levels ** 2, math.sqrt(d) / self.levels) for d in self.sizes)
 
     def encode_tensor(self, values, rng):
         norm = np.float32(np.linalg.norm(values))

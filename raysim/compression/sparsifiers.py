@@ -11,6 +11,12 @@ import numpy as np
 from raysim.compression.codec import Codec, PerTensorCodec, index_dtype, kept
 
 
+def random_k_variance(sizes: Sequence[int], ratio: float) -> float:
+    """E||C(v) - v||^2 / ||v||^2 = d/k - 1 for k of d entries scaled by d/k, at the worst tensor:
+    below 1 only when more than half of each tensor is kept."""
+    return max(size / kept(size, ratio) - 1 for size in sizes)
+
+
 class _Sparse(PerTensorCodec):
     def __init__(self, sizes: Sequence[int], *, ratio: float):
         super().__init__(sizes)
@@ -55,6 +61,9 @@ class RandomK(_Sparse):
         indices = np.sort(rng.choice(values.size, size=k, replace=False))
         return [indices.astype(index_dtype(values.size)), (values[indices] * (values.size / k)).astype(np.float32)]
 
+    def variance_bound(self):
+        return random_k_variance(self.sizes, self.ratio)
+
 
 class SharedMask(Codec):
     """Seed-shared random mask (Konecny et al. 2016, arXiv:1610.05492, "structured updates"):
@@ -67,6 +76,9 @@ class SharedMask(Codec):
     def __init__(self, sizes: Sequence[int], *, ratio: float):
         super().__init__(sizes)
         self.ratio = ratio
+
+    def variance_bound(self):
+        return random_k_variance(self.sizes, self.ratio)
 
     def positions(self, seed: int, tensor: int, size: int) -> np.ndarray:
         return np.sort(np.random.default_rng([seed, tensor]).choice(size, size=kept(size, self.ratio), replace=False))

@@ -32,11 +32,22 @@ from raysim.contribution.utility import BudgetExhausted, Utility
 @dataclass(frozen=True)
 class Estimate:
     """Values per player id and how they were obtained: orders averaged, and why it stopped
-    (``"converged"``, ``"max_permutations"``, ``"budget"``, ``"round_truncated"``)."""
+    (``"exact"``, ``"converged"``, ``"max_permutations"``, ``"budget"``, ``"round_truncated"``).
+
+    ``valued`` is False when the round was not valued at all: GTG's between-round truncation,
+    or a budget that cut the first group of orders short. The values are then 0 by convention,
+    not a finding, and consumers (reputation, earnings) must count no outcome, which a 0 that
+    an estimate did find cannot tell them."""
 
     values: dict[int, float]
     permutations: int
     stopped: str
+    valued: bool = True
+
+
+def unvalued(players: Sequence[int], why: str) -> Estimate:
+    """A round not valued: every player 0 by convention, and ``valued`` False."""
+    return Estimate({int(p): 0.0 for p in players}, 0, why, valued=False)
 
 
 def walk(orders: np.ndarray, players: Sequence[int], utility: Utility, *, full: float, empty: float,
@@ -94,7 +105,10 @@ def permutation_shapley(players: Sequence[int], utility: Utility, groups: Iterat
     n = len(players)
     if n == 0:
         return Estimate({}, 0, "converged")
-    full, empty = utility([list(players), []])
+    try:
+        full, empty = utility([list(players), []])
+    except BudgetExhausted:
+        return unvalued(players, "budget")
     total = np.zeros(n)
     count = 0
     means: list[np.ndarray] = []
@@ -116,7 +130,7 @@ def permutation_shapley(players: Sequence[int], utility: Utility, groups: Iterat
             stopped = "converged"
             break
     values = total / count if count else total
-    return Estimate({int(p): float(v) for p, v in zip(players, values)}, count, stopped)
+    return Estimate({int(p): float(v) for p, v in zip(players, values)}, count, stopped, valued=count > 0)
 
 
 def gtg_shapley(players: Sequence[int], utility: Utility, draw: np.random.Generator, *,
@@ -125,9 +139,12 @@ def gtg_shapley(players: Sequence[int], utility: Utility, draw: np.random.Genera
                 orders: Iterator[np.ndarray] | None = None) -> Estimate:
     """GTG-Shapley (see the module's docstring). ``orders`` replaces the guided cycles with
     given groups of orders (all n! of them give the exact value when truncation is off)."""
-    full, empty = utility([list(players), []])
+    try:
+        full, empty = utility([list(players), []])
+    except BudgetExhausted:
+        return unvalued(players, "budget")
     if abs(full - empty) <= round_truncation:
-        return Estimate({int(p): 0.0 for p in players}, 0, "round_truncated")
+        return unvalued(players, "round_truncated")
     return permutation_shapley(players, utility, orders if orders is not None else guided_orders(len(players), draw),
                                truncation=truncation, max_permutations=max_permutations,
                                min_permutations=min_permutations, window=window, tolerance=tolerance)

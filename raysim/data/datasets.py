@@ -69,6 +69,9 @@ _OFFICIAL_SIZES = {
 # not the often-copied 0.2023/0.1994/0.2010).
 _CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 _CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+# CIFAR-10's batch files are about 30 MB each (10,000 images). torchvision reads a whole file for
+# its MD5 before unpickling it, so a larger file is refused by its size before anything reads it.
+CIFAR10_MAX_FILE_BYTES = 2**26
 
 
 @dataclass(frozen=True)
@@ -309,6 +312,7 @@ def _load_cifar10(base: Path) -> Dataset:
     """Loads CIFAR-10 through torchvision from ``base``; standardised per channel when read."""
     from torchvision.datasets import CIFAR10
 
+    _check_cifar10_sizes(base / "cifar-10-batches-py")
     try:
         train, test = (CIFAR10(str(base), train=flag, download=False) for flag in (True, False))
     except (RuntimeError, OSError, EOFError, ValueError, pickle.UnpicklingError) as error:
@@ -329,6 +333,14 @@ def _load_cifar10(base: Path) -> Dataset:
         input_shape=DATASETS["cifar10"].input_shape,
         pixels=PixelScale(_CIFAR10_MEAN, _CIFAR10_STD),
     )
+
+
+def _check_cifar10_sizes(folder: Path) -> None:
+    """Refuses a file of the CIFAR-10 folder beyond :data:`CIFAR10_MAX_FILE_BYTES`, naming it."""
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.stat().st_size > CIFAR10_MAX_FILE_BYTES:
+            raise DatasetError(f"{path}: {path.stat().st_size} bytes, beyond the {CIFAR10_MAX_FILE_BYTES} bytes "
+                               f"(64 MiB) a CIFAR-10 batch file can have; not read. To fix: {_fix_hint('cifar10')}.")
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,7 +9,8 @@ one 32-bit size per dimension -- followed by the raw payload. Images use magic
 Files may be gzipped or plain. Distributions (Debian's ``dataset-fashion-mnist``
 for one) re-compress the files, so the gzip bytes differ from upstream's; only
 the hash of the *decompressed* content is stable, which is what
-:func:`content_md5` returns.
+:func:`content_md5` returns. Nothing is ever decompressed beyond the size the header
+promises (:func:`decompressed_bytes`), so a gzip bomb costs a few bytes, not the machine.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import math
 import struct
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -40,21 +42,83 @@ class DatasetError(ValueError):
     """A data set's file is there but unusable (corrupt, truncated, mis-sized); names the file."""
 
 
-def decompressed_bytes(path: Path) -> bytes:
-    """Returns the file's content, gunzipped when it is a gzip stream.
+# The largest IDX content read (header and payload, decompressed): 1 GiB, 20 times the official
+# Fashion-MNIST training images. A header promising more is refused before anything is read.
+MAX_IDX_BYTES = 2**30
 
-    Detection is by the gzip magic bytes rather than the ``.gz`` suffix, so a
+
+def decompressed_bytes(path: Path) -> bytes:
+    """Returns the IDX file's content, gunzipped when it is a gzip stream, never more than its
+    header promises.
+
+    The header's dimensions give the content's size before the payload is read: at most that
+    many bytes (and one more, to detect a longer stream) are ever decompressed, so a small
+    gzip that expands to gigabytes (a gzip bomb) is refused after a few bytes, not after
+    filling memory. Detection is by the gzip magic bytes rather than the ``.gz`` suffix, so a
     file renamed by a mirror or package manager is still read correctly.
 
     Raises:
-        DatasetError: If the file cannot be read or its gzip stream is damaged.
+        DatasetError: If the file cannot be read, its gzip stream is damaged, its header is not
+            an IDX one or promises more than :data:`MAX_IDX_BYTES`, or the content is longer
+            or shorter than the header promises; the message names the file and the sizes.
     """
     try:
-        raw = Path(path).read_bytes()
-        return gzip.decompress(raw) if raw[:2] == _GZIP_MAGIC else raw
+        with Path(path).open("rb") as raw:
+            stream = gzip.GzipFile(fileobj=raw) if raw.read(2) == _GZIP_MAGIC else raw
+            raw.seek(0)
+            header = _read_header(stream, path)
+            expected = _promised_size(header, path)
+            body = stream.read(expected - len(header) + 1)  # one byte more: a longer stream shows
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: cannot be read as a (gzipped) IDX file ({exc}); "
                            f"delete it and fetch the data set again") from exc
+    _check_length(len(header) + len(body), expected, path)
+    return header + body
+
+
+def _magic(magic: bytes, source: Path | str) -> tuple[np.dtype, int]:
+    """The dtype and dimension count of an IDX magic number (its first 4 bytes)."""
+    if len(magic) < 4 or magic[:2] != b"\x00\x00" or magic[2] not in _IDX_DTYPES:
+        raise DatasetError(f"{source}: not an IDX file (bad magic {magic[:4].hex()!r})")
+    return _IDX_DTYPES[magic[2]], magic[3]
+
+
+def _read_header(stream: BinaryIO, path: Path) -> bytes:
+    """The magic number and the dimension sizes, read alone (at most 4 + 4 x 255 bytes)."""
+    magic = stream.read(4)
+    _, ndim = _magic(magic, path)
+    return _whole_header(magic + stream.read(4 * ndim), ndim, path)
+
+
+def _whole_header(header: bytes, ndim: int, source: Path | str) -> bytes:
+    if len(header) < 4 + 4 * ndim:
+        raise DatasetError(f"{source}: IDX header truncated ({len(header)} bytes, need {4 + 4 * ndim})")
+    return header[:4 + 4 * ndim]
+
+
+def _shape(header: bytes) -> tuple[int, ...]:
+    return tuple(int(d) for d in np.frombuffer(header, dtype=">u4", offset=4))
+
+
+def _promised_size(header: bytes, source: Path | str) -> int:
+    """The content size (header and payload) an IDX header promises; DatasetError naming the
+    file beyond :data:`MAX_IDX_BYTES`."""
+    dtype, _ = _magic(header, source)
+    shape = _shape(header)
+    size = len(header) + math.prod(shape) * dtype.itemsize
+    if size > MAX_IDX_BYTES:
+        raise DatasetError(f"{source}: the IDX header promises dimensions {shape}, {size} bytes, beyond the "
+                           f"limit of {MAX_IDX_BYTES} bytes (1 GiB); not read")
+    return size
+
+
+def _check_length(found: int, expected: int, source: Path | str) -> None:
+    """Refuses content longer or shorter than its header promises (``found`` is at most one byte
+    over: the reader stops there)."""
+    if found != expected:
+        has = f"more (reading stopped at {found})" if found > expected else f"{found}"
+        raise DatasetError(f"{source}: IDX payload length mismatch: the header promises {expected} bytes, "
+                           f"the content has {has}; delete the file and fetch the data set again")
 
 
 def parse_idx(data: bytes, source: Path | str) -> np.ndarray:
@@ -72,21 +136,11 @@ def parse_idx(data: bytes, source: Path | str) -> np.ndarray:
             not have exactly the length the header announces (a truncated
             download, for instance).
     """
-    if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] not in _IDX_DTYPES:
-        raise DatasetError(f"{source}: not an IDX file (bad magic {data[:4].hex()!r})")
-    dtype, ndim = _IDX_DTYPES[data[2]], data[3]
-    header_len = 4 + 4 * ndim
-    if len(data) < header_len:
-        raise DatasetError(f"{source}: IDX header truncated ({len(data)} bytes, need {header_len})")
-    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
-    expected = header_len + math.prod(shape) * dtype.itemsize
-    if len(data) != expected:
-        raise DatasetError(
-            f"{source}: IDX payload length mismatch: header {shape} needs {expected} bytes, "
-            f"file has {len(data)}"
-        )
-    flat = np.frombuffer(data, dtype=dtype, offset=header_len)
-    return flat.astype(dtype.newbyteorder("=")).reshape(shape)
+    dtype, ndim = _magic(data, source)
+    header = _whole_header(data, ndim, source)
+    _check_length(len(data), _promised_size(header, source), source)
+    flat = np.frombuffer(data, dtype=dtype, offset=len(header))
+    return flat.astype(dtype.newbyteorder("=")).reshape(_shape(header))
 
 
 def read_idx(path: Path) -> np.ndarray:

@@ -3,8 +3,11 @@
 The grid lives in the scenario's ``[sweep]`` table (or ``--grid KEY=[...]`` on the command
 line): dotted scenario keys with lists of values, ``seeds`` (the training seeds, ``run.seed``;
 ``data.seed`` may be swept too, or fixed so repeats share one partition) and
-``actors_per_trial``. Every trial's scenario is built and validated before Ray starts, so a bad
-key, an empty list or a wrong value ends the command at once, naming the key.
+``actors_per_trial``. A grid of more than :data:`MAX_TRIALS` trials is refused from the lengths
+of its lists, before any trial is built. Every trial's scenario is then built, validated and
+prepared as ``raysim validate`` prepares a run (data, partition, model, user code) before Ray
+starts, so a bad key, an empty list or a wrong value in any trial ends the command at once,
+naming the trial and the key.
 
 Ray starts once for the sweep; each trial is a Tune trial holding its own placement group
 (``runtime/tune.py``) and is an ordinary run (``api.run``) whose folder is
@@ -17,9 +20,11 @@ from __future__ import annotations
 
 import itertools
 import json
-from copy import deepcopy
 import math
+import multiprocessing
 import shutil
+from concurrent.futures import ProcessPoolExecutor
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,10 +33,14 @@ from raysim.api import run
 from raysim.inputs import ConfigError
 from raysim.results.results import read_sweep_index, write_sweep_index
 from raysim.scenario.config import apply_override, parse_value, set_value
+from raysim.scenario.preparation import initial_model, prepare
 from raysim.scenario.sections import Scenario, parse_scenario, read_table
 
 SETTINGS = ("seeds", "actors_per_trial")  # the [sweep] keys that are not scenario keys
 FIXED_SECTIONS = ("resources", "ray", "run.name")  # one cluster and one trial shape per sweep
+# The most trials one sweep holds: each is prepared before Ray starts and is a Tune trial with
+# its own run folder. Checked from the lists' lengths, before any trial's scenario is built.
+MAX_TRIALS = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,7 +72,8 @@ class Sweep:
 
 def load_sweep(path: str | Path, *, overrides: tuple[str, ...] = (), grid: tuple[str, ...] = ()) -> Sweep:
     """Reads a scenario file with a ``[sweep]`` table (and ``--grid KEY=[...]`` entries, which
-    replace the table's), and validates every trial; ConfigError names the key and the fix."""
+    replace the table's), and validates and prepares every trial; ConfigError names the trial,
+    the key and the fix."""
     table = read_table(path)
     for assignment in overrides:
         apply_override(table, assignment)
@@ -83,6 +93,7 @@ def load_sweep(path: str | Path, *, overrides: tuple[str, ...] = (), grid: tuple
     for index, values in enumerate(spec.points()):
         name = f"{base.run.name}-t{index:0{width}d}"
         trials[name], scenarios[name] = values, _scenario(table, values, name, key=None)
+    _prepare_every_trial(trials, scenarios)
     return Sweep(name=base.run.name, table=table, spec=spec, trials=trials, scenarios=scenarios)
 
 
@@ -112,7 +123,44 @@ def _spec(entries: dict[str, Any], base: Scenario) -> SweepSpec:
     actors = entries.get("actors_per_trial", 1)
     if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
         raise ConfigError(f"[sweep] 'actors_per_trial' = {actors!r} must be an integer >= 1")
+    _check_size(grid, seeds)
     return SweepSpec(grid=tuple(grid), seeds=tuple(seeds), actors_per_trial=actors)
+
+
+def _check_size(grid: list[tuple[str, tuple]], seeds: list[int]) -> None:
+    """Refuses a grid of more than MAX_TRIALS trials, counted as the product of the lists'
+    lengths (nothing enumerated, nothing built)."""
+    count = math.prod(len(values) for _, values in grid) * len(seeds)
+    if count > MAX_TRIALS:
+        sizes = " x ".join(f"{len(values)} ({key})" for key, values in [*grid, ("seeds", seeds)])
+        raise ConfigError(f"[sweep] gives {sizes} = {count} trials, more than the limit of {MAX_TRIALS}: "
+                          "shorten the lists in [sweep] (or --grid), or split the sweep")
+
+
+def _prepare_every_trial(trials: dict[str, dict[str, Any]], scenarios: dict[str, Scenario]) -> None:
+    """Prepares each trial's data, partition, model and user code as ``raysim validate`` does, so
+    a trial that could not start fails here, before Ray and Tune, naming the trial and its values
+    (a bad ``model.name`` in the second trial would otherwise fail inside Tune).
+
+    The preparing runs in a spawned child process: building models imports torch and starts its
+    thread pools, and the sweep's own process must run no such thread when Ray forks its
+    processes (runtime/session.py); the child's data sets and models go with it.
+    """
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as child:
+        refusal = child.submit(_first_refusal, trials, scenarios).result()
+    if refusal is not None:
+        raise ConfigError(refusal)
+
+
+def _first_refusal(trials: dict[str, dict[str, Any]], scenarios: dict[str, Scenario]) -> str | None:
+    """The refusal of the first trial that cannot be prepared, or None (runs in the child)."""
+    for name, scenario in scenarios.items():
+        try:
+            initial_model(scenario, prepare(scenario).model)
+        except ConfigError as exc:
+            values = ", ".join(f"{k}={v!r}" for k, v in trials[name].items())
+            return f"[sweep] trial {name} ({values}): {exc}; fix the key or value in [sweep] (or --grid)"
+    return None
 
 
 def _scenario(table: dict, values: dict[str, Any], name: str, *, key: str | None) -> Scenario:
@@ -155,7 +203,7 @@ def run_trial(config: dict, *, table: dict, sweep_dir: str) -> dict:
     scenario = _scenario(table, trial["values"], trial["name"], key=None)
     trial_dir = Path(sweep_dir) / "trials" / trial["name"]
     attempts = sorted(d for d in trial_dir.glob("*") if (d / "scenario.toml").exists())
-    resumable = [d for d in attempts if (d / "checkpoint.pkl").exists()][-1:]
+    resumable = [d for d in attempts if (d / "checkpoint.zip").exists()][-1:]
     for stale in set(attempts) - set(resumable):
         shutil.rmtree(stale)
     outcome = run(scenario, results_root=Path(sweep_dir) / "trials", resume=resumable[0] if resumable else None)

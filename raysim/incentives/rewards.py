@@ -6,9 +6,12 @@ paid (the budget is kept): dividing by a sum that is zero or negative is what fr
 "normalise by sum(phi)" get wrong.
 
 Beta reputation (Josang & Ismail, 15th Bled eConference 2002): alpha <- lambda alpha + a_t,
-beta <- lambda beta + b_t, R = (alpha + 1) / (alpha + beta + 2), 0.5 with no data. Here a round's
-outcome is positive when the client's value is > 0, negative otherwise. With one outcome a round,
-positive with probability p, the counts tend to p / (1 - lambda) and (1 - p) / (1 - lambda).
+beta <- lambda beta + b_t, R = (alpha + 1) / (alpha + beta + 2), 0.5 with no data. Here a valued
+round's outcome is positive when the client's value is > 0, negative otherwise; a round that was
+not valued (GTG's round truncation, a budget cut: ``Estimate.valued``) is no outcome and is not
+observed at all, since a 0 put there by convention is no evidence against the client. With one
+outcome a round, positive with probability p, the counts tend to p / (1 - lambda) and
+(1 - p) / (1 - lambda).
 """
 
 from __future__ import annotations

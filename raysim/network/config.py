@@ -15,7 +15,8 @@ ledger         ``consensus`` = pow (``miners``, ``block_interval_s``, ``propagat
 =============  ==================================================================================
 
 Keys left out get the defaults below; ``check_population`` holds the rules that need the number
-of clients (the scenario's cross-section rules call it).
+of clients (the scenario's cross-section rules call it). Bandwidths, latencies, miners and
+Erdos-Renyi graphs are held to the ranges of ``limits.py``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from raysim.inputs import FLOAT_LIMIT, is_file
+from raysim.inputs import is_file
+from raysim.network.limits import (MAX_BLOCK_INTERVAL_S, MAX_GOSSIP_NODES, MAX_MINERS, check_connectable, check_latency,
+                                   check_mbps)
 
 TOPOLOGIES = ("star", "broker", "gossip", "hierarchical", "ledger")
 # gossip graphs (network/graphs.py builds them; named here so that reading a scenario needs no networkx)
@@ -90,9 +93,9 @@ class NetworkConfig:
         getattr(self, f"_check_{self.topology}", lambda: None)()
 
     def _check_broker(self) -> None:
-        _positive("broker_mbps", self.broker_mbps)
-        _non_negative("broker_latency_s", self.broker_latency_s)
-        _non_negative("broker_overhead_s", self.broker_overhead_s)
+        check_mbps("broker_mbps", self.broker_mbps)
+        check_latency("broker_latency_s", self.broker_latency_s)
+        check_latency("broker_overhead_s", self.broker_overhead_s)
         if self.qos not in (0, 1, 2):
             raise ValueError(f"qos must be 0, 1 or 2 (MQTT QoS levels), got {self.qos!r}")
 
@@ -115,16 +118,16 @@ class NetworkConfig:
     def _check_hierarchical(self) -> None:
         _whole("num_edges", self.num_edges, 1)
         _whole("edge_rounds", self.edge_rounds, 1)
-        _positive("edge_mbps", self.edge_mbps)
+        check_mbps("edge_mbps", self.edge_mbps)
         if self.edge_trace and not is_file("edge_trace", self.edge_trace):
             raise ValueError(f"edge_trace = '{self.edge_trace}' does not exist; give a CSV path (client_id,edge) "
                              "or leave it empty to assign edges from the seed")
 
     def _check_ledger(self) -> None:
         if self.consensus == "pow":
-            _whole("miners", self.miners, 1)
-            _positive("block_interval_s", self.block_interval_s)
-            _non_negative("propagation_s", self.propagation_s)
+            _whole("miners", self.miners, 1, MAX_MINERS)
+            _positive("block_interval_s", self.block_interval_s, MAX_BLOCK_INTERVAL_S)
+            check_latency("propagation_s", self.propagation_s)
         else:
             _whole("committee_size", self.committee_size, 1)
             _whole("reject", self.reject, 0)
@@ -137,6 +140,11 @@ class NetworkConfig:
                              "change num_clients or the graph")
         if self.topology == "gossip" and num_clients < (3 if self.graph == "ring" else 2):
             raise ValueError(f"graph = {self.graph!r} needs more nodes than num_clients = {num_clients}")
+        if self.topology == "gossip" and num_clients > MAX_GOSSIP_NODES:
+            raise ValueError(f"topology = 'gossip' mixes with a dense num_clients x num_clients matrix: at most "
+                             f"{MAX_GOSSIP_NODES} nodes, got num_clients = {num_clients}; lower data.num_clients")
+        if self.topology == "gossip" and self.graph == "erdos_renyi":
+            check_connectable(num_clients, self.edge_probability)
         if self.topology == "gossip" and self.eval_nodes > num_clients:
             raise ValueError(f"eval_nodes = {self.eval_nodes} exceeds num_clients = {num_clients}: lower it (0: every node)")
         if self.topology == "hierarchical" and self.num_edges > num_clients:
@@ -163,16 +171,13 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _positive(name: str, value: float) -> None:
-    if not (_number(value) and 0 < value <= FLOAT_LIMIT):
-        raise ValueError(f"{name} must be > 0 (and at most {FLOAT_LIMIT:g}), got {value}")
+def _positive(name: str, value: float, maximum: float) -> None:
+    if not (_number(value) and 0 < value <= maximum):
+        raise ValueError(f"{name} must be > 0 (and at most {maximum:g}), got {value}")
 
 
-def _non_negative(name: str, value: float) -> None:
-    if not (_number(value) and 0 <= value <= FLOAT_LIMIT):
-        raise ValueError(f"{name} must be >= 0 (and at most {FLOAT_LIMIT:g}), got {value}")
-
-
-def _whole(name: str, value: int, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}")
+def _whole(name: str, value: int, minimum: int, maximum: int | None = None) -> None:
+    whole = isinstance(value, int) and not isinstance(value, bool)
+    if not whole or value < minimum or (maximum is not None and value > maximum):
+        most = f" and <= {maximum}" if maximum is not None else ""
+        raise ValueError(f"{name} must be a whole number >= {minimum}{most}, got {value!r}")

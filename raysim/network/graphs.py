@@ -15,10 +15,10 @@ from typing import Callable
 
 import networkx as nx
 
+from raysim.network.limits import MAX_REDRAWS
 from raysim.seeding import Stream, derive_seed
 
 GRAPH_DRAW = 0  # first key of Stream.TOPOLOGY draws: graph generation (hierarchy and gossip use others)
-MAX_REDRAWS = 1000
 
 
 def ring(n: int) -> nx.Graph:

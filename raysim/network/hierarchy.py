@@ -45,21 +45,28 @@ def assign_edges(num_clients: int, num_edges: int, seed: int, mapping: Mapping[i
 
 
 def read_edge_trace(path: str) -> dict[int, int]:
-    """client -> edge from a CSV with columns ``client_id`` and ``edge`` (whole numbers)."""
+    """client -> edge from a CSV with columns ``client_id`` and ``edge`` (whole numbers).
+
+    Errors name the file and the line, never what it holds: the path comes from a scenario and
+    may name any file (``/etc/passwd``), whose lines must not end up in a message.
+    """
     mapping: dict[int, int] = {}
-    with Path(path).expanduser().open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if not {"client_id", "edge"} <= set(reader.fieldnames or ()):
-            raise ValueError(f"edge_trace {path}: needs the columns client_id and edge, got {reader.fieldnames}")
-        for line, row in enumerate(reader, start=2):
-            try:
-                client, edge = int(row["client_id"]), int(row["edge"])
-            except (TypeError, ValueError):
-                raise ValueError(f"edge_trace {path} line {line}: client_id and edge must be whole numbers, "
-                                 f"got {row['client_id']!r}, {row['edge']!r}") from None
-            if client in mapping:
-                raise ValueError(f"edge_trace {path} line {line}: client {client} is assigned twice")
-            mapping[client] = edge
+    try:
+        with Path(path).expanduser().open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if not {"client_id", "edge"} <= set(reader.fieldnames or ()):
+                raise ValueError(f"edge_trace {path}: its first line must name the columns client_id and edge")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    client, edge = int(row["client_id"]), int(row["edge"])
+                except (TypeError, ValueError):
+                    raise ValueError(f"edge_trace {path} line {line}: client_id and edge must be whole "
+                                     "numbers") from None
+                if client in mapping:
+                    raise ValueError(f"edge_trace {path} line {line}: client {client} is assigned twice")
+                mapping[client] = edge
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValueError(f"edge_trace {path} is not a readable UTF-8 CSV file ({type(exc).__name__})") from None
     return mapping
 
 

@@ -14,6 +14,9 @@ clock, and committee validation.
   winner's block reaches the others after the propagation delay delta, and a rival found before
   then forks the chain: ``P(fork | m wins) = 1 - exp(-(Lambda - lambda_m) delta)``. Nothing hashes
   nonces: FLEX-block's real nonce search burns CPU on the wall clock, the pitfall avoided here.
+  A fork is not free: the height stays contested, its block orphaned, until a race ends with
+  no rival, so a round waits through a geometric number of races (BlockFL's latency counts the
+  block generation and propagation once per fork the same way (R)); sim/network.py charges it.
 * Committee validation (BFLC, Li et al., arXiv:2004.00773): a rotating committee scores each
   update on its own validation data; the worst are rejected.
 """
@@ -31,6 +34,7 @@ from raysim.seeding import Stream, rng
 
 GENESIS_PREV = "00" * 32
 COMMITTEE_DRAW, POW_DRAW = 0, 1  # first keys of Stream.LEDGER draws
+RACE_CHUNK = 256  # PoW races drawn per key
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -158,14 +162,19 @@ class PowRace:
         return self.found[confirmations:] - self.found[:-confirmations]
 
 
-def pow_race(rates: Sequence[float], delay: float, blocks: int, seed: int, *, start: float = 0.0) -> PowRace:
-    """Samples ``blocks`` heights of the race. Each height's race starts once every miner has the
+def pow_race(rates: Sequence[float], delay: float, blocks: int, seed: int, *, start: float = 0.0,
+             first: int = 0) -> PowRace:
+    """Samples ``blocks`` races, numbered from ``first``. Each race starts once every miner has the
     last block (its find time plus ``delay``); by memorylessness a miner's lead over the winner is
-    again exponential, so the closed form :func:`fork_probability` holds exactly."""
+    again exponential, so the closed form :func:`fork_probability` holds exactly. Races are drawn
+    in keyed chunks of ``RACE_CHUNK``, so races drawn one at a time (as forks call for them) are
+    the same races as those drawn at once."""
     rates = np.asarray(rates, dtype=np.float64)
     if len(rates) < 1 or np.any(rates <= 0) or delay < 0 or blocks < 1:
         raise ValueError(f"pow_race needs positive miner rates, delay >= 0 and blocks >= 1 (got {rates}, {delay}, {blocks})")
-    times = rng(seed, Stream.LEDGER, POW_DRAW).exponential(1.0 / rates, size=(blocks, len(rates)))
+    chunks = range(first // RACE_CHUNK, (first + blocks - 1) // RACE_CHUNK + 1)
+    drawn = [rng(seed, Stream.LEDGER, POW_DRAW, c).exponential(1.0 / rates, size=(RACE_CHUNK, len(rates))) for c in chunks]
+    times = np.concatenate(drawn)[first - chunks[0] * RACE_CHUNK:][:blocks]
     order = np.argsort(times, axis=1, kind="stable")
     ranked = np.take_along_axis(times, order, axis=1)
     second = ranked[:, 1] if len(rates) > 1 else np.full(blocks, np.inf)  # a lone miner never forks

@@ -9,6 +9,16 @@
 * Spectral gap ``rho = 1 - ||W - 11^T/n||_2``: for symmetric doubly stochastic W this is
   ``1 - max(|lambda_2|, |lambda_n|)``, and one step contracts the distance to the mean by at most
   ``1 - rho`` (Boyd, Ghosh, Prabhakar, Shah, IEEE Trans. Inf. Theory 2006).
+* Contraction rate, the one mixing figure a run records for every gossip mode: the factor by
+  which a round shrinks the consensus distance at worst, per round. For a periodic sequence
+  of doubly stochastic matrices it is ``||W_tau ... W_1 - 11^T/n||_2 ^ (1/tau)`` (the product's
+  norm on the disagreement subspace, per round of the period): ``1 - rho`` for a static W, and
+  0 for the one-peer exponential graph with n a power of two, which averages exactly in tau
+  rounds although no single W_t does. Randomized pairwise gossip is random, so its rate bounds
+  the expected distance instead: the square root of the second-moment bound
+  ``E[Xi_{t+1}^2] <= exp(-n r (1 - lambda_2(E[W]))) Xi_t^2`` per round (n Poisson clocks of rate
+  r; each exchange ``W = I - (e_i - e_j)(e_i - e_j)^T / 2`` is a projection, so
+  ``E[W^T W] = E[W]``, Boyd et al. 2006), and ``E[Xi] <= sqrt(E[Xi^2])``.
 * Consensus distance ``Xi_t`` with ``Xi_t^2 = (1/n) sum_i ||x_i - xbar||^2`` (Kong et al., ICML
   2021, arXiv:2102.04828).
 * D-PSGD (Lian et al., NeurIPS 2017, arXiv:1705.09056): ``X <- W X - eta G``.
@@ -20,7 +30,9 @@
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from functools import reduce
+from typing import Callable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -56,10 +68,27 @@ def one_peer_matrix(n: int, step: int) -> np.ndarray:
     return weights
 
 
+def one_peer_period(n: int) -> int:
+    """tau = ceil(log2 n): after tau steps the one-peer exponential schedule repeats."""
+    return max(1, math.ceil(math.log2(n)))
+
+
+def contraction_rate(period: Sequence[np.ndarray]) -> float:
+    """Per-round worst-case contraction of the consensus distance under a periodic sequence of
+    doubly stochastic matrices: ``||W_tau ... W_1 - 11^T/n||_2 ^ (1/tau)`` (0: exact average)."""
+    n = period[0].shape[0]
+    product = reduce(lambda acc, w: np.asarray(w, dtype=np.float64) @ acc, period, np.eye(n))
+    return float(np.linalg.norm(product - np.full((n, n), 1.0 / n), 2)) ** (1.0 / len(period))
+
+
+def one_peer_contraction(n: int) -> float:
+    """The one-peer exponential graph's contraction rate over its period."""
+    return contraction_rate([one_peer_matrix(n, t) for t in range(one_peer_period(n))])
+
+
 def spectral_gap(weights: np.ndarray) -> float:
-    """``1 - ||W - 11^T/n||_2``, the worst-case contraction of one mixing step."""
-    n = weights.shape[0]
-    return float(1.0 - np.linalg.norm(weights - np.full((n, n), 1.0 / n), 2))
+    """``1 - ||W - 11^T/n||_2``: one minus the contraction rate of a static W."""
+    return 1.0 - contraction_rate([weights])
 
 
 def consensus_distance(models: np.ndarray) -> float:
@@ -69,11 +98,11 @@ def consensus_distance(models: np.ndarray) -> float:
 
 
 def round_record(weights: np.ndarray, models: np.ndarray, accuracy: Callable[[np.ndarray], float]) -> dict:
-    """The gossip row of one round: consensus distance, spectral gap, the accuracy of the averaged
-    model, and the mean and worst accuracy over the nodes' own models."""
+    """The gossip row of one round: consensus distance, contraction rate, the accuracy of the
+    averaged model, and the mean and worst accuracy over the nodes' own models."""
     models = np.asarray(models, dtype=np.float64)
     per_node = np.array([accuracy(m) for m in models])
-    return {"consensus_distance": consensus_distance(models), "spectral_gap": spectral_gap(weights),
+    return {"consensus_distance": consensus_distance(models), "contraction_rate": contraction_rate([weights]),
             "accuracy_of_mean": float(accuracy(models.mean(axis=0))), "mean_node_accuracy": float(per_node.mean()),
             "worst_node_accuracy": float(per_node.min())}
 
@@ -111,11 +140,9 @@ def pairwise_schedule(graph: nx.Graph, until: float, seed: int, *, rate: float =
     return schedule
 
 
-def pairwise_expected(graph: nx.Graph, exchanges: int) -> np.ndarray:
-    """E[W] over ``exchanges`` independent exchanges of :func:`pairwise_schedule`: one exchange
-    is ``I - (e_i - e_j)(e_i - e_j)^T / 2`` with i uniform and j a uniform neighbour of i, and
-    independent draws multiply in expectation, so the round's expected matrix is that mean to
-    the power ``exchanges`` (its spectral gap is the round's expected contraction)."""
+def pairwise_expected(graph: nx.Graph) -> np.ndarray:
+    """E[W] of one exchange of :func:`pairwise_schedule`: ``I - (e_i - e_j)(e_i - e_j)^T / 2``
+    with i uniform and j a uniform neighbour of i (symmetric, doubly stochastic, PSD)."""
     n = graph.number_of_nodes()
     mean = np.eye(n)
     for i in range(n):
@@ -123,7 +150,16 @@ def pairwise_expected(graph: nx.Graph, exchanges: int) -> np.ndarray:
         for j in peers:
             for a, b, sign in ((i, i, 1), (j, j, 1), (i, j, -1), (j, i, -1)):
                 mean[a, b] -= sign / (2 * n * len(peers))
-    return np.linalg.matrix_power(mean, exchanges)
+    return mean
+
+
+def pairwise_contraction(graph: nx.Graph, *, rate: float = 1.0) -> float:
+    """Per-round (unit of simulated time) contraction of the expected consensus distance under
+    :func:`pairwise_schedule`: ``exp(-n rate (1 - lambda_2) / 2)``, lambda_2 = ``||E[W] - 11^T/n||``
+    (see the module's docstring: the square root of the second-moment bound)."""
+    n = graph.number_of_nodes()
+    lambda_2 = 1.0 - spectral_gap(pairwise_expected(graph))
+    return math.exp(-n * rate * (1.0 - lambda_2) / 2.0)
 
 
 def pairwise_step(models: np.ndarray, i: int, j: int) -> np.ndarray:

@@ -128,6 +128,10 @@ class PrivateUpdate:
 class PrivacyStage:
     """Turns a round's updates into the averaged delta, privately; keeps the accountant."""
 
+    # what a checkpoint leaves out: the population's link (a bound method) and the CKKS context
+    # (native SEAL objects) are the resumed scenario's own (raysim/sim/checkpoint.py)
+    REBUILT = ("link", "he")
+
     def __init__(self, config: PrivacyConfig, *, seed: int, population: int, cohort: int, drawn: int | None = None,
                  link: Callable[[int], Link] | None = None, update_bytes: int = 0, num_params: int = 0):
         """``cohort`` m is the expected number of updates (DP's fixed denominator), ``drawn`` the

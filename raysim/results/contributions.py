@@ -1,6 +1,7 @@
 """The contribution tables' derived files: a per-client summary and the cumulative plot.
 
-    contributions.parquet        round, client_id, method, value, cumulative, utility_calls, seconds, ...
+    contributions.parquet        round, client_id, method, value, cumulative, utility_calls, seconds, ...,
+                                 stopped, valued
     contribution_summary.parquet per method and client: total, rounds valued, mean, rank (1 = most)
     contributions.png            cumulative value per client over rounds, one panel per method
 """
@@ -13,12 +14,15 @@ from raysim.results.figures import pyplot
 
 
 def contribution_summary(contributions: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, client): total value, rounds valued (absent rounds left out), mean, rank."""
-    valued = contributions[contributions["stopped"] != "absent"]
-    summary = (valued.groupby(["method", "client_id"])["value"].agg(["count", "mean"])
-               .rename(columns={"count": "rounds_valued", "mean": "mean_value"}))
-    summary["total_value"] = contributions.groupby(["method", "client_id"])["value"].sum()
-    summary = summary.reset_index()
+    """Per (method, client): total value, rounds valued and the mean over them (rounds absent or
+    not valued, e.g. GTG-truncated, left out), rank."""
+    keys = ["method", "client_id"]
+    every = contributions.groupby(keys)
+    summary = pd.DataFrame({
+        "rounds_valued": every["valued"].sum().astype(int),
+        "mean_value": contributions[contributions["valued"]].groupby(keys)["value"].mean(),  # NaN: never valued
+        "total_value": every["value"].sum(),
+    }).reset_index()
     summary["rank"] = summary.groupby("method")["total_value"].rank(ascending=False, method="min").astype(int)
     return summary.sort_values(["method", "rank", "client_id"], ignore_index=True)
 

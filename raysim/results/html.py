@@ -13,12 +13,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 from pathlib import Path
 
 import pandas as pd
 
 from raysim.results.figures import pyplot
-from raysim.results.results import Results, load, read_sweep_index
+from raysim.results.results import Results, ResultsError, load, read_sweep_index
 from raysim.results.summary import arms_figure, summarize
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -26,14 +27,33 @@ img{max-width:100%}table{border-collapse:collapse;font-size:90%}td,th{border:1px
 h2{border-bottom:1px solid #ddd}"""
 
 
-def write_report(path: Path, out: Path) -> Path:
-    """Writes the report of the runs under ``path`` to ``out`` and returns it."""
+def write_page(page: str, out: Path) -> None:
+    """Writes the page whole or not at all: into a temporary file beside ``out``, then renamed
+    over it, so a full disk leaves no half page. Something that is not a plain file (a device
+    such as /dev/stdout) is written to as it is, never replaced."""
+    if out.exists() and not out.is_file():
+        out.write_text(page, encoding="utf-8")
+        return
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        tmp.write_text(page, encoding="utf-8")
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def report_page(path: Path) -> str:
+    """The HTML page of the runs under ``path``."""
     results = load(path)
     index = read_sweep_index(path)
     sections = [("Accuracy", _figure(_accuracy, results))]
     if index is not None:
         by = [k for k in index["keys"] if k != "run.seed"] or ["trial"]
-        summary = summarize(results.summary, by=by)
+        try:
+            summary = summarize(results.summary, by=by)
+        except (KeyError, ValueError, TypeError) as exc:  # a damaged or foreign index or summary.json
+            raise ResultsError(f"{path / 'sweep.json'} does not fit the runs' summaries under {path} "
+                               f"({exc.args[0] if exc.args else exc}); the index or a summary.json is damaged") from exc
         sections.append(("Sweep: final test accuracy over seeds (mean, std, 95% t-interval)",
                          summary.arms.to_html(index=False, float_format=lambda v: f"{v:.4f}")))
         if not summary.differences.empty:
@@ -50,10 +70,8 @@ def write_report(path: Path, out: Path) -> Path:
     sections.append(("Runs", runs.to_html(index=False, float_format=lambda v: f"{v:.4g}")))
     title = f"raysim report: {path.name}"
     body = "\n".join(f"<h2>{html.escape(name)}</h2>\n{content}" for name, content in sections)
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{STYLE}</style></head>\n<body><h1>{html.escape(title)}</h1>\n{body}\n</body></html>\n")
-    out.write_text(page, encoding="utf-8")
-    return out
 
 
 def _figure(draw, results: Results, *args) -> str:
@@ -121,7 +139,8 @@ def _bytes(results: Results):
 
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for (scenario, _), rounds in _runs(results.rounds):
-        ax.plot(rounds["round"], (rounds["bytes_up"] + rounds["bytes_down"]).cumsum() / 1e6, label=scenario)
+        down = rounds["bytes_down"] if "bytes_down" in rounds else 0  # a vertical run's bytes_up is all traffic
+        ax.plot(rounds["round"], (rounds["bytes_up"] + down).cumsum() / 1e6, label=scenario)
     ax.set(xlabel="round", ylabel="MB (up + down, cumulative)", title="traffic")
     _finish(ax, legend=results.rounds["scenario"].nunique() <= 12)
     return fig

@@ -16,7 +16,8 @@
                           bytes, send, arrival, kind)
         ledger.json       with network.topology = "ledger": the chain (``raysim verify`` checks it)
         summary.json      status, final and best accuracy, timings
-        checkpoint.pkl    the driver's state after the last checkpointed round (``--resume``)
+        checkpoint.zip    the driver's state after the last checkpointed round, data only
+                          (``--resume``; results/checkpoints.py)
         accuracy.png      accuracy by round and by simulated time
 
 Tables are rewritten atomically (temporary file, then rename) after every round, so a run that
@@ -37,7 +38,6 @@ import pandas as pd
 
 from raysim.results.contributions import contribution_summary, contributions_figure
 from raysim.results.figures import pyplot
-from raysim.sim import checkpoint
 
 
 class ResultsError(ValueError):
@@ -49,6 +49,9 @@ _COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clien
             "partition": ("client_id", "label", "count"), "evaluation": ("round",),
             "contributions": ("round", "client_id", "method", "value"), "incentives": ("round", "client_id"),
             "messages": ("round",)}
+_TEXT_COLUMNS = ("status", "method")  # the others of _COLUMNS hold numbers (checked on read)
+# Columns that ``compare`` and ``report`` read where a run has them; numbers too
+_READ_IF_PRESENT = {"rounds": ("bytes_down", "messages_saved"), "evaluation": ("global_accuracy", "personal_accuracy")}
 _EXTRA_TABLES = ("contributions", "incentives", "messages")  # written when a round's report carries their rows
 
 
@@ -80,15 +83,6 @@ class RunWriter:
         writer.tables = {name: [r for r in _records(run_dir / f"{name}.parquet") if r["round"] <= after_round]
                          for name in _EXTRA_TABLES if (run_dir / f"{name}.parquet").exists()}
         return writer
-
-    def checkpoint(self, snapshot: bytes, round_number: int) -> None:
-        """Writes the driver's state after ``round_number`` (after that round's rows are on disk)."""
-        import pickle
-
-        tmp = self.run_dir / "checkpoint.pkl.tmp"
-        tmp.write_bytes(pickle.dumps({"round": round_number, "driver": snapshot}))
-        os.replace(tmp, self.run_dir / "checkpoint.pkl")
-
 
     def append(self, round_row: dict, client_rows: list[dict], eval_rows: list[dict] = (), *,
                tables: dict[str, list[dict]] | None = None, network: dict | None = None) -> None:
@@ -206,10 +200,24 @@ def read_sweep_index(sweep_dir: Path) -> dict | None:
     path = sweep_dir / SWEEP_INDEX
     if not path.is_file():
         return None
-    index = _read_summary(path)
-    if not {"keys", "trials"} <= set(index):
-        raise ResultsError(f"{path} lacks 'keys' and 'trials': not a raysim sweep index")
+    index = read_json(path)
+    keys, trials = (index.get("keys"), index.get("trials")) if isinstance(index, dict) else (None, None)
+    if not (isinstance(keys, list) and all(isinstance(k, str) and "." in k for k in keys)
+            and isinstance(trials, dict) and all(_is_trial(values, keys) for values in trials.values())):
+        raise ResultsError(f"{path} is not a raysim sweep index (it needs 'keys', a list of dotted scenario keys, "
+                           "and 'trials', each trial's value of every key); the file is damaged or foreign")
     return index
+
+
+def _is_trial(values, keys: list[str]) -> bool:
+    """A trial's swept values: a value for each of the sweep's keys, all keys dotted (so that none
+    can overwrite a column of the run's tables)."""
+    return isinstance(values, dict) and set(keys) <= set(values) and all("." in k for k in values)
+
+
+def _cell(value):
+    """A swept value as one cell of a column: a list or table (``data.partition``) as its JSON text."""
+    return value if value is None or isinstance(value, str | int | float | bool) else json.dumps(value)
 
 
 def _swept_values(path: Path) -> dict[str, dict]:
@@ -217,7 +225,8 @@ def _swept_values(path: Path) -> dict[str, dict]:
     for folder in (path, *path.parents[:3]):
         index = read_sweep_index(folder) if folder.is_dir() else None
         if index is not None:
-            return {trial: {"trial": trial, **values} for trial, values in index["trials"].items()}
+            return {trial: {"trial": trial, **{k: _cell(v) for k, v in values.items()}}
+                    for trial, values in index["trials"].items()}
     return {}
 
 
@@ -265,14 +274,27 @@ def _read_table(path: Path) -> pd.DataFrame:
     missing = [c for c in _COLUMNS[path.stem] if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path} lacks the columns {missing}: not a raysim {path.stem} table")
+    numeric = [c for c in (*_COLUMNS[path.stem], *_READ_IF_PRESENT.get(path.stem, ())) if c in frame.columns]
+    for column in (c for c in numeric if c not in _TEXT_COLUMNS):
+        numbers = pd.to_numeric(frame[column], errors="coerce")  # None stays missing, text does not pass
+        if (numbers.isna() & frame[column].notna()).any():
+            raise ResultsError(f"{path}: column {column} holds values that are not numbers; not a raysim "
+                               f"{path.stem} table (damaged or foreign)")
+        frame[column] = numbers
     return frame
 
 
-def _read_summary(path: Path) -> dict:
+def read_json(path: Path):
+    """A results folder's JSON file; ResultsError naming it when it is damaged or nests too deeply."""
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ResultsError(f"{path} is not readable JSON ({exc}); the file is damaged: re-run or remove that run") from exc
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError: ValueErrors
+        raise ResultsError(f"{path} is not readable JSON ({exc}); the file is damaged: re-run or remove "
+                           "that run") from exc
+
+
+def _read_summary(path: Path) -> dict:
+    summary = read_json(path)
     if not isinstance(summary, dict):
         raise ResultsError(f"{path} holds a {type(summary).__name__}, not a raysim run summary")
     return summary
@@ -292,28 +314,3 @@ def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
-
-
-def read_checkpoint(run_dir: Path) -> tuple[int, bytes]:
-    """(round, driver snapshot) of a run folder's last checkpoint.
-
-    Both the file and the snapshot inside it are decoded with :mod:`raysim.sim.checkpoint`, so a
-    checkpoint from someone else cannot run code, and a damaged one is refused here, naming
-    the file, before anything starts.
-    """
-    import pickle
-
-    path = run_dir / "checkpoint.pkl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no checkpoint.pkl to resume from (was run.checkpoint_every = 0?)")
-    try:
-        saved = checkpoint.loads(path.read_bytes())
-        if not (isinstance(saved, dict) and isinstance(saved.get("round"), int) and isinstance(saved.get("driver"), bytes)):
-            raise pickle.UnpicklingError("not a raysim checkpoint (expected round and driver state)")
-        checkpoint.loads(saved["driver"])
-    except checkpoint.UnsafePickleError as exc:
-        raise ResultsError(f"{path} was refused: {exc}; a checkpoint holds only raysim's state, so this file "
-                           "was crafted or comes from another program; nothing in it was run") from exc
-    except (pickle.UnpicklingError, OSError) as exc:
-        raise ResultsError(f"{path} is damaged ({exc}); resume is impossible: start the run again") from exc
-    return saved["round"], saved["driver"]

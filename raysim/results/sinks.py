@@ -86,16 +86,18 @@ class MLflowSink:
         self._client.set_terminated(self.run_id)
 
 
-def open_sinks(names: list[str], folder: Path, *, name: str, params: dict[str, Any]) -> list[Sink]:
-    """The sinks named, writing under ``folder`` (``tensorboard/<name>/<stamp>`` and ``mlruns``)."""
+def open_sinks(names: list[str], folder: Path, *, name: str, run_id: str, params: dict[str, Any]) -> list[Sink]:
+    """The sinks named, writing under ``folder``: ``tensorboard/<name>/<run_id>``, and in
+    ``mlruns`` an MLflow run named ``run_id`` in experiment ``name``. ``run_id`` is the run
+    folder's name (``results/<name>/<run_id>``), so a tracked run and its folder match; open the
+    sinks once the folder exists (``raysim.api.run``'s ``on_start``)."""
     check_sinks(names)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     made: list[Sink] = []
     for sink in dict.fromkeys(names):
         if sink == "tensorboard":
-            made.append(TensorBoardSink(folder / "tensorboard" / name / stamp))
+            made.append(TensorBoardSink(folder / "tensorboard" / name / run_id))
         else:
-            made.append(MLflowSink(folder / "mlruns", experiment=name, run_name=stamp, params=params))
+            made.append(MLflowSink(folder / "mlruns", experiment=name, run_name=run_id, params=params))
     return made
 
 

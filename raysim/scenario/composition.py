@@ -6,6 +6,8 @@ Kept apart from the driver, which only runs them, and from sections.py, which on
 
 from __future__ import annotations
 
+from typing import Callable
+
 from raysim.algorithms.attacks import choose_attackers
 from raysim.algorithms.personal import PersonalLayers, local_mask
 from raysim.algorithms.server_opt import make_server_optimizer
@@ -15,7 +17,7 @@ from raysim.inputs import import_function
 from raysim.models.layout import ParamLayout
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round
-from raysim.scenario.sections import Scenario
+from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
 from raysim.sim.system import Population
@@ -39,12 +41,22 @@ def attackers(scenario: Scenario) -> list[int]:
     return [int(c) for c in choose_attackers(scenario.data.num_clients, scenario.attack.fraction, scenario.run.seed)]
 
 
+WEIGHTING_PARAMETERS = ("client_id", "samples")  # a user weighting's documented signature
+
+
+def user_weighting(spec: str) -> Callable[[int, int], float]:
+    """The user function ``server.weighting`` names, checked to be a ``def`` taking exactly
+    (client_id, samples) before anything calls it (``inputs.import_function``)."""
+    return import_function(spec, what="server.weighting", choices=list(WEIGHTINGS),
+                           parameters=WEIGHTING_PARAMETERS)
+
+
 def make_strategy(scenario: Scenario) -> Strategy:
     """Composes the scenario's weighting, reducer and server optimizer."""
     server = scenario.server
     weighting = server.weighting
     if ":" in weighting:
-        weighting = import_function(weighting, what="server.weighting", choices=["samples", "uniform"])
+        weighting = user_weighting(weighting)
     reducer = "fednova" if server.strategy == "fednova" else server.aggregator
     params = {"trimmed_mean": {"trim": server.trim}, "krum": {"num_byzantine": server.num_byzantine},
               "multi_krum": {"num_byzantine": server.num_byzantine, "num_selected": server.num_selected}}
@@ -69,7 +81,7 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
                if scenario.privacy.active else None)
     run, client, network = scenario.run, scenario.client, scenario.network
     links = NetworkLinks(network, population) if network.topology in ("broker", "ledger") else None
-    chain = (Chain(network, seed=run.seed, rounds=run.rounds, num_clients=num_clients)
+    chain = (Chain(network, seed=run.seed, num_clients=num_clients)
              if network.topology == "ledger" else None)
     return DriverParts(
         policy=scenario.policy.build(), strategy=make_strategy(scenario), population=population,

@@ -36,7 +36,7 @@ def build(cls: type, table: Mapping[str, Any], path: str = "") -> Any:
         field = fields[name]
         registry = field.metadata.get("registry")
         if registry is not None:
-            kwargs[name] = build_variant(registry, value, _join(path, name))
+            kwargs[name] = build_variant(registry, _default_kind(field, value), _join(path, name))
         else:
             kwargs[name] = convert(hints[name], value, _join(path, name))
     try:
@@ -57,6 +57,16 @@ def build_variant(registry: Mapping[str, type], value: Any, path: str) -> Any:
         raise ConfigError(f"{path}.kind = {kind!r} is unknown; allowed: {sorted(registry)}")
     rest = {k: v for k, v in table.items() if k != "kind"}
     return build(registry[kind], rest, path)
+
+
+def _default_kind(field: dataclasses.Field, value: Any) -> Any:
+    """A tagged union's table without ``kind`` is of the field's default kind: ``--set
+    policy.over_selection=1.3`` on a scenario without [policy] sets it on the default (sync)."""
+    if not isinstance(value, Mapping) or "kind" in value:
+        return value
+    default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+    kind = getattr(type(default), "kind", None)
+    return {"kind": kind, **value} if isinstance(kind, str) else value
 
 
 def convert(hint: Any, value: Any, path: str) -> Any:
@@ -143,7 +153,11 @@ def apply_override(table: dict, assignment: str) -> None:
     key = key.strip()
     if not sep or not key:
         raise ConfigError(f"--set expects section.key=value, got {assignment!r}")
-    set_value(table, key, parse_value(raw))
+    try:
+        value = parse_value(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"--set {key}: {exc}") from exc
+    set_value(table, key, value)
 
 
 def parse_value(raw: str):
@@ -154,6 +168,8 @@ def parse_value(raw: str):
         return tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return raw.strip()
+    except RecursionError as exc:
+        raise ConfigError(f"the value {raw.strip()[:40]!r}... nests arrays or tables too deeply") from exc
 
 
 def set_value(table: dict, key: str, value: Any) -> None:

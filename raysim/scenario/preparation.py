@@ -20,11 +20,12 @@ from raysim.algorithms.personal import holdout_split, local_mask
 from raysim.contribution.plant import plant
 from raysim.contribution.validation import split_validation
 from raysim.data import Dataset, PixelScale, label_histogram, load_dataset, partition
-from raysim.inputs import ConfigError, import_function
+from raysim.inputs import ConfigError
 from raysim.models.layout import ParamLayout
 from raysim.models.spec import ModelSpec
+from raysim.network.hierarchy import assign_edges, read_edge_trace
 from raysim.privacy.stage import PrivacyConfig
-from raysim.scenario.composition import attackers, client_sgd
+from raysim.scenario.composition import attackers, client_sgd, user_weighting
 from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.seeding import Stream, derive_seed, rng
 from raysim.sim.tasks import Shards, TrainingPlan
@@ -86,6 +87,7 @@ def prepare(scenario: Scenario) -> Prepared:
         parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.data_seed, Stream.HOLDOUT))
         holdout = Shards.from_parts(held)
     check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
+    check_edge_trace(scenario)
     return Prepared(
         dataset=dataset,
         shards=Shards.from_parts(parts),
@@ -166,7 +168,7 @@ def check_weighting(spec: str, sizes: list[int]) -> None:
     """
     if spec in WEIGHTINGS:
         return
-    weigh = import_function(spec, what="server.weighting", choices=list(WEIGHTINGS))
+    weigh = user_weighting(spec)
     for client, samples in enumerate(sizes):
         try:
             weight = weigh(client, samples)
@@ -177,6 +179,21 @@ def check_weighting(spec: str, sizes: list[int]) -> None:
                 or weight <= 0:
             raise ConfigError(f"server.weighting '{spec}' returned {weight!r} for client {client} with "
                               f"{samples} samples; it must return a finite number > 0")
+
+
+def check_edge_trace(scenario: Scenario) -> None:
+    """Reads ``network.edge_trace`` and checks its assignment as the hierarchical run will, so a
+    bad file fails at load, naming the key, instead of in the driver after start-up."""
+    network = scenario.network
+    if network.topology != "hierarchical" or not network.edge_trace:
+        return
+    try:
+        assign_edges(scenario.data.num_clients, network.num_edges, scenario.run.seed,
+                     read_edge_trace(network.edge_trace))
+    except ValueError as exc:
+        text = str(exc)
+        raise ConfigError(f"network.{text}" if text.startswith("edge_trace")
+                          else f"network.edge_trace {network.edge_trace}: {text}") from exc
 
 
 VECTORIZE_AUTO_MAX_PARAMS = 1_000_000

@@ -8,6 +8,7 @@ rules that span sections (a cohort no larger than the population, FedSGD's full-
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,9 @@ STRATEGIES = {
 WEIGHTINGS = ("samples", "uniform")
 MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
 AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
+# run.name is the run's folder under --results: no separator, no '.' or '..', nothing a shell,
+# a terminal or a plot title reads as more than text
+RUN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +57,9 @@ class RunConfig:
     checkpoint_every: int = 1  # rounds between checkpoints for ``raysim run --resume`` (0 = never)
 
     def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\ "):
-            raise ValueError(f"name must be a non-empty word without slashes or spaces, got {self.name!r}")
+        if not RUN_NAME.fullmatch(self.name):
+            raise ValueError(f"name = {self.name[:120]!r} must be a folder name: 1 to 100 ASCII letters, digits, "
+                             "'_', '-' and '.', starting with a letter, digit or '_' (e.g. 'fmnist_fedavg')")
         at_least("seed", self.seed, 0)
         at_least("rounds", self.rounds, 1)
         at_least("eval_every", self.eval_every, 1)
@@ -291,7 +296,18 @@ def read_table(path: str | Path) -> dict:
         raise ConfigError(f"scenario file '{path}' cannot be read ({exc.strerror})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"scenario file '{path}' is not valid TOML: {exc}") from exc
+    except RecursionError as exc:  # the parser recurses once per level of "[[[..." or "{a={a=..."
+        raise ConfigError(f"scenario file '{path}' nests arrays or tables too deeply to be a scenario") from exc
     return table
+
+
+def user_code(scenario: Any) -> dict[str, str]:
+    """The keys of a scenario that name code to import (``package.module:Name``), with their
+    values: what preparing or running it would import (a vertical scenario names none)."""
+    if not isinstance(scenario, Scenario):
+        return {}
+    named = {"model.name": scenario.model.name, "server.weighting": scenario.server.weighting}
+    return {key: value for key, value in named.items() if ":" in value}
 
 
 def _deep_copy(table: Mapping[str, Any]) -> dict:

@@ -16,6 +16,7 @@ from typing import Any, Literal, Mapping
 import numpy as np
 
 from raysim.inputs import ConfigError, at_least
+from raysim.network.limits import check_latency, check_mbps
 from raysim.runtime.resources import RayConfig
 from raysim.scenario.config import apply_override, build, to_table
 from raysim.scenario.sections import RunConfig, parse_scenario, read_table
@@ -25,10 +26,12 @@ from raysim.vertical import data, netshape
 MAX_COLUMNS = 100_000
 MAX_SYNTHETIC_VALUES = 200_000_000  # rows x columns of float32: 800 MB
 TRAINERS = {
-    "paillier_lr": "Hardy et al. 2017: parties' scores and residuals cross only as Paillier ciphertexts; a "
-                   "coordinator decrypts masked gradients (semi-honest parties, no collusion with the coordinator); "
-                   "scoring after each epoch hands the label party the others' plaintext scores X_k w_k, as "
-                   "FATE's prediction does",
+    "paillier_lr": "Hardy et al. 2017: parties' scores and residuals cross only as Paillier ciphertexts, "
+                   "re-randomised when they go back to a party that made them; a coordinator decrypts masked "
+                   "gradients (semi-honest parties, no collusion with the coordinator); each party learns its own "
+                   "gradient, a linear function of the batch's labels at w = 0 (all of them when a batch has no "
+                   "more rows than the party has columns); scoring after each epoch hands the label party the "
+                   "others' plaintext scores X_k w_k, as FATE's prediction does (summary.json: disclosure)",
     "plain_lr": "none: the same Taylor-loss logistic regression with scores and residuals in plaintext "
                 "(the exactness reference for paillier_lr)",
     "splitnn": "no cryptography: raw columns and labels stay at their party, but embeddings and their "
@@ -98,10 +101,9 @@ class NetworkConfig:
     bandwidth_mbps: float = 100.0
     latency_s: float = 0.01
 
-    def __post_init__(self) -> None:
-        if self.bandwidth_mbps <= 0:
-            raise ValueError(f"bandwidth_mbps must be > 0, got {self.bandwidth_mbps}")
-        at_least("latency_s", self.latency_s, 0.0)
+    def __post_init__(self) -> None:  # the ranges every link has (network/limits.py)
+        check_mbps("bandwidth_mbps", self.bandwidth_mbps)
+        check_latency("latency_s", self.latency_s)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,9 +114,10 @@ class HeCostConfig:
     decrypt_s: float = HeCost.decrypt_s
     mul_s: float = HeCost.mul_s
     add_s: float = HeCost.add_s
+    rerandomise_s: float = HeCost.rerandomise_s
 
     def __post_init__(self) -> None:
-        for name in ("encrypt_s", "decrypt_s", "mul_s", "add_s"):
+        for name in ("encrypt_s", "decrypt_s", "mul_s", "add_s", "rerandomise_s"):
             at_least(name, getattr(self, name), 0.0)
 
 
@@ -238,7 +241,33 @@ def prepare_vertical(scenario: VerticalScenario) -> PreparedVertical:
                             test_fraction=v.test_fraction, max_train=v.max_train, max_test=v.max_test)
     columns = [column_list(p.columns) for p in v.ordered]
     shares, ids = data.split(table, columns, label_party=0, overlap=v.overlap, seed=seed)
+    check_aligned(v, shares)
     return PreparedVertical([p.name for p in v.ordered], shares, table, ids, columns)
+
+
+def check_aligned(v: VerticalConfig, shares: list[data.Share]) -> None:
+    """Refuses data that PSI would leave untrainable: no row every party holds, no aligned
+    training or test row, or training rows of one class. Known before PSI runs (the rows every
+    party holds are what it finds), so ``raysim validate`` refuses them too."""
+    label = shares[0]
+    common = np.ones(len(label.ids), dtype=bool)
+    for other in shares[1:]:
+        common &= np.isin(label.ids, other.ids)
+    if not common.any():
+        raise ConfigError(f"vertical.overlap = {v.overlap}: the parties have no row in common among "
+                          f"{len(label.ids)} rows, so PSI leaves nothing to train on; raise vertical.overlap "
+                          "(or the rows: vertical.rows, max_train, max_test)")
+    train, test = common & ~label.held_out, common & label.held_out
+    if not test.any():
+        raise ConfigError(f"vertical.test_fraction = {v.test_fraction}, max_test = {v.max_test}: none of the "
+                          f"{int(common.sum())} aligned rows is held out for testing; raise vertical.test_fraction "
+                          "or max_test (or vertical.overlap)")
+    classes = np.unique(label.labels[train])
+    if len(classes) < 2:
+        found = f"one class only ({int(classes[0])})" if len(classes) else "no row"
+        raise ConfigError(f"vertical.max_train = {v.max_train}, overlap = {v.overlap}: the {int(train.sum())} "
+                          f"aligned training rows hold {found}; training needs two classes: raise "
+                          "vertical.max_train or vertical.overlap")
 
 
 def central_reference(scenario: VerticalScenario, prepared: PreparedVertical, aligned_ids: np.ndarray,

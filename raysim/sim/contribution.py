@@ -19,6 +19,10 @@ round is absent (``fedsv`` records a 0 for every client not in the step, with ``
 
 Each method has its own budget (``max_evaluations``) and call count; the scores are shared
 across the methods of one step (cached per coalition), so a second method re-scores nothing.
+
+A step a method did not value (GTG's round truncation, or a budget that cut every order short)
+still has rows, value 0 and ``valued = False``; the values handed on to incentives leave those
+clients out, so a round nobody valued is no outcome for their reputation or earnings.
 """
 
 from __future__ import annotations
@@ -84,7 +88,8 @@ class Ledger:
 
     def value(self, round_number: int, strategy: Strategy, start: ServerState, updates: Sequence[Update],
               executor: Executor) -> tuple[list[dict], dict[str, dict[int, float]]]:
-        """The step's contribution rows, and each method's values by client."""
+        """The step's contribution rows, and each method's values by client, of the clients it
+        valued only (fedsv's absent clients and unvalued rounds are in the rows, not here)."""
         game = RoundGame(strategy, start, updates, executor=executor, slices=validation_slices(self.validation),
                          metric=self.config.metric)
         rows, values = [], {}
@@ -96,16 +101,16 @@ class Ledger:
             seconds = time.perf_counter() - started
             found = dict(estimate.values) if estimate else {}
             stopped = {c: estimate.stopped for c in found}
+            values[method] = dict(found) if estimate and estimate.valued else {}
             if method == "fedsv":  # every client not in the step: 0 this round, and why
                 for client in range(self.population):
                     if client not in found:
                         found[client], stopped[client] = 0.0, "absent"
-            values[method] = found
             for client in sorted(found):
                 key = (method, client)
                 self.cumulative[key] = self.cumulative.get(key, 0.0) + found[client]
                 rows.append({"round": round_number, "client_id": client, "method": method, "value": found[client],
                              "cumulative": self.cumulative[key], "utility_calls": utility.calls,
                              "seconds": seconds, "permutations": estimate.permutations if estimate else 0,
-                             "stopped": stopped[client]})
+                             "stopped": stopped[client], "valued": client in values[method]})
         return rows, values

@@ -13,7 +13,6 @@ vector and never imports torch: evaluation is sent to the workers (``evaluation.
 
 from __future__ import annotations
 
-import pickle
 import time
 from typing import Callable
 
@@ -74,10 +73,11 @@ class Driver(Incentivised, Dispatching, Recording):
         self.links, self.chain = parts.links, parts.chain
         uplink = self.channel.uplink if self.channel else None
         downlink = self.channel.downlink if self.channel else None
-        # what one client uploads: the update, its encoded form, or its masked / encrypted form
-        self.upload_bytes = (uplink.wire_bytes if uplink else
+        # what one client uploads: the update, its encoded form, or its masked / encrypted form;
+        # payload bytes, unframed, as the dense model is counted (compression/codec.py)
+        self.upload_bytes = (uplink.payload_bytes if uplink else
                              self.privacy.upload_bytes if self.privacy else self.exchange_bytes)
-        self.download_bytes = downlink.wire_bytes if downlink else self.exchange_bytes
+        self.download_bytes = downlink.payload_bytes if downlink else self.exchange_bytes
         self.feedback: dict[int, np.ndarray] = {}  # error-feedback memories, by client id
         self.holdout = holdout
         self.evaluation = parts.evaluation
@@ -104,6 +104,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.local_models: dict[int, np.ndarray] = {}  # event-triggered clients' unsent models
         self.anchors: dict[int, tuple[int, np.ndarray]] = {}  # (version, model) each last synced to
         self._messages_saved = 0
+        self._round_ended = 0.0  # simulated time the last round's row ends at (the checkpoint's progress)
         self._round_started_wall = time.perf_counter()
         self._run_started_wall = time.perf_counter()
 
@@ -251,7 +252,7 @@ class Driver(Incentivised, Dispatching, Recording):
                                   steps=result.steps, delta=delta, scale=scale))
             rows.append((task, self.state.version - task.info.base_version))
             del self.tasks[task_id]
-        if self.chain is not None and self.chain.race is None:
+        if self.chain is not None and self.chain.config.consensus == "committee":
             updates = self._committee(updates, rows)
         self.clients.update_controls(updates)
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
@@ -268,6 +269,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self._undecided_rows = []
         tables = self._value_round(start, updates)  # before the row, so round_wall_s includes it
         round_row = self._round_row(updates, client_rows, metrics)
+        self._round_ended = float(round_row["sim_time"])
         eval_rows = (self._evaluate_clients(round_row) if self.evaluation.active
                      else self._evaluate_holdout(round_row))
         return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()},
@@ -349,19 +351,25 @@ class Driver(Incentivised, Dispatching, Recording):
     _CHECKPOINTED = (
         "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
         "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped", "feedback", "ledger", "incentives", "links", "chain",
+        "_stopped", "feedback", "ledger", "incentives", "links", "chain", "_round_ended",
     )
 
+    @staticmethod
+    def _progress(values: dict) -> checkpoint.Progress:
+        """The round and the simulated time its row ends at, as the checkpointed values say."""
+        return values["round"], values["_round_ended"]
+
     def snapshot(self) -> bytes:
-        """The driver's evolving state, pickled (the executor and the data are rebuilt on resume)."""
-        return pickle.dumps({name: getattr(self, name) for name in self._CHECKPOINTED})
+        """The driver's evolving state as data (checkpoint.py; the executor and the data are
+        rebuilt on resume)."""
+        return checkpoint.snapshot(self)
 
     def restore(self, snapshot: bytes) -> None:
         """Continues from a snapshot: in-flight tasks are trained again (same model, client and
         seed give the same update), so nothing depends on the interrupted executor. The snapshot
-        is read through an allow-list, so a crafted one cannot run code (checkpoint.py)."""
-        for name, value in checkpoint.loads(snapshot).items():
-            setattr(self, name, value)
+        is decoded against this driver, built from the scenario (checkpoint.py): CheckpointError,
+        with nothing changed, when it is foreign or does not fit."""
+        checkpoint.restore(self, snapshot)
         pending = [t for t in self.tasks.values() if t.trained and t.status == "running" and t.fetched is None]
         by_dispatch: dict[tuple[int, int], list[Task]] = {}  # as first submitted, so groups match
         for task in sorted(pending, key=lambda t: t.info.task_id):

@@ -7,7 +7,9 @@ exponential graph's ``W_t`` (Ying et al., arXiv:2110.13363), which changes every
 Every node's NIC is a queue of the transport, so a node sends its ``deg_i`` models one after
 the other on its uplink: denser graphs mix faster but take longer per round, which is the
 trade-off the comparison measures. Each round records the consensus distance over all nodes
-(Kong et al., arXiv:2102.04828), the spectral gap of that round's W, and on evaluated rounds the
+(Kong et al., arXiv:2102.04828), the mixing's ``contraction_rate`` (one meaning in every mode:
+the per-round factor by which the mixing shrinks the consensus distance at worst, over the
+graph's period, ``mixing.contraction_rate``; lower mixes better), and on evaluated rounds the
 accuracy of the nodes' average and the mean and worst accuracy of the nodes' own models (all
 nodes, or ``network.eval_nodes`` drawn from the seed, as each costs one test-set pass).
 
@@ -15,8 +17,9 @@ nodes, or ``network.eval_nodes`` drawn from the seed, as each costs one test-set
 (Boyd, Ghosh, Prabhakar, Shah 2006): every node's rate-1 Poisson clock (one unit = one round)
 wakes it to average with a uniformly drawn neighbour (``mixing.pairwise_schedule``, drawn once
 from the seed). An exchange starts when both nodes are trained and done with their earlier
-exchanges, so the round ends with its last exchange on the clock; the spectral gap recorded is
-that of the round's expected mixing matrix (``mixing.pairwise_expected``).
+exchanges, so the round ends with its last exchange on the clock; its contraction rate bounds
+the expected consensus distance (``mixing.pairwise_contraction``: the square root of the
+second-moment bound, on the scale of the synchronous rate).
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ import numpy as np
 
 from raysim.network.graphs import build
 from raysim.network.mixing import (
-    consensus_distance, metropolis_hastings, one_peer_matrix, pairwise_expected, pairwise_schedule, pairwise_step,
-    spectral_gap,
+    consensus_distance, contraction_rate, metropolis_hastings, one_peer_contraction, one_peer_matrix,
+    pairwise_contraction, pairwise_schedule, pairwise_step,
 )
 from raysim.network.transport import Link, Transport
 from raysim.seeding import Stream, rng
@@ -42,15 +45,17 @@ class GossipRounds(NodeRounds):
         n = len(self.sizes)
         config = self.network
         self.static, self.exchanges = None, None
-        if config.graph != "one_peer_exponential":
+        if config.graph == "one_peer_exponential":
+            self.contraction = one_peer_contraction(n)
+        else:
             graph = build(config.graph, n, seed=self.seed, edge_probability=config.edge_probability)
             self.static = metropolis_hastings(graph)
-            self.static_gap = spectral_gap(self.static)
+            self.contraction = contraction_rate([self.static])
             if config.gossip_mode == "pairwise":  # each round's exchanges, in the order of their ticks
                 self.exchanges = [[] for _ in range(self.limits.rounds)]
                 for at, i, j in pairwise_schedule(graph, self.limits.rounds, self.seed):
                     self.exchanges[int(at)].append((i, j))
-                self.static_gap = spectral_gap(pairwise_expected(graph, n))
+                self.contraction = pairwise_contraction(graph)
         links = {c: Link(*self.population.link(c)) for c in range(n)}
         return Transport(links, shared=tuple(range(n)), log=False)
 
@@ -83,8 +88,8 @@ class GossipRounds(NodeRounds):
                 mixed = pairwise_step(mixed, i, j)
         else:
             mixed = self._weights(round_number) @ local
-        gap = self.static_gap if self.static is not None else spectral_gap(self._weights(round_number))
-        return mixed, mixed.mean(axis=0), {"consensus_distance": consensus_distance(mixed), "spectral_gap": gap}
+        return mixed, mixed.mean(axis=0), {"consensus_distance": consensus_distance(mixed),
+                                           "contraction_rate": self.contraction}
 
     def _node_columns(self) -> dict:
         n, wanted = len(self.sizes), self.network.eval_nodes

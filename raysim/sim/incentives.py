@@ -2,11 +2,15 @@
 
 After each valued server step (sim/contribution.py) the budget is paid out by the scheme
 (``equal``: split evenly among the step's participants; ``proportional`` and ``reputation``:
-in proportion to the positive values of ``incentive.method``), every participant's Beta
-reputation sees one outcome (positive when its value is > 0), and its earnings grow.
+in proportion to the positive values of ``incentive.method``), every participant the method
+valued sees one Beta-reputation outcome (positive when its value is > 0, negative otherwise),
+and its earnings grow. A participant the step did not value (GTG's round truncation, a budget
+cut) sees no outcome: its reputation stays where it was, and, unless the scheme pays evenly
+whatever the values, the round is not one of its paid rounds either (its expected reward is
+the mean over the rounds it was valued in).
 
 At each dispatch, with a price set, every idle online client compares the reward it expects
-(its mean reward so far, or the budget's even share before its first) with the cost of the
+(its mean reward over its paid rounds, or the budget's even share before its first) with the cost of the
 task on its simulated device, and only those it covers can be drawn; under ``reputation``
 they are drawn with probability in proportion to their reputation, else uniformly. So the
 scheme changes who participates, and with it accuracy and time-to-accuracy.
@@ -23,14 +27,16 @@ from raysim.incentives.config import IncentiveConfig
 from raysim.incentives.participation import Earnings, joins, task_cost
 from raysim.incentives.rewards import BetaReputation, proportional
 from raysim.seeding import Stream, rng
+from raysim.sim.dispatch import RunStalled
 from raysim.sim.selection import idle_online
 
 if TYPE_CHECKING:
     from raysim.sim.contribution import Ledger
 
 
-class NobodyJoins(RuntimeError):
-    """No idle online client expects a reward that covers its cost: no round can start."""
+class NobodyJoins(RunStalled):
+    """No idle online client expects a reward that covers its cost: no round can start (the run
+    failed, and the message names the prices and the budget to change)."""
 
 
 class Incentives:
@@ -50,23 +56,26 @@ class Incentives:
         return self.earnings.get(client, Earnings()).expected(self.prior)
 
     def settle(self, round_number: int, values: dict[int, float], participants: Sequence[int]) -> list[dict]:
-        """Pays the step's participants and updates their reputation; one row per client that
-        took part or was asked to since the last step."""
+        """Pays the step's participants and updates the reputation of those valued (``values``
+        holds the valued participants only); one row per client that took part or was asked to
+        since the last step."""
         config = self.config
         if config.scheme == "equal":
             paid = {c: config.budget / len(participants) for c in participants}
         else:
-            paid = proportional({c: values[c] for c in participants}, config.budget) if participants else {}
+            paid = proportional({c: values.get(c, 0.0) for c in participants}, config.budget) if participants else {}
         for client, reward in paid.items():
-            positive = float(values[client] > 0)
-            self.reputation[client] = self.reputation.get(client, BetaReputation()).observe(
-                positive, 1.0 - positive, config.decay)
-            self.earnings[client] = self.earnings.get(client, Earnings()).add(reward)
+            if client in values:
+                positive = float(values[client] > 0)
+                self.reputation[client] = self.reputation.get(client, BetaReputation()).observe(
+                    positive, 1.0 - positive, config.decay)
+            if client in values or config.scheme == "equal":
+                self.earnings[client] = self.earnings.get(client, Earnings()).add(reward)
         rows = []
         for client in sorted(set(paid) | set(self.decisions)):
             cost, expected, joined = self.decisions.get(client, (float("nan"), float("nan"), True))
             rows.append({"round": round_number, "client_id": client, "scheme": config.scheme,
-                         "participated": client in paid, "reward": paid.get(client, 0.0),
+                         "participated": client in paid, "valued": client in values, "reward": paid.get(client, 0.0),
                          "earned": self.earnings.get(client, Earnings()).total, "reputation": self.score(client),
                          "cost": cost, "expected_reward": expected, "joins": joined})
         self.decisions = {}

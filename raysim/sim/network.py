@@ -15,7 +15,10 @@ server: ``broker`` and ``ledger`` (``star`` has no object here: its timing stays
   and no dropout every booked upload is sent.
 * :class:`Chain` appends a block for every aggregation (``network/ledger.py``): the applied
   updates' digests, their Merkle root and the previous hash; proof of work adds the race's block
-  time to the round (a seeded exponential race, never a nonce search) and records forks.
+  time to the round (a seeded exponential race, never a nonce search). A race that forks (a
+  rival found within the propagation delay) orphans its block: the height is raced again until
+  a race ends without a rival, and the round waits for all of them (``fork_s`` of its
+  ``block_s``, ``orphaned`` blocks).
 
 Both evolve with the run and are checkpointed with the driver.
 """
@@ -94,16 +97,15 @@ class NetworkLinks:
 
 
 class Chain:
-    """The run's ledger (module docstring); ``rounds`` bounds the heights a PoW race is drawn for."""
+    """The run's ledger (module docstring). PoW races are drawn one at a time as heights call
+    for them (race k is the same however they are drawn, ``ledger.pow_race``): ``raced`` counts
+    them, and ``race_clock`` is when the next may start (the last one's find, propagated), on
+    the races' own clock from 0."""
 
-    def __init__(self, config: NetworkConfig, *, seed: int, rounds: int, num_clients: int):
+    def __init__(self, config: NetworkConfig, *, seed: int, num_clients: int):
         self.config, self.seed, self.num_clients = config, seed, num_clients
         self.blocks: list[Block] = []
-        self.race = None
-        if config.consensus == "pow":
-            self.race = pow_race(config.miner_rates(), config.propagation_s, rounds, seed)
-            # each height's time: its race, plus the propagation that lets the next race start
-            self.block_s = np.diff(self.race.found, prepend=-config.propagation_s)
+        self.raced, self.race_clock = 0, 0.0
 
     def members(self, round_number: int) -> np.ndarray:
         """This round's validation committee (consensus = 'committee')."""
@@ -113,12 +115,28 @@ class Chain:
         """Commits ``updates``; returns the simulated seconds the block takes and the round's
         ledger columns."""
         height = len(self.blocks)
-        if self.race is not None:
-            delay, producer, forked = float(self.block_s[height]), int(self.race.winner[height]), bool(self.race.forked[height])
+        orphaned, fork_s = 0, 0.0
+        if self.config.consensus == "pow":
+            delay, producer, orphaned, fork_s = self._race_height()
         else:  # the committee's first member writes the block once the scores are in
-            delay, producer, forked = 0.0, int(self.members(height + 1)[0]), False
+            delay, producer = 0.0, int(self.members(height + 1)[0])
         self.blocks = append_block(self.blocks, [update_digest(u) for u in updates], now + delay, producer)
-        return delay, {"block": height, "block_s": delay, "forked": forked, "block_hash": self.blocks[-1].hash}
+        return delay, {"block": height, "block_s": delay, "forked": orphaned > 0, "orphaned": orphaned,
+                       "fork_s": fork_s, "block_hash": self.blocks[-1].hash}
+
+    def _race_height(self) -> tuple[float, int, int, float]:
+        """(seconds until the height is settled, its producer, blocks orphaned, seconds the forks
+        took): races run until one ends with no rival; each race takes its find time plus the
+        propagation that lets the next race start."""
+        began, orphaned, fork_end = self.race_clock, 0, self.race_clock
+        while True:
+            race = pow_race(self.config.miner_rates(), self.config.propagation_s, 1, self.seed,
+                            start=self.race_clock, first=self.raced)
+            self.raced += 1
+            self.race_clock = float(race.found[0]) + self.config.propagation_s
+            if not race.forked[0]:
+                return self.race_clock - began, int(race.winner[0]), orphaned, fork_end - began
+            orphaned, fork_end = orphaned + 1, self.race_clock
 
     def to_json(self) -> str:
         return chain_to_json(self.blocks)

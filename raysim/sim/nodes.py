@@ -17,7 +17,6 @@ The interface is the driver's (``advance``, ``snapshot``, ``restore``, ``view``,
 
 from __future__ import annotations
 
-import pickle
 import time
 from typing import Callable
 
@@ -174,13 +173,18 @@ class NodeRounds:
 
     # -- checkpoints and the rest of the driver's interface ------------------------------------
 
+    @staticmethod
+    def _progress(values: dict) -> checkpoint.Progress:
+        return values["round"], float(values["now"])
+
     def snapshot(self) -> bytes:
-        return pickle.dumps({name: getattr(self, name) for name in self._CHECKPOINTED})
+        """The nodes' models, the round and the transport as data (checkpoint.py)."""
+        return checkpoint.snapshot(self)
 
     def restore(self, snapshot: bytes) -> None:
-        """Continues after a checkpointed round: nothing is in flight between rounds."""
-        for name, value in checkpoint.loads(snapshot).items():
-            setattr(self, name, value)
+        """Continues after a checkpointed round: nothing is in flight between rounds. The
+        snapshot is decoded against this driver (checkpoint.py): CheckpointError if it does not fit."""
+        checkpoint.restore(self, snapshot)
 
     describe = Driver.describe
 

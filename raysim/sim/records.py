@@ -92,13 +92,11 @@ class Recording:
             "wall_train_s": task.result.get("wall_train_s", float("nan")),
             "bytes_down": 0 if task.continued else self.download_bytes,
             "bytes_up": self.upload_bytes if delivered else 0,
-            **({"payload_bytes_up": self.channel.uplink.payload_bytes if delivered else 0}
-               if self.channel is not None and self.channel.uplink is not None else {}),
         }
 
     def _compression_columns(self, client_rows: list[dict]) -> dict:
         """With compression: how many times fewer bytes went up than dense float32 updates would
-        have taken (wire bytes; the payload's analytic count is in clients.parquet)."""
+        have taken, both counted as payload (compression/codec.py): fp32 gives exactly 1.0."""
         if self.channel is None or self.channel.uplink is None:
             return {}
         sent = sum(r["bytes_up"] for r in client_rows)

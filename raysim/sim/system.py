@@ -18,16 +18,27 @@ from typing import Literal
 import numpy as np
 
 from raysim.inputs import FLOAT_LIMIT, is_file
+from raysim.network.limits import check_latency, check_mbps
 from raysim.seeding import Stream, rng
 
 _AVAILABILITY_CHUNK = 64
+
+# How slow a device may be and how long it stays on or off. Beyond them simulated times become
+# astronomic (1e12 s per sample times a slow factor of 1e12 gave a run 2e26 simulated seconds)
+# or infinite (a lognormal of sigma 1e12 overflows, and the run stopped with a traceback).
+MAX_SECONDS_PER_SAMPLE = 60.0  # a minute per example, before the lognormal draw and slow factor
+MAX_SLOW_FACTOR = 1000.0
+MAX_SPEED_SIGMA = 3.0  # a 5-sigma device is exp(15) = 3e6 times slower than the median
+ON_OFF_RANGE_S = (1.0, 1e6)  # mean online / offline periods: a second to 11.6 days
 
 
 @dataclass(frozen=True, kw_only=True)
 class SystemConfig:
     """The ``[system]`` section: how simulated devices differ.
 
-    Defaults describe a homogeneous, always-online population with no dropout.
+    Defaults describe a homogeneous, always-online population with no dropout. Bandwidths and
+    latencies, here and in a trace, are held to the ranges of ``network/limits.py``; speeds and
+    on/off periods to those above.
     """
 
     seconds_per_sample: float = 0.001
@@ -45,19 +56,25 @@ class SystemConfig:
     trace: str = ""
 
     def __post_init__(self) -> None:
-        for name in ("seconds_per_sample", "downlink_mbps", "uplink_mbps", "mean_online_s", "mean_offline_s"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("latency_s", "speed_sigma"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        _within("seconds_per_sample", self.seconds_per_sample, 0.0, MAX_SECONDS_PER_SAMPLE, above=True)
+        for name in ("mean_online_s", "mean_offline_s"):
+            _within(name, getattr(self, name), *ON_OFF_RANGE_S)
+        check_mbps("downlink_mbps", self.downlink_mbps)
+        check_mbps("uplink_mbps", self.uplink_mbps)
+        check_latency("latency_s", self.latency_s)
+        _within("speed_sigma", self.speed_sigma, 0.0, MAX_SPEED_SIGMA)
         for name in ("slow_fraction", "dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.slow_factor < 1:
-            raise ValueError(f"slow_factor must be >= 1, got {self.slow_factor}")
+        _within("slow_factor", self.slow_factor, 1.0, MAX_SLOW_FACTOR)
         if self.trace and not is_file("trace", self.trace):
             raise ValueError(f"trace = '{self.trace}' does not exist; give a CSV path or leave it empty")
+
+
+def _within(name: str, value: float, low: float, high: float, *, above: bool = False) -> None:
+    """``low <= value <= high`` (``low < value`` with ``above``), else ValueError naming both ends."""
+    if value < low or (above and value == low) or value > high:
+        raise ValueError(f"{name} must be {'>' if above else '>='} {low:g} and <= {high:g}, got {value:g}")
 
 
 @dataclass(frozen=True)
@@ -184,9 +201,12 @@ def _intermittent(draw: np.random.Generator, mean_on: float, mean_off: float) ->
 _TRACE_COLUMNS = ("client_id", "seconds_per_sample", "downlink_mbps", "uplink_mbps", "latency_s")
 
 # Each numeric column's lowest allowed value and whether it is included: a zero bandwidth divides
-# by zero mid-run, a negative speed or latency runs the simulated clock backwards.
+# by zero mid-run, a negative speed or latency runs the simulated clock backwards. Bandwidths and
+# latencies are then held to the ranges every link has (network/limits.py), speeds to [system]'s.
 _TRACE_RANGES = {"seconds_per_sample": (0.0, True), "downlink_mbps": (0.0, False), "uplink_mbps": (0.0, False),
                  "latency_s": (0.0, True), "dropout": (0.0, True)}
+_TRACE_BOUNDS = {"downlink_mbps": check_mbps, "uplink_mbps": check_mbps, "latency_s": check_latency,
+                "seconds_per_sample": lambda name, value: _within(name, value, 0.0, MAX_SECONDS_PER_SAMPLE)}
 
 
 def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
@@ -198,8 +218,10 @@ def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise ValueError(f"system.trace '{path}' is not a UTF-8 CSV file ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"system.trace '{path}' is not a UTF-8 CSV file ({exc.reason} at byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ValueError(f"system.trace '{path}' is not a CSV file ({exc})") from None
     if not rows or any(col not in rows[0] for col in _TRACE_COLUMNS):
         raise ValueError(f"system.trace '{path}' needs columns {list(_TRACE_COLUMNS)} (+ optional dropout, availability)")
     profiles = {}
@@ -227,7 +249,7 @@ def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
 
 def _trace_client_id(raw: str | None, seen: dict[int, DeviceProfile]) -> int:
     if not (raw or "").strip().isdigit():
-        raise ValueError(f"column client_id must be an integer >= 0, got {raw!r}")
+        raise ValueError("column client_id must be an integer >= 0")  # the cell is not quoted: the file may be anyone's
     if int(raw) in seen:
         raise ValueError(f"column client_id: {int(raw)} is a duplicate; give each client one row")
     return int(raw)
@@ -239,11 +261,13 @@ def _trace_number(row: dict, name: str) -> float:
     try:
         value = float(raw)
     except ValueError:
-        raise ValueError(f"column {name}: {raw!r} is not a number") from None
+        raise ValueError(f"column {name} is not a number") from None
     low, inclusive = _TRACE_RANGES[name]
     if not math.isfinite(value) or value < low or (value == low and not inclusive) or value > FLOAT_LIMIT:
         raise ValueError(f"column {name} must be a finite number {'>=' if inclusive else '>'} {low:g} "
-                         f"(and <= {FLOAT_LIMIT:g}), got {raw!r}")
+                         f"(and <= {FLOAT_LIMIT:g})")
+    if name in _TRACE_BOUNDS:
+        _TRACE_BOUNDS[name](f"column {name}", value)
     return value
 
 
@@ -251,10 +275,13 @@ def _parse_intervals(text: str) -> Availability:
     if not text.strip():
         return Availability()
     intervals = []
-    for part in text.split(";"):
+    for number, part in enumerate(text.split(";"), start=1):
         start, _, end = part.partition("-")
-        a, b = float(start), (math.inf if end.strip() in ("", "inf") else float(end))
+        try:
+            a, b = float(start), (math.inf if end.strip() in ("", "inf") else float(end))
+        except ValueError:  # float's message would quote the cell, and the file may be anyone's
+            a = b = math.nan
         if not 0 <= a < b:  # also refuses NaN, which compares false
-            raise ValueError(f"column availability: interval '{part}' must have 0 <= start < end")
+            raise ValueError(f"column availability: interval {number} must be start-end with 0 <= start < end")
         intervals.append((a, b))
     return Availability(tuple(sorted(intervals)))

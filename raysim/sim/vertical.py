@@ -48,6 +48,7 @@ class HeCost:
     decrypt_s: float = 2.8e-3
     mul_s: float = 7.4e-4  # ciphertext x fixed-point integer
     add_s: float = 1.2e-5  # ciphertext + ciphertext
+    rerandomise_s: float = 1.1e-2  # ciphertext x r^n mod n^2: the exponentiation of an encryption
 
     def seconds(self, ops: Counter) -> float:
         return sum(getattr(self, f"{op}_s") * count for op, count in ops.items())

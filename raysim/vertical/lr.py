@@ -11,7 +11,10 @@ so under an additively homomorphic scheme each host sends [[u_k / 4]], the label
 [[d]] = u_0 / 4 - s / 2 + sum_k [[u_k / 4]] and sends it back, and every party computes
 [[grad_k]] = (1 / h) X_k^T [[d]] without seeing another party's scores. Each party adds a random
 mask before the coordinator decrypts (Hardy et al.; FATE's arbiter sees gradients unmasked), so
-the coordinator learns only masked gradients and the parties only their own gradient.
+the coordinator learns only masked gradients and the parties only their own gradient. The label
+party re-randomises [[d]] before sending it: the first host made the ciphertexts it is built on,
+and could otherwise divide them out and read the labels. What each party still learns (its own
+gradient is a linear function of the batch's labels at w = 0) is in ``disclosure.py``.
 
 Paillier is ``phe``'s. Reals are fixed-point integers with ``scale_bits`` fractional bits, so every
 ciphertext has exponent 0 and sums never re-encode; a gradient is (X_int^T d_int) / 2^(2p) / h.
@@ -78,16 +81,34 @@ def encrypt(public_key, encoding: Encoding, values: np.ndarray, ops: Counter) ->
 
 
 def encrypted_residual(encoding: Encoding, own_scores: np.ndarray, labels: np.ndarray,
-                       others: list[list], ops: Counter) -> list:
-    """[[d]] = (u_0 / 4 - s / 2) + sum_k [[u_k / 4]]: the plaintext part is added to the first
-    host's ciphertexts (an addition of an encoded constant, no fresh randomness needed: the
-    host's ciphertexts are already randomised)."""
+                       others: list[list], draw: np.random.Generator, ops: Counter) -> list:
+    """[[d]] = (u_0 / 4 - s / 2) + sum_k [[u_k / 4]], re-randomised before it goes back to the hosts.
+
+    ``phe`` adds a plaintext as g^m with no randomness, so without the last step the first host,
+    which made [[u_1 / 4]], would divide its own ciphertext out of [[d]] and read u_0 / 4 - s / 2,
+    hence every label of the first batch (w = 0) exactly; a fresh r^n makes [[d]] a new encryption."""
     plain = encoding.encode(own_scores / 4.0 - signs(labels) / 2.0)
     total = [c + int(p) for c, p in zip(others[0], plain)]
     ops["add"] += len(total) * len(others)
     for other in others[1:]:
         total = [a + b for a, b in zip(total, other)]
-    return total
+    return rerandomise(total, draw, ops)
+
+
+def rerandomise(ciphertexts: list, draw: np.random.Generator, ops: Counter) -> list:
+    """Each ciphertext times r^n mod n^2 for a fresh r (what ``phe``'s ``obfuscate`` does, with r
+    from ``draw`` so that a run repeats): the same plaintext, randomness no other party knows.
+    One exponentiation each, as costly as an encryption."""
+    from phe import EncryptedNumber
+
+    ops["rerandomise"] += len(ciphertexts)
+    fresh = []
+    for c in ciphertexts:
+        key = c.public_key
+        r = int.from_bytes(draw.bytes(key.n.bit_length() // 8 + 8), "big") % (key.n - 1) + 1
+        fresh.append(EncryptedNumber(key, c.ciphertext(be_secure=False) * pow(r, key.n, key.nsquare) % key.nsquare,
+                                     c.exponent))
+    return fresh
 
 
 def encrypted_gradient(encoding: Encoding, x: np.ndarray, d: list, masks: np.ndarray, ops: Counter) -> list:

@@ -112,7 +112,7 @@ class Party:
         self.encoding, self.public_key = lr.Encoding(scale_bits), public_key
         self.learning_rate, self.l2 = learning_rate, l2
         self.w = np.zeros(self._share.features.shape[1] + self.is_label_party)
-        self._masks, self._step = None, 0
+        self._masks, self._step, self._residuals = None, 0, 0
 
     def _design(self, part: str, batch: np.ndarray | None = None) -> np.ndarray:
         """Features, with a column of ones for the intercept at the label party."""
@@ -131,7 +131,9 @@ class Party:
         ops, own = Counter(), self._design("train", batch) @ self.w
         if self.public_key is None:
             return lr.residual(own, self._y("train", batch), others), ops
-        return lr.encrypted_residual(self.encoding, own, self._y("train", batch), others, ops), ops
+        self._residuals += 1
+        draw = rng(self.seed, Stream.VERTICAL_TRAIN, 3, self.index, self._residuals)
+        return lr.encrypted_residual(self.encoding, own, self._y("train", batch), others, draw, ops), ops
 
     def lr_gradient(self, batch: np.ndarray, d) -> tuple[object, Counter]:
         """The plain gradient, or [[X^T d + mask]] for the coordinator to decrypt."""

@@ -23,7 +23,7 @@ def layer_bytes(name: str, n: int, options: dict) -> int:
     index = 1 if n <= 256 else 2 if n <= 65536 else 4
     return {
         "fp32": 4 * n, "fp16": 2 * n, "bf16": 2 * n,
-        "int": 8 + math.ceil(n * options.get("bits", 0) / 8),  # min and scale, then n codes of k bits
+        "int": 4 + 2 + math.ceil(n * options.get("bits", 0) / 8),  # scale, zero point, n codes of k bits
         "qsgd": 4 + math.ceil(n * (1 + math.ceil(math.log2(options.get("levels", 1) + 1))) / 8),
         "topk": kept * (index + 4), "randk": kept * (index + 4),
         "mask": 4 * kept,  # values only: positions come from the 8-byte seed sent once

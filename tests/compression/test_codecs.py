@@ -13,6 +13,7 @@ from raysim.compression import feedback
 from raysim.compression.codec import kept
 from raysim.compression.config import CODECS, CompressionConfig
 from raysim.compression.wire import pack, pack_bits, unpack, unpack_bits
+from raysim.inputs import ConfigError
 
 SIZES = (7, 300, 1, 33)
 OPTIONS = {"int": {"bits": 4}, "qsgd": {"levels": 3}, "topk": {"ratio": 0.1}, "randk": {"ratio": 0.25},
@@ -47,11 +48,29 @@ def test_half_precision_error_is_within_unit_roundoff(v, negative):
 @settings(max_examples=40, deadline=None)
 @given(finite, st.integers(1, 16))
 def test_int_k_error_is_at_most_half_a_step_per_tensor(v, bits):
+    """The step spans the tensor's range widened to hold 0 (PyTorch's MinMax observers)."""
     c = codec("int", bits=bits)
     out = roundtrip(c, v)
     for tensor, decoded in zip(c.tensors(v), np.split(out, c.bounds[1:-1])):
-        step = (tensor.max() - tensor.min()) / (2 ** bits - 1)
+        step = (max(tensor.max(), 0) - min(tensor.min(), 0)) / (2 ** bits - 1)
         assert np.all(np.abs(decoded - tensor) <= step / 2 + 1e-6 * (np.abs(tensor).max() + 1))
+        assert np.all(decoded[tensor == 0] == 0)
+
+
+@pytest.mark.parametrize("bits", [1, 3, 4, 8])
+@pytest.mark.parametrize("low, high", [(-1.0, 3.0), (0.5, 2.0), (-2.0, -0.1)])
+def test_int_k_decodes_the_zeros_of_a_mostly_zero_tensor_exactly(bits, low, high):
+    """A 90%-zero update (a sparse one) keeps its zeros: 0 is on the grid (integer zero point),
+    where a grid from the minimum decoded each as about -0.038 (issue 24, finding 8)."""
+    draw = np.random.default_rng(bits)
+    v = draw.uniform(low, high, size=2000)
+    v[draw.random(2000) < 0.9] = 0.0
+    c = codec("int", sizes=(2000,), bits=bits)
+    out = roundtrip(c, v)
+    assert np.count_nonzero(v == 0) > 1700 and np.array_equal(out[v == 0], np.zeros(np.count_nonzero(v == 0)))
+    step = (max(high, 0) - min(low, 0)) / (2 ** bits - 1)
+    assert np.abs(out - v).max() <= step / 2 * (1 + 1e-6)
+    assert roundtrip(c, np.zeros(2000)).tolist() == [0.0] * 2000
 
 
 @settings(max_examples=40, deadline=None)
@@ -102,10 +121,14 @@ def test_scaled_sign_sends_the_mean_magnitude_and_maps_zero_to_plus():
     assert np.array_equal(roundtrip(codec("sign", sizes=(4,)), v), [1.5, -1.5, 1.5, -1.5])
 
 
-@pytest.mark.parametrize("name", ["int", "topk", "sign", "fp16", "bf16"])
+EF_CODECS = {"int": {}, "topk": {}, "sign": {}, "fp16": {}, "bf16": {}, "randk": {"ratio": 0.75},
+             "mask": {"ratio": 0.75}, "qsgd": {"levels": 20}}  # unbiased ones where E||C(v) - v||^2 < ||v||^2
+
+
+@pytest.mark.parametrize("name", sorted(EF_CODECS))
 def test_error_feedback_loses_no_mass(name):
     """sum of what was sent + the final memory = sum of the updates (Stich et al. 2018)."""
-    c = codec(name)
+    c = codec(name, **EF_CODECS[name])
     draw = np.random.default_rng(5)
     memory = np.zeros(sum(SIZES))
     sent_total = np.zeros(sum(SIZES))
@@ -126,6 +149,44 @@ def test_payload_bytes_are_fixed_by_the_layout_and_repeat_with_the_seed(name):
     assert {len(w) for w in wires} == {c.wire_bytes}
     v = draw.normal(size=sum(SIZES))
     assert pack(c.encode(v, np.random.default_rng(11))) == pack(c.encode(v, np.random.default_rng(11)))
+
+
+def memory_norms(name: str, steps: int = 60, **options) -> list[float]:
+    """||e_t|| under error feedback for updates of unit scale."""
+    c = codec(name, sizes=(400,), **options)
+    draw = np.random.default_rng(12)
+    memory, norms = np.zeros(400), []
+    for step in range(steps):
+        _, memory = feedback.encode(c, draw.normal(size=400), memory, np.random.default_rng(step))
+        norms.append(float(np.linalg.norm(memory)))
+    return norms
+
+
+@pytest.mark.parametrize("name, options", [("randk", {"ratio": 0.75}), ("mask", {"ratio": 0.75}),
+                                           ("qsgd", {"levels": 21})])
+def test_error_feedback_is_allowed_with_an_unbiased_codec_that_contracts(name, options):
+    """omega < 1 (random-k above half, QSGD with s^2 > d): the memory stays within
+    sqrt(omega / (1 - sqrt(omega))^2) of an update's norm, as for a biased contractive codec."""
+    channel = CompressionConfig(uplink=name, error_feedback=True, **options).channel((400,))
+    assert channel.error_feedback and channel.uplink.variance_bound() < 1
+    omega = channel.uplink.variance_bound()
+    assert max(memory_norms(name, **options)) <= np.sqrt(omega) / (1 - np.sqrt(omega)) * np.sqrt(400) * 1.5
+
+
+@pytest.mark.parametrize("name, options, key, omega", [
+    ("randk", {"ratio": 0.1}, "set compression.ratio above 0.5", "9"),
+    ("mask", {"ratio": 0.5}, "set compression.ratio above 0.5", "1"),
+    ("qsgd", {"levels": 15}, "set compression.levels >= 21 (levels^2 above the largest tensor's 400 entries)", "1.33"),
+])
+def test_error_feedback_is_refused_where_the_memory_can_grow_and_says_why(name, options, key, omega):
+    with pytest.raises(ConfigError) as refused:
+        CompressionConfig(uplink=name, error_feedback=True, **options).channel((400, 7))
+    message = str(refused.value)
+    assert f"bound on this model is {omega} ||v||^2" in message and key in message
+    assert "compression.error_feedback = false" in message and "\n" not in message
+    if name == "randk":  # the reason holds: the memory blows up (a sent entry's becomes -9 times it)
+        norms = memory_norms(name, steps=30, **options)
+        assert norms[-1] > 1e6 * norms[0]
 
 
 def test_channel_decodes_what_travelled_and_counts_its_bytes():

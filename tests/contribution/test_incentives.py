@@ -73,3 +73,39 @@ def test_participation():
     assert earnings.expected(prior=0.0) == pytest.approx(0.4) and joins(earnings.expected(0.0), cost)
     with pytest.raises(ValueError):
         equilibrium(1.0, [0.0])
+
+
+def test_a_round_that_was_not_valued_is_no_outcome():
+    """Issue 24 (7): GTG-truncated or budget-cut rounds give every player 0 without valuing
+    anyone. 20 of them must leave a participant at the newcomer's prior 0.5 (it was 0.09 when
+    a 0 counted as a negative outcome) and keep its expected reward at the mean over the rounds
+    it was valued in; a value that was found, 0 included, still counts."""
+    from raysim.contribution import Utility
+    from raysim.contribution.permutations import gtg_shapley, tmc_shapley
+    from raysim.incentives.config import IncentiveConfig
+    from raysim.sim.incentives import Incentives
+
+    flat = gtg_shapley([1, 2], Utility(lambda cs: [0.5] * len(cs)), np.random.default_rng(0))
+    cut = tmc_shapley([1, 2], Utility(lambda cs: [float(len(c)) for c in cs], max_evaluations=2),
+                      np.random.default_rng(0))
+    assert (flat.stopped, flat.valued, cut.stopped, cut.valued) == ("round_truncated", False, "budget", False)
+    assert set(flat.values.values()) == set(cut.values.values()) == {0.0}  # the 0s that used to count
+    found = tmc_shapley([1, 2], Utility(lambda cs: [0.0] * len(cs)), np.random.default_rng(0), truncation=0.0)
+    assert found.valued and set(found.values.values()) == {0.0}  # a 0 an estimate found is a value
+
+    incentives = Incentives(IncentiveConfig(scheme="reputation", decay=0.9), pay_by="gtg", cohort=2)
+    incentives.settle(1, {1: 0.3, 2: 0.1}, [1, 2])
+    valued_once, earned_once = incentives.score(1), incentives.expected(1)
+    for round_number in range(2, 22):
+        rows = incentives.settle(round_number, {}, [1, 2])  # nobody valued this round
+        assert not any(r["valued"] for r in rows)
+    assert incentives.score(1) == valued_once and incentives.expected(1) == earned_once
+    newcomer = Incentives(IncentiveConfig(scheme="reputation", decay=0.9), pay_by="gtg", cohort=2)
+    for round_number in range(1, 21):
+        newcomer.settle(round_number, {}, [1, 2])
+    assert newcomer.score(1) == newcomer.score(99) == 0.5
+    newcomer.settle(21, {1: 0.0, 2: 0.2}, [1, 2])  # a found 0 is a negative outcome
+    assert newcomer.score(1) < 0.5 < newcomer.score(2)
+    equal = Incentives(IncentiveConfig(scheme="equal"), pay_by="gtg", cohort=2)
+    equal.settle(1, {}, [1, 2])  # an even split is paid whatever the values: a paid round
+    assert equal.earnings[1].rounds == 1 and equal.score(1) == 0.5

@@ -14,7 +14,7 @@ from raysim.api import run
 from raysim.cli import main
 from raysim.inputs import ConfigError
 from raysim.results import load
-from raysim.results.results import read_checkpoint
+from raysim.results.checkpoints import read_checkpoint
 from raysim.sim.contribution import RoundGame
 from raysim.sim.evaluation import EvalCounts
 
@@ -112,7 +112,7 @@ def test_every_method_values_each_rounds_applied_clients(tiny, tmp_path):
     assert np.allclose(ordered.groupby(["method", "client_id"]).value.cumsum(), ordered.cumulative)
     summary = pd.read_parquet(outcome.run_dir / "contribution_summary.parquet")
     assert set(summary.method) == set(ALL) and (outcome.run_dir / "contributions.png").exists()
-    read_checkpoint(outcome.run_dir)  # the ledger goes through the checkpoint's allow-list
+    read_checkpoint(outcome.run_dir, scenario_toml=(outcome.run_dir / "scenario.toml").read_text())
 
 
 @pytest.mark.parametrize("policy, per_step", [
@@ -165,6 +165,21 @@ def test_proportional_pay_drives_free_riders_away_and_equal_pay_keeps_them(tiny,
     riders, late, incentives = participation(tiny, tmp_path, "equal")
     assert riders & late
     assert np.allclose(incentives[incentives.participated.astype(bool)].groupby("round").reward.sum(), 1.0)
+
+
+def test_rounds_gtg_truncates_leave_reputations_at_the_prior(tiny, tmp_path):
+    """Issue 24 (7): every round truncated (|v(N) - v(empty)| <= 1 always): nobody was valued,
+    so no reputation moves from the newcomer's 0.5 and no round counts as valued. (A budget
+    below 2^4 keeps GTG estimating rather than computing the exact value.)"""
+    outcome, contributions, _ = valued(tiny, tmp_path, run={"rounds": 4},
+                                       contribution={"methods": ["gtg"], "round_truncation": 1.0,
+                                                     "max_evaluations": 15},
+                                       incentive={"scheme": "reputation"})
+    incentives = load(outcome.run_dir).incentives
+    assert (contributions.stopped == "round_truncated").all() and not contributions.valued.any()
+    assert (incentives.reputation == 0.5).all() and not incentives.valued.any()
+    summary = pd.read_parquet(outcome.run_dir / "contribution_summary.parquet")
+    assert (summary.rounds_valued == 0).all() and summary.mean_value.isna().all()
 
 
 def test_the_ray_executor_gives_the_local_values(ray_runtime, tiny, tmp_path):

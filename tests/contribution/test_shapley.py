@@ -169,3 +169,23 @@ def test_value_round_runs_every_method():
         assert set(est.values) == {0, 1, 2, 3}
         if method != "loo":  # the permutation methods stop at their convergence test
             assert est.values == pytest.approx(exact, abs=0.05)
+
+
+@pytest.mark.parametrize("method", ["tmc", "gtg"])
+def test_permutation_methods_are_exact_when_the_budget_covers_every_coalition(method):
+    """Issue 24 (9): with 2^n <= max_evaluations, TMC and GTG used to walk orders over nearly
+    every coalition and still report Monte Carlo error; they now compute the exact value and say
+    so. One evaluation short of 2^n, they estimate."""
+    players = [3, 9, 4, 7, 1, 8]
+    exact = exact_shapley(players, Utility(noisy_game(10)))
+    covered = ContributionConfig(methods=(method,), max_evaluations=2 ** 6)
+    est = value_round(method, players, Utility(noisy_game(10), max_evaluations=2 ** 6), np.random.default_rng(0),
+                      covered)
+    assert est.stopped == "exact" and est.valued and est.values == exact  # error 0, to the last bit
+    short = ContributionConfig(methods=(method,), max_evaluations=2 ** 6 - 1)
+    est = value_round(method, players, Utility(noisy_game(10), max_evaluations=2 ** 6 - 1),
+                      np.random.default_rng(0), short)
+    assert est.stopped != "exact" and est.values != exact
+    # the default budget (4,096) covers every round of up to 12 players
+    assert value_round(method, list(range(8)), Utility(noisy_game(8)), np.random.default_rng(0),
+                       ContributionConfig(methods=(method,))).stopped == "exact"

@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from raysim.network import graphs
-from raysim.network.mixing import (bytes_sent, consensus_distance, dpsgd_step, gossip_step, metropolis_hastings,
-                                   one_peer_matrix, pairwise_schedule, pairwise_step, round_record, row_normalised,
+from raysim.network.mixing import (bytes_sent, consensus_distance, contraction_rate, dpsgd_step, gossip_step,
+                                   metropolis_hastings, one_peer_contraction, one_peer_matrix, pairwise_contraction,
+                                   pairwise_expected, pairwise_schedule, pairwise_step, round_record, row_normalised,
                                    spectral_gap)
 
 # shared/reference/network.md, MH weights, exact eigendecomposition.
@@ -173,7 +174,8 @@ def test_the_round_record_and_bytes_per_node() -> None:
     weights = metropolis_hastings(graphs.ring(4))
     models = np.array([[1.0], [0.0], [0.0], [3.0]])
     record = round_record(weights, models, accuracy=lambda m: float(1 - abs(m[0] - 1) / 4))
-    assert record == pytest.approx({"consensus_distance": consensus_distance(models), "spectral_gap": spectral_gap(weights),
+    assert record == pytest.approx({"consensus_distance": consensus_distance(models),
+                                    "contraction_rate": 1 - spectral_gap(weights),
                                     "accuracy_of_mean": 1.0, "mean_node_accuracy": (1 + 0.75 + 0.75 + 0.5) / 4,
                                     "worst_node_accuracy": 0.5})
     assert bytes_sent(weights, 100).tolist() == [200] * 4  # degree x model bytes
@@ -182,11 +184,8 @@ def test_the_round_record_and_bytes_per_node() -> None:
 
 
 def test_expected_pairwise_matrix_is_doubly_stochastic_and_contracts_like_the_samples() -> None:
-    from raysim.network.graphs import ring
-    from raysim.network.mixing import pairwise_expected, pairwise_schedule, pairwise_step, spectral_gap
-
-    graph = ring(8)
-    expected = pairwise_expected(graph, 8)
+    graph = graphs.ring(8)
+    expected = pairwise_expected(graph)
     np.testing.assert_allclose(expected.sum(axis=0), 1.0)
     np.testing.assert_allclose(expected.sum(axis=1), 1.0)
     assert 0 < spectral_gap(expected) < 1
@@ -196,7 +195,46 @@ def test_expected_pairwise_matrix_is_doubly_stochastic_and_contracts_like_the_sa
     for _, i, j in schedule:
         total += pairwise_step(np.eye(8), i, j)
         draws += 1
-    np.testing.assert_allclose(total / draws, pairwise_expected(graph, 1), atol=0.01)
+    np.testing.assert_allclose(total / draws, expected, atol=0.01)
+
+
+def test_contraction_rate_has_one_meaning_in_every_gossip_mode() -> None:
+    """Issue 24 (6): the recorded rate is the per-round contraction of the consensus distance.
+    On ring-16 the synchronous rate is 1 - rho = 0.949 and pairwise gossip's is on the same scale
+    (not the squared distance's, nor 1 minus it); the one-peer exponential graph averages exactly
+    over its period of 4 rounds, so its rate is 0: the best mixer reads best."""
+    ring = graphs.ring(16)
+    sync, pairwise = contraction_rate([metropolis_hastings(ring)]), pairwise_contraction(ring)
+    assert sync == pytest.approx((1 + 2 * math.cos(math.pi / 8)) / 3, abs=1e-12)
+    assert 0.94 < sync < pairwise < 0.97
+    lambda_2 = 1 - spectral_gap(pairwise_expected(ring))  # sqrt of E[Xi^2] <= lambda_2^N, N ~ Poisson(16)
+    assert pairwise == pytest.approx(math.sqrt(math.exp(-16 * (1 - lambda_2))), rel=1e-12)
+    assert one_peer_contraction(16) == pytest.approx(0.0, abs=1e-12)
+    assert one_peer_contraction(16) < contraction_rate([metropolis_hastings(graphs.exponential(16))]) < sync
+    # no single one-peer matrix averages: a per-matrix figure would rank the best mixer worst
+    assert min(contraction_rate([one_peer_matrix(16, t)]) for t in range(4)) > 0.98
+    # n not a power of two: the period does not average exactly, and the rate is the period's per round
+    period = [one_peer_matrix(12, t) for t in range(4)]
+    product = period[3] @ period[2] @ period[1] @ period[0]
+    assert one_peer_contraction(12) == pytest.approx(np.linalg.norm(product - 1 / 12, 2) ** 0.25, rel=1e-12)
+    assert 0 < one_peer_contraction(12) < 1
+
+
+def test_pairwise_rate_bounds_the_expected_contraction_of_sampled_runs() -> None:
+    """sqrt(E[Xi_t^2]) / Xi_0 <= rate^t (a guarantee, as the synchronous rate is), checked on
+    seeded schedules from the slowest mode of E[W]; the runs do contract, but no faster than the
+    mean state E[x_t] - xbar, which shrinks by exp(-n (1 - lambda_2)) a round."""
+    ring, n, rounds = graphs.ring(16), 16, 20
+    slow = np.cos(2 * np.pi * np.arange(n) / n)[:, None]  # lambda_2's eigenvector
+    squares = []
+    for seed in range(100):
+        models = slow
+        for _, i, j in pairwise_schedule(ring, float(rounds), seed):
+            models = pairwise_step(models, i, j)
+        squares.append((consensus_distance(models) / consensus_distance(slow)) ** 2)
+    lambda_2 = 1 - spectral_gap(pairwise_expected(ring))
+    assert math.exp(-n * (1 - lambda_2)) ** rounds * 0.95 <= math.sqrt(np.mean(squares)) \
+        <= pairwise_contraction(ring) ** rounds
 
 
 def test_every_graph_a_scenario_may_name_has_a_generator() -> None:

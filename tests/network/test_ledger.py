@@ -162,3 +162,40 @@ def test_committee_rotates_from_the_seed_and_rejects_the_worst() -> None:
         committee_accept(scores, reject=5)
     with pytest.raises(ValueError, match="committee_size"):
         committee(4, 5, 0, seed=0)
+
+
+def test_an_orphaned_block_delays_the_round() -> None:
+    """Issue 24 (9): a race that forks orphans its block, and the height is raced again until a
+    race ends without a rival, so a forked round takes the orphaned races' time too (it used to
+    take only its own race's time, as if the fork were free). Blocks 1 s apart on average with
+    1 s of propagation fork about half the races; every race is paid for once, in order."""
+    from raysim.network.config import NetworkConfig
+    from raysim.sim.network import Chain
+
+    config = NetworkConfig(topology="ledger", miners=4, block_interval_s=1.0, propagation_s=1.0)
+    chain = Chain(config, seed=5, num_clients=4)
+    columns = [chain.append([np.zeros(2)], now=0.0)[1] for _ in range(6)]
+    orphaned = [c["orphaned"] for c in columns]
+    races = pow_race(config.miner_rates(), 1.0, chain.raced, seed=5)  # the same races, drawn at once
+    assert chain.raced == 6 + sum(orphaned) and races.forked.sum() == sum(orphaned) > 0
+    settled = np.cumsum([o + 1 for o in orphaned]) - 1  # the race that settled each round's height
+    assert not races.forked[settled].any()
+    for k, c in enumerate(columns):  # each round waits from the last settling race to its own, forks included
+        began = races.found[settled[k - 1]] if k else -1.0
+        assert c["block_s"] == pytest.approx(races.found[settled[k]] - began)
+        assert c["forked"] == (c["orphaned"] > 0) and (c["fork_s"] > 0) == c["forked"]
+        assert c["fork_s"] == pytest.approx(races.found[settled[k] - 1] - began if c["forked"] else 0.0)
+        assert c["block_s"] > c["fork_s"] + 1.0  # the settling race and its propagation come on top
+    assert sum(c["block_s"] for c in columns) == pytest.approx(races.found[-1] + 1.0)
+    again = Chain(config, seed=5, num_clients=4)
+    assert [again.append([np.zeros(2)], now=0.0)[1] for _ in range(6)] == columns  # seeded
+
+
+def test_races_drawn_in_parts_are_the_races_drawn_at_once() -> None:
+    """A chain draws its races as forks call for them; across the keyed chunks they are the same."""
+    rates = [0.3, 0.2, 0.5]
+    whole = pow_race(rates, 0.4, 700, seed=3)
+    part = pow_race(rates, 0.4, 300, seed=3, first=250, start=float(whole.found[249]) + 0.4)
+    np.testing.assert_array_equal(part.winner, whole.winner[250:550])
+    np.testing.assert_array_equal(part.forked, whole.forked[250:550])
+    np.testing.assert_allclose(part.found, whole.found[250:550], rtol=1e-12)

@@ -30,7 +30,9 @@ def test_dpsgd_on_a_complete_graph_equals_fedavg_with_every_client(tmp_path):
     _, fedavg = _run(tmp_path, server={"weighting": "uniform"})
     _, gossip = _run(tmp_path, network={"topology": "gossip", "graph": "complete"})
     pd.testing.assert_frame_equal(fedavg[METRICS], gossip[METRICS], atol=1e-6, rtol=0)
-    assert gossip["consensus_distance"].max() < 1e-5 and gossip["spectral_gap"].iloc[0] == pytest.approx(1.0)
+    assert gossip["consensus_distance"].max() < 1e-5
+    assert gossip["contraction_rate"].iloc[0] == pytest.approx(0, abs=1e-9)  # W = 11^T / n averages at once
+    assert "spectral_gap" not in gossip  # the old column, whose meaning changed with the mode, is gone
 
 
 def test_hierfavg_with_one_edge_round_equals_fedavg(tmp_path):
@@ -44,7 +46,7 @@ def test_gossip_on_a_ring_records_consensus_and_traffic_per_node(tmp_path):
     outcome, rounds = _run(tmp_path, run={"rounds": 3, "eval_every": 2},
                            network={"topology": "gossip", "graph": "ring", "eval_nodes": 3})
     assert (rounds["consensus_distance"] > 0).all()
-    assert rounds["spectral_gap"].iloc[0] == pytest.approx(1 - (1 + 2 * np.cos(2 * np.pi / 8)) / 3)
+    np.testing.assert_allclose(rounds["contraction_rate"], (1 + 2 * np.cos(2 * np.pi / 8)) / 3, rtol=1e-12)
     assert rounds["mean_node_accuracy"].notna().tolist() == [False, True, True]  # round 2, and the last
     assert (rounds["worst_node_accuracy"].dropna() <= rounds["mean_node_accuracy"].dropna()).all()
     nodes = pd.read_parquet(outcome.run_dir / "network.parquet")
@@ -59,7 +61,20 @@ def test_pairwise_gossip_preserves_the_average_and_exchanges_on_the_clock(tmp_pa
     _, still = _run(tmp_path, run={"rounds": 2}, client={"lr": 1e-12})
     np.testing.assert_allclose(rounds["test_loss"], still["test_loss"], atol=1e-6)
     assert (rounds["bytes_up"] % (2 * 610 * 4) == 0).all() and (rounds["bytes_up"] > 0).all()
-    assert 0 < rounds["spectral_gap"].iloc[0] < 1 and (rounds["sim_time"].diff().dropna() > 0).all()
+    assert 0 < rounds["contraction_rate"].iloc[0] < 1 and (rounds["sim_time"].diff().dropna() > 0).all()
+
+
+def test_the_contraction_rate_ranks_the_gossip_modes_by_how_well_they_mix(tmp_path):
+    """Issue 24 (6): one column, one meaning in every mode. The one-peer exponential graph on 8
+    nodes averages exactly every 3 rounds, so it reads 0 every round (not 1 minus each round's
+    own matrix's gap); pairwise gossip on the ring reads on the synchronous ring's scale."""
+    one_peer = _run(tmp_path, run={"rounds": 3}, network={"topology": "gossip", "graph": "one_peer_exponential"})[1]
+    sync = _run(tmp_path, run={"rounds": 3}, network={"topology": "gossip", "graph": "ring"})[1]
+    pairwise = _run(tmp_path, run={"rounds": 3},
+                    network={"topology": "gossip", "graph": "ring", "gossip_mode": "pairwise"})[1]
+    np.testing.assert_allclose(one_peer["contraction_rate"], 0, atol=1e-12)
+    assert sync["contraction_rate"].iloc[0] == pytest.approx(0.8047, abs=1e-4)  # (1 + 2 cos(pi / 4)) / 3
+    assert sync["contraction_rate"].iloc[0] < pairwise["contraction_rate"].iloc[0] < 0.9  # same scale
 
 
 def test_star_is_the_default_and_writes_no_network_tables(tmp_path):
@@ -107,6 +122,21 @@ def test_ledger_chain_is_written_and_an_edited_block_is_found(tmp_path, capsys):
     assert main(["verify", str(tmp_path)]) == 2
 
 
+def test_forked_ledger_rounds_wait_for_their_orphaned_blocks_and_resume_alike(tmp_path):
+    """Issue 24 (9): with propagation as long as the block interval about half the races fork;
+    a forked round's block time holds its orphaned races (fork_s) and the server waits for it.
+    Forks use up more races than rounds, and a resumed run continues the same races."""
+    forking = {"topology": "ledger", "block_interval_s": 1.0, "propagation_s": 1.0}
+    whole, cut = whole_and_resumed(parse_scenario(tiny_table(run={"rounds": 4}, **EVERYONE, network=forking)),
+                                   tmp_path, after=2)
+    rounds, resumed = (pd.read_parquet(d / "rounds.parquet") for d in (whole, cut))
+    pd.testing.assert_frame_equal(rounds.drop(columns=["wall_time", "round_wall_s"]),
+                                  resumed.drop(columns=["wall_time", "round_wall_s"]))
+    assert rounds["forked"].any() and (rounds["forked"] == (rounds["orphaned"] > 0)).all()
+    assert ((rounds["fork_s"] > 0) == rounds["forked"]).all() and (rounds["block_s"] > rounds["fork_s"] + 1.0).all()
+    assert (rounds["sim_time"].diff().fillna(rounds["sim_time"].iloc[0]) >= rounds["block_s"]).all()
+
+
 def test_ledger_committee_rejects_the_worst_updates(tmp_path):
     _, rounds = _run(tmp_path, run={"rounds": 2},
                      network={"topology": "ledger", "consensus": "committee", "committee_size": 3, "reject": 2})
@@ -148,7 +178,7 @@ def test_topologies_run_on_ray_like_in_process(ray_runtime, tmp_path, network):
     {"topology": "hierarchical", "num_edges": 2, "edge_rounds": 2}, {"topology": "ledger"},
 ])
 def test_interrupted_network_runs_resume_to_the_same_results(tmp_path, network):
-    """The links, the chain and the nodes' models are checkpointed (and allow-listed)."""
+    """The links, the chain and the nodes' models are checkpointed (as data: checkpoint.py)."""
     whole, cut = whole_and_resumed(parse_scenario(tiny_table(run={"rounds": 4}, **EVERYONE, network=network)),
                                    tmp_path, after=2)
     for table in ("rounds", "network", "messages"):

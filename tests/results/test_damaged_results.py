@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import pickle
 import shutil
 
 import pytest
 
 from raysim.api import run
 from raysim.cli import main
-from raysim.results.results import ResultsError, read_checkpoint
-from raysim.sim import checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -66,53 +61,6 @@ def test_runs_without_rounds_are_nothing_to_compare(copy, tmp_path, capsys):
 def test_damaged_summary_is_named(copy, tmp_path, capsys):
     (copy / "summary.json").write_bytes(b"{\"status\": \xff")
     assert "summary.json is not readable JSON" in _compare(copy, tmp_path, capsys)
-
-
-@pytest.mark.parametrize("damage", [lambda b: b[: len(b) // 2], lambda b: b[:1], lambda b: b"", lambda b: b"garbage!",
-                                    lambda b: pickle.dumps(["a list"])])
-def test_damaged_checkpoint_is_named(copy, damage):
-    path = copy / "checkpoint.pkl"
-    path.write_bytes(damage(path.read_bytes()))
-    with pytest.raises(ResultsError, match="checkpoint.pkl is damaged"):
-        read_checkpoint(copy)
-
-
-class _RunsCommand:
-    def __init__(self, command: str):
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-@pytest.mark.parametrize("inner", [False, True])
-def test_a_checkpoint_that_would_run_code_is_refused(copy, tmp_path, capsys, inner):
-    marker = tmp_path / "pwned"
-    payload = pickle.dumps(_RunsCommand(f"touch {marker}"))
-    saved = {"round": 1, "driver": payload} if inner else _RunsCommand(f"touch {marker}")
-    (copy / "checkpoint.pkl").write_bytes(pickle.dumps(saved))
-    assert main(["run", "--resume", str(copy), "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert "checkpoint.pkl was refused: refused posix.system" in err and "nothing in it was run" in err
-    assert not marker.exists()
-
-
-def test_getattr_is_refused_except_for_the_checkpointed_method():
-    escape = b"cbuiltins\ngetattr\n(craysim.sim.clock\nSimClock\nV__globals__\ntR."
-    with pytest.raises(checkpoint.UnsafePickleError, match=r"refused getattr\(type, .__globals__.\)"):
-        checkpoint.loads(escape)
-
-
-def test_a_real_checkpoint_loads(finished):
-    round_number, snapshot = read_checkpoint(finished)
-    assert round_number == 2 and "state" in checkpoint.loads(snapshot)
-
-
-def test_every_allowed_global_exists():
-    for module, name in checkpoint.ALLOWED:
-        if module.startswith("numpy.core") and not importlib.util.find_spec("numpy.core"):
-            continue
-        assert hasattr(importlib.import_module(module), name), (module, name)
 
 
 def test_compare_out_that_is_a_file_is_named(copy, tmp_path, capsys):

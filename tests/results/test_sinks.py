@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,12 +15,22 @@ from raysim.results.sinks import metrics_of
 from tests.conftest import tiny_table
 
 
-def _run(tmp_path: Path, sink: str) -> tuple[pd.DataFrame, Path]:
+STAMP = "20200101-000000"
+
+
+def _run(tmp_path: Path, sink: str, monkeypatch) -> tuple[pd.DataFrame, Path, str]:
+    """(rounds.parquet, the tracking folder, the run id). Every timestamp is one second, taken by
+    a run that already has a folder, so the new run's folder is ``<stamp>-2``: a sink that names
+    its run by a timestamp of its own no longer matches it (issue 24, 9)."""
+    format_time = time.strftime
+    monkeypatch.setattr(time, "strftime", lambda f, *a: STAMP if f == "%Y%m%d-%H%M%S" else format_time(f, *a))
+    (tmp_path / "tiny" / STAMP).mkdir(parents=True)
     scenario = tmp_path / "tiny.toml"
     scenario.write_text(tomli_w.dumps(tiny_table(run={"eval_every": 2, "rounds": 5})))
     assert main(["run", str(scenario), "--results", str(tmp_path), "--quiet", "--track", sink]) == 0
     (rounds,) = tmp_path.glob("tiny/*/rounds.parquet")
-    return pd.read_parquet(rounds), tmp_path / "tracking"
+    assert rounds.parent.name == f"{STAMP}-2"
+    return pd.read_parquet(rounds), tmp_path / "tracking", rounds.parent.name
 
 
 def _expected(rounds: pd.DataFrame) -> dict[str, list[tuple[int, float]]]:
@@ -43,12 +54,13 @@ def test_metrics_leave_out_the_step_and_values_that_are_not_finite_numbers():
         {"clients": 4.0}
 
 
-def test_tensorboard_holds_exactly_the_rows_of_rounds_parquet(tmp_path):
+def test_tensorboard_holds_exactly_the_rows_of_rounds_parquet(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import SCALARS, EventAccumulator
 
-    rounds, folder = _run(tmp_path, "tensorboard")
+    rounds, folder, run_id = _run(tmp_path, "tensorboard", monkeypatch)
     (log_dir,) = folder.glob("tensorboard/tiny/*")
+    assert log_dir.name == run_id  # the tracked run and its folder have one name
     events = EventAccumulator(str(log_dir), size_guidance={SCALARS: 0})
     events.Reload()
     got = {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
@@ -56,13 +68,14 @@ def test_tensorboard_holds_exactly_the_rows_of_rounds_parquet(tmp_path):
     _same(got, _expected(rounds), rel=1e-6)  # TensorBoard keeps float32
 
 
-def test_mlflow_holds_exactly_the_rows_of_rounds_parquet(tmp_path):
+def test_mlflow_holds_exactly_the_rows_of_rounds_parquet(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    rounds, folder = _run(tmp_path, "mlflow")
+    rounds, folder, run_id = _run(tmp_path, "mlflow", monkeypatch)
     client = MlflowClient(tracking_uri=(folder / "mlruns").absolute().as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])
+    assert run.info.run_name == run_id  # the tracked run and its folder have one name
     assert run.data.params["client.lr"] == "0.05"
     got = {key: [(m.step, m.value) for m in sorted(client.get_metric_history(run.info.run_id, key),
                                                     key=lambda m: m.step)] for key in run.data.metrics}

@@ -36,7 +36,7 @@ def _start(tmp_path: Path, *args: str) -> subprocess.Popen:
 def _wait_for_rounds(tmp_path: Path, process: subprocess.Popen, timeout: float = 120) -> list[psutil.Process]:
     """Waits until a round and its checkpoint are on disk; returns the run's process tree then."""
     deadline = time.monotonic() + timeout
-    while not list((tmp_path / "results").glob("quickstart/*/checkpoint.pkl")):
+    while not list((tmp_path / "results").glob("quickstart/*/checkpoint.zip")):
         assert process.poll() is None, process.communicate()[0]
         assert time.monotonic() < deadline, "no round finished in time"
         time.sleep(0.2)

@@ -42,6 +42,9 @@ def _with(**party_changes) -> dict:
     (_with(p1={"columns": "0-19,30-35"}), ["column 30", "0-29"]),
     (_with(p1={"columns": "19-0"}), ["vertical.parties[1]", "'19-0'", "upwards"]),
     (_with(p1={"columns": "0-1e9"}), ["vertical.parties[1]", "'0-1e9' is not a column number"]),
+    ({**GOOD, "vertical": {**GOOD["vertical"], "network": {"bandwidth_mbps": 1e-300}}},
+     ["bandwidth_mbps", "1 bit/s to 1 Tbit/s"]),
+    ({**GOOD, "vertical": {**GOOD["vertical"], "network": {"latency_s": 1e6}}}, ["latency_s", "an hour"]),
 ])
 def test_bad_input_is_refused_with_the_key_and_the_fix(table, words) -> None:
     with pytest.raises(ConfigError) as exc:
@@ -72,4 +75,30 @@ def test_the_cli_exits_2_with_one_line_and_writes_nothing(tmp_path: Path, capsys
     assert main(["run", str(bad), "--results", str(results), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no party holds the label" in err
+    assert not results.exists()
+
+
+def _synthetic(**changes) -> dict:
+    table = copy.deepcopy(GOOD)
+    table["vertical"].update(dataset="synthetic", rows=10, columns=4, **changes)
+    table["vertical"]["parties"][0]["columns"], table["vertical"]["parties"][1]["columns"] = "0-1", "2-3"
+    return table
+
+
+@pytest.mark.parametrize("table, words", [
+    (_synthetic(overlap=0.04), ["vertical.overlap = 0.04", "no row in common", "raise vertical.overlap"]),
+    (_synthetic(test_fraction=0.05), ["vertical.test_fraction = 0.05", "none of the 10 aligned rows is held out",
+                                      "raise vertical.test_fraction"]),
+    ({**GOOD, "vertical": {**GOOD["vertical"], "max_train": 1}},
+     ["vertical.max_train = 1", "one class only", "raise vertical.max_train"]),
+], ids=["no_common_rows", "no_test_rows", "one_class"])
+def test_untrainable_data_is_refused_by_validate_and_run(tmp_path: Path, capsys, table, words) -> None:
+    """Issue 24 (10): ``validate`` said ok and ``run`` crashed in sklearn or numpy."""
+    path = tmp_path / "bad.toml"
+    path.write_text(tomli_w.dumps(table))
+    results = tmp_path / "results"
+    for command in (["validate", str(path)], ["run", str(path), "--results", str(results), "--quiet"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and all(w in err for w in words), err
     assert not results.exists()
