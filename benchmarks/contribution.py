@@ -184,12 +184,26 @@ def incentives(root: Path) -> list[dict]:
         applied = clients[clients.status == "applied"]
         riders = applied.client_id.isin(set(clients[clients.attacker].client_id))
         paid = results.incentives.reward.sum() if len(results.incentives) else 0.0
+        rider_ids = set(clients[clients.attacker].client_id)
+        values = results.contributions[results.contributions.valued]
+        is_rider = values.client_id.isin(rider_ids)
+        taken = results.incentives[results.incentives.participated] if len(results.incentives) else None
         rows.append({"scheme": scheme, "final_accuracy": float(rounds.test_accuracy.iloc[-1]),
                      "best_accuracy": float(rounds.test_accuracy.max()),
                      "sim_s_to_0.8": time_to_target(rounds, 0.8), "rounds_to_0.8": time_to_target(rounds, 0.8, x="round"),
                      "clients_per_round": float(rounds.clients.mean()), "free_rider_updates": int(riders.sum()),
                      "free_rider_updates_after_round_10": int((riders & (applied["round"] > 10)).sum()),
                      "paid": float(paid), "sim_s": float(rounds.sim_time.iloc[-1]),
+                     # who the valuation favours: the share of valued updates worth > 0, the mean
+                     # value, and the mean reward per update taken part in, free-riders and honest
+                     "free_rider_positive_share": float((values.value[is_rider] > 0).mean()),
+                     "honest_positive_share": float((values.value[~is_rider] > 0).mean()),
+                     "free_rider_mean_value": float(values.value[is_rider].mean()),
+                     "honest_mean_value": float(values.value[~is_rider].mean()),
+                     "free_rider_reward_per_update": float(taken.reward[taken.client_id.isin(rider_ids)].mean())
+                     if taken is not None else float("nan"),
+                     "honest_reward_per_update": float(taken.reward[~taken.client_id.isin(rider_ids)].mean())
+                     if taken is not None else float("nan"),
                      "stopped": ", ".join(f"{k} {v}" for k, v in
                                           results.contributions.groupby("round").stopped.first()
                                           .value_counts().items())})
@@ -200,6 +214,12 @@ def incentives(root: Path) -> list[dict]:
               f"{r['rounds_to_0.8']:.1f} | {r['clients_per_round']:.1f} | {r['free_rider_updates']} "
               f"({r['free_rider_updates_after_round_10']}) | {r['paid']:.2f} | {r['sim_s']:.1f} | {r['stopped']} |",
               flush=True)
+    print("\n| scheme | valued > 0: free-riders / honest | mean value: free-riders / honest | reward per update: "
+          "free-riders / honest |\n|---|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scheme']} | {r['free_rider_positive_share']:.2f} / {r['honest_positive_share']:.2f} | "
+              f"{r['free_rider_mean_value']:.4f} / {r['honest_mean_value']:.4f} | "
+              f"{r['free_rider_reward_per_update']:.3f} / {r['honest_reward_per_update']:.3f} |", flush=True)
     return rows
 
 

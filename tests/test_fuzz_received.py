@@ -483,3 +483,19 @@ def test_fuzzed_summaries_and_sweep_indexes_answer_0_or_2(ledger_run, tmp_path_f
     node[path[-1]] = data.draw(JSON)
     (root / "sweep" / "sweep.json").write_text(json.dumps(index))
     _report_and_compare(root / "sweep", root)
+
+
+def test_a_received_folders_text_is_shown_never_run_by_the_report(received, tmp_path):
+    """The report page is opened in a browser: markup in a folder's summary or sweep index is
+    shown as text there (escaped), so reading the page runs nothing from the folder."""
+    payload = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+    summary = json.loads((received / "summary.json").read_text())
+    summary.update(scenario=payload, status=payload)
+    (received / "summary.json").write_text(json.dumps(summary))
+    sweep = _sweep(received)
+    (sweep / "sweep.json").write_text(json.dumps({"keys": ["client.lr"], "trials": {"tiny-t0": {"client.lr": payload}}}))
+    for path in (received, sweep):
+        out = tmp_path / f"{path.name}.html"
+        assert cli("report", path, "--out", out)[0] == 0
+        page = out.read_text()
+        assert "<script" not in page and "<img src=x" not in page and "&lt;script&gt;" in page
