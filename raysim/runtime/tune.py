@@ -11,6 +11,7 @@ its own bundle, so a trial never asks for more than it reserved (which would han
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -71,6 +72,9 @@ def run_trials(trainable: Callable[..., dict], configs: list[dict], *, params: d
                                   verbose=0, callbacks=[Announce()],
                                   failure_config=tune.FailureConfig(max_failures=0, fail_fast=False)),
     )
+    # Tune's own result files are off (trial_environment), so the ResultGrid it builds at the end
+    # finds none and warns about every trial: noise, since the run folders hold the results.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     grid = tuner.fit()
     return [r.config["trial"]["name"] for r in grid if r.error is not None]
 
