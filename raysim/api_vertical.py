@@ -108,7 +108,8 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
             last = writer.rounds[-1]
             summary = writer.finish(status=status, scenario_name=scenario.run.name, extra={
                 "kind": "vertical", "trainer": v.trainer, "privacy": scenario.privacy,
-                "disclosure": disclosure.statement(v.trainer, names, sim.COORDINATOR), "dataset": v.dataset,
+                "disclosure": disclosure.statement(v.trainer, names, sim.COORDINATOR, v.lr.hide_gradients),
+                "hide_gradients": v.lr.hide_gradients, "dataset": v.dataset,
                 "parties": names, "intersection": alignment.intersection, "train_rows": alignment.train_rows,
                 "test_rows": alignment.test_rows, "duplicate_ids": alignment.duplicates, "psi_bytes": psi_bytes,
                 "psi_sim_time": psi_time, "test_auc": last["test_auc"], "central_test_auc": last["central_test_auc"],

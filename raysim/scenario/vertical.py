@@ -32,6 +32,12 @@ TRAINERS = {
                    "gradient, a linear function of the batch's labels at w = 0 (all of them when a batch has no "
                    "more rows than the party has columns); scoring after each epoch hands the label party the "
                    "others' plaintext scores X_k w_k, as FATE's prediction does (summary.json: disclosure)",
+    "paillier_lr_hidden": "Hardy et al. 2017 with hide_gradients: every party's weights stay encrypted under the "
+                          "coordinator's key from start to end (the final model too), so no party ever sees a "
+                          "plaintext gradient, weight, residual or another party's scores; the coordinator decrypts "
+                          "only masked updates (to rescale them) and masked total scores; after each epoch the label "
+                          "party learns the total score z of every train and test row, nothing per party "
+                          "(semi-honest parties, no collusion with the coordinator; summary.json: disclosure)",
     "plain_lr": "none: the same Taylor-loss logistic regression with scores and residuals in plaintext "
                 "(the exactness reference for paillier_lr)",
     "splitnn": "no cryptography: raw columns and labels stay at their party, but embeddings and their "
@@ -81,6 +87,7 @@ class LrConfig:
     l2: float = 0.01
     scale_bits: int = 20
     key_bits: int = 1024  # Paillier modulus; 1,024 keeps runs quick, real deployments use >= 2,048
+    hide_gradients: bool = False  # paillier_lr: weights only encrypted, no party sees a plaintext gradient
 
     def __post_init__(self) -> None:
         if self.learning_rate <= 0:
@@ -93,7 +100,7 @@ class LrConfig:
 
     def settings(self) -> LrSettings:
         return LrSettings(learning_rate=self.learning_rate, l2=self.l2, scale_bits=self.scale_bits,
-                          key_bits=self.key_bits)
+                          key_bits=self.key_bits, hide_gradients=self.hide_gradients)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +151,9 @@ class VerticalConfig:
         if self.trainer != "splitnn" and data.num_classes(self.dataset) != 2:
             raise ValueError(f"trainer = {self.trainer!r} needs two classes; {self.dataset} has "
                              f"{data.num_classes(self.dataset)}: use trainer = 'splitnn'")
+        if self.lr.hide_gradients and self.trainer != "paillier_lr":
+            raise ConfigError(f"vertical.lr.hide_gradients = true needs trainer = 'paillier_lr' (it keeps the "
+                              f"weights encrypted), got {self.trainer!r}: remove it or change the trainer")
         if not 0 < self.overlap <= 1 or not 0 < self.test_fraction < 1:
             raise ValueError(f"overlap must be in (0, 1] and test_fraction in (0, 1), got {self.overlap} "
                              f"and {self.test_fraction}")
@@ -201,7 +211,8 @@ class VerticalScenario:
 
     @property
     def privacy(self) -> str:
-        return TRAINERS[self.vertical.trainer]
+        hidden = self.vertical.trainer == "paillier_lr" and self.vertical.lr.hide_gradients
+        return TRAINERS["paillier_lr_hidden" if hidden else self.vertical.trainer]
 
     def to_toml(self) -> str:
         import tomli_w

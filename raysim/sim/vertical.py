@@ -123,26 +123,33 @@ class LrSettings:
     l2: float = 0.01
     scale_bits: int = 20
     key_bits: int = 1024
+    hide_gradients: bool = False  # weights only as [[w]]: no party sees a plaintext gradient (lr.py)
 
 
 def train_lr(calls: Calls, names: list[str], ledger: Ledger, *, settings: LrSettings, encrypted: bool,
              epochs: int, batch_size: int, seed: int, train_rows: int) -> Iterator[dict]:
-    """Hardy et al.'s protocol per batch (lr.py); one row per epoch, scored on all rows."""
+    """Hardy et al.'s protocol per batch (lr.py); one row per epoch, scored on all rows.
+    ``settings.hide_gradients`` (Paillier only): the variant in which weights stay encrypted."""
     label, others = names[0], names[1:]
-    public_key = None
+    public_key, hidden = None, encrypted and settings.hide_gradients
     if encrypted:
         public_key = calls([(COORDINATOR, "public", ())])[0]
         ledger.phase([(COORDINATOR, n, settings.key_bits // 8) for n in names])
-    calls([(n, "lr_setup", (settings.scale_bits, public_key, settings.learning_rate, settings.l2)) for n in names])
+    setup = calls([(n, "lr_setup", (settings.scale_bits, public_key, settings.learning_rate, settings.l2, hidden))
+                   for n in names])
+    if hidden:  # each party encrypts its zero weights
+        ledger.phase([], dict(zip(names, setup)))
     value_bytes = lr.ciphertext_bytes(settings.key_bits) if encrypted else lr.PLAIN_BYTES
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
+        if hidden:
+            for batch in batches(seed, train_rows, batch_size, epoch):
+                _hidden_batch(calls, names, ledger, batch, value_bytes, settings.scale_bits)
+            result = {part: _hidden_scores(calls, names, ledger, part, value_bytes) for part in ("train", "test")}
+            yield epoch_row(epoch, ledger, started, result)
+            continue
         for batch in batches(seed, train_rows, batch_size, epoch):
-            sent = value_bytes * len(batch)
-            quarters = calls([(o, "lr_quarter_scores", (batch,)) for o in others])
-            ledger.phase([(o, label, sent) for o in others], dict(zip(others, (ops for _, ops in quarters))))
-            d, ops = calls([(label, "lr_residual", (batch, [q for q, _ in quarters]))])[0]
-            ledger.phase([(label, o, sent) for o in others], {label: ops})
+            d = _residual(calls, names, ledger, batch, value_bytes)
             grads = calls([(n, "lr_gradient", (batch, d)) for n in names])
             if encrypted:
                 ledger.phase([(n, COORDINATOR, value_bytes * len(g)) for n, (g, _) in zip(names, grads)],
@@ -157,6 +164,48 @@ def train_lr(calls: Calls, names: list[str], ledger: Ledger, *, settings: LrSett
                       for i, o in enumerate(others)])
         result = {part: calls([(label, "lr_evaluate", (part, scores[part]))])[0] for part in scores}
         yield epoch_row(epoch, ledger, started, result)
+
+
+def _residual(calls: Calls, names: list[str], ledger: Ledger, batch: np.ndarray, value_bytes: int) -> list:
+    """The hosts' encrypted scores of ``batch`` up to the label party and its re-randomised [[d]]
+    back (each party's own ``lr_quarter_scores`` and ``lr_residual`` say which scale)."""
+    label, others = names[0], names[1:]
+    sent = value_bytes * len(batch)
+    scores = calls([(o, "lr_quarter_scores", (batch,)) for o in others])
+    ledger.phase([(o, label, sent) for o in others], dict(zip(others, (ops for _, ops in scores))))
+    d, ops = calls([(label, "lr_residual", (batch, [u for u, _ in scores]))])[0]
+    ledger.phase([(label, o, sent) for o in others], {label: ops})
+    return d
+
+
+def _hidden_batch(calls: Calls, names: list[str], ledger: Ledger, batch: np.ndarray, value_bytes: int,
+                  scale_bits: int) -> None:
+    """One batch with encrypted weights: [[u_k]] up, [[4d]] down, each party's masked update to the
+    coordinator and a fresh rescaled ciphertext back, the mask removed (lr.py)."""
+    d = _residual(calls, names, ledger, batch, value_bytes)
+    updates = calls([(n, "lr_hidden_update", (batch, d)) for n in names])
+    ledger.phase([(n, COORDINATOR, value_bytes * len(u)) for n, (u, _) in zip(names, updates)],
+                 dict(zip(names, (ops for _, ops in updates))))
+    bits = lr.rescale_bits(lr.Encoding(scale_bits))
+    fresh = calls([(COORDINATOR, "rescale", (u, bits)) for u, _ in updates])
+    ledger.phase([(COORDINATOR, n, value_bytes * len(f)) for n, (f, _) in zip(names, fresh)],
+                 {COORDINATOR: sum((ops for _, ops in fresh), Counter())})
+    applied = calls([(n, "lr_hidden_apply", (f,)) for n, (f, _) in zip(names, fresh)])
+    ledger.phase([], dict(zip(names, applied)))
+
+
+def _hidden_scores(calls: Calls, names: list[str], ledger: Ledger, part: str, value_bytes: int) -> dict:
+    """Scoring with encrypted weights: the others' [[u_k]] on every row of ``part`` to the label
+    party, which sends [[z + mask]] to the coordinator and unmasks its decryption: only z is revealed."""
+    label, others = names[0], names[1:]
+    scores = calls([(o, "lr_encrypted_scores", (part,)) for o in others])
+    ledger.phase([(o, label, value_bytes * len(u)) for o, (u, _) in zip(others, scores)],
+                 dict(zip(others, (ops for _, ops in scores))))
+    masked, ops = calls([(label, "lr_masked_total", (part, [u for u, _ in scores]))])[0]
+    ledger.phase([(label, COORDINATOR, value_bytes * len(masked))], {label: ops})
+    plain, ops = calls([(COORDINATOR, "decrypt", (masked,))])[0]
+    ledger.phase([(COORDINATOR, label, 2 * lr.PLAIN_BYTES * len(plain))], {COORDINATOR: ops})
+    return calls([(label, "lr_evaluate_masked", (part, plain))])[0]
 
 
 def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: netshape.NetShape, classes: int,

@@ -7,7 +7,8 @@ and checks the statements that say what can and cannot be recovered.
 
 Sources: ECDH-PSI as FATE runs it (both sides learn the intersection); Hardy et al. 2017
 (arXiv:1711.10677): every party learns its own plaintext gradient, which is inherent in the
-protocol, not a flaw of this implementation; SplitNN's gradient leak of labels: Li et al. 2021
+protocol, not a flaw of this implementation, and ``HIDDEN`` is the variant without it
+(``[vertical.lr] hide_gradients``, lr.py); SplitNN's gradient leak of labels: Li et al. 2021
 (arXiv:2102.08504).
 """
 
@@ -88,11 +89,41 @@ TRAINERS = {
 }
 
 
-def statement(trainer: str, names: list[str], coordinator: str) -> dict:
+# ``[vertical.lr] hide_gradients = true``: every party's weights stay [[w_k]] under the coordinator's
+# key (lr.py); what a party receives during training is ciphertexts and public values only.
+HIDDEN = {
+    LABEL: {
+        "learns": ["after each epoch the model's total score z = sum_k X_k w_k of every train and test row "
+                   "(decrypted by the coordinator under its mask; what prediction needs): regressing z on its own "
+                   "columns estimates the part of the others' scores that those columns explain",
+                   "the final model's predictions; its own and the other parties' weights stay encrypted"],
+        "does_not_learn": ["its own gradients or weights (encrypted, updated by the coordinator's fresh "
+                           "ciphertexts)", "any party's own score u_k, residual, gradient or weights",
+                           "anything from the ciphertexts [[u_k]] (randomness it does not know, a key it does not "
+                           "hold)"],
+    },
+    OTHER: {
+        "learns": ["nothing from training beyond the batch order: every message it receives is a ciphertext it "
+                   "cannot decrypt (re-randomised [[4d]], the coordinator's fresh [[w_k]]) or a public value"],
+        "does_not_learn": ["its own gradients or weights (encrypted from start to end, the final model too)",
+                           "the residuals, the labels, the label party's scores, the total scores"],
+    },
+    COORDINATOR: {
+        "learns": ["each party's updated weight plus a fresh uniform mask 2^40 times larger (to rescale it), and "
+                   "each row's total score plus such a mask (to score it)",
+                   "from the message sizes, the batch size and each party's column count"],
+        "does_not_learn": ["weights, gradients, scores, residuals, labels or columns (it holds the private key: "
+                           "the statements assume it colludes with no party)"],
+    },
+}
+
+
+def statement(trainer: str, names: list[str], coordinator: str, hide_gradients: bool = False) -> dict:
     """``{"psi": {party: {"learns": [...], "does_not_learn": [...]}}, trainer: {...}, "assumes": ...}``
     for a run whose label party is ``names[0]``."""
     def by_party(roles: dict) -> dict:
         parties = {name: roles[LABEL if k == 0 else OTHER] for k, name in enumerate(names)}
         return {**parties, **({coordinator: roles[COORDINATOR]} if COORDINATOR in roles else {})}
 
-    return {"psi": by_party(PSI), trainer: by_party(TRAINERS[trainer]), "assumes": f"semi-honest parties; {SEEDED}"}
+    roles = HIDDEN if hide_gradients and trainer == "paillier_lr" else TRAINERS[trainer]
+    return {"psi": by_party(PSI), trainer: by_party(roles), "assumes": f"semi-honest parties; {SEEDED}"}

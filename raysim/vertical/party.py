@@ -108,11 +108,17 @@ class Party:
 
     # --- logistic regression (lr.py) ----------------------------------------------------------
 
-    def lr_setup(self, scale_bits: int, public_key, learning_rate: float, l2: float) -> None:
+    def lr_setup(self, scale_bits: int, public_key, learning_rate: float, l2: float,
+                 hide_gradients: bool = False) -> Counter:
+        """``hide_gradients``: the weights are held only as [[w]] (encryptions of 0 at first) and
+        ``self.w`` is None: the party never sees a plaintext weight or gradient (lr.py)."""
         self.encoding, self.public_key = lr.Encoding(scale_bits), public_key
-        self.learning_rate, self.l2 = learning_rate, l2
+        self.learning_rate, self.l2, self.hidden = learning_rate, l2, hide_gradients
         self.w = np.zeros(self._share.features.shape[1] + self.is_label_party)
-        self._masks, self._step, self._residuals = None, 0, 0
+        self._masks, self._step, self._residuals, self._score_masks, ops = None, 0, 0, {}, Counter()
+        if hide_gradients:
+            self.w_encrypted, self.w = lr.encrypt(public_key, self.encoding, self.w, ops), None
+        return ops
 
     def _design(self, part: str, batch: np.ndarray | None = None) -> np.ndarray:
         """Features, with a column of ones for the intercept at the label party."""
@@ -124,15 +130,23 @@ class Party:
         return self._design(part) @ self.w
 
     def lr_quarter_scores(self, batch: np.ndarray) -> tuple[object, Counter]:
+        """[[u_k / 4]]; under hide_gradients [[4 (u_k / 4)]] = X_k [[w_k]] at scale 2^(2p)."""
+        if self.hidden:
+            return self.lr_encrypted_scores("train", batch)
         ops, quarter = Counter(), self._design("train", batch) @ self.w / 4.0
         return (quarter if self.public_key is None else lr.encrypt(self.public_key, self.encoding, quarter, ops)), ops
 
     def lr_residual(self, batch: np.ndarray, others: list) -> tuple[object, Counter]:
-        ops, own = Counter(), self._design("train", batch) @ self.w
+        ops = Counter()
         if self.public_key is None:
+            own = self._design("train", batch) @ self.w
             return lr.residual(own, self._y("train", batch), others), ops
         self._residuals += 1
         draw = rng(self.seed, Stream.VERTICAL_TRAIN, 3, self.index, self._residuals)
+        if self.hidden:
+            own, ops = self.lr_encrypted_scores("train", batch)
+            return lr.hidden_residual(self.encoding, own, self._y("train", batch), others, draw, ops), ops
+        own = self._design("train", batch) @ self.w
         return lr.encrypted_residual(self.encoding, own, self._y("train", batch), others, draw, ops), ops
 
     def lr_gradient(self, batch: np.ndarray, d) -> tuple[object, Counter]:
@@ -146,6 +160,40 @@ class Party:
         self._rows_in_batch = len(batch)
         return lr.encrypted_gradient(self.encoding, x, d, self._masks, ops), ops
 
+    def lr_hidden_update(self, batch: np.ndarray, d: list) -> tuple[list, Counter]:
+        """hide_gradients: [[w' 2^(5p) + mask]] for the coordinator to rescale to 2^p (lr.py)."""
+        ops, x = Counter(), self._design("train", batch)
+        self._step += 1
+        self._masks = lr.wide_masks(rng(self.seed, Stream.VERTICAL_TRAIN, 4, self.index, self._step),
+                                    x.shape[1], lr.update_bits(self.encoding))
+        coefficients = lr.update_coefficients(self.encoding, self.learning_rate, self.l2, len(batch), x.shape[1],
+                                              self.is_label_party)
+        return lr.masked_update(self.encoding, x, d, self.w_encrypted, coefficients, self._masks, ops), ops
+
+    def lr_hidden_apply(self, rescaled: list) -> Counter:
+        """[[w']]: the coordinator's fresh ciphertexts less this party's rescaled masks."""
+        ops = Counter()
+        self.w_encrypted = lr.unmask_update(rescaled, self._masks, lr.rescale_bits(self.encoding), ops)
+        return ops
+
+    def lr_encrypted_scores(self, part: str, batch: np.ndarray | None = None) -> tuple[list, Counter]:
+        """hide_gradients: [[X_k w_k]] at scale 2^(2p) on the rows of ``part`` (or of a batch)."""
+        ops = Counter()
+        return lr.encrypted_scores(self.encoding, self._design(part, batch), self.w_encrypted, ops), ops
+
+    def lr_masked_total(self, part: str, others: list[list]) -> tuple[list, Counter]:
+        """At the label party, hide_gradients: [[z + mask]] on every row of ``part``, for the
+        coordinator to decrypt; only the total score z is ever revealed, and only to this party."""
+        own, ops = self.lr_encrypted_scores(part)
+        draw = rng(self.seed, Stream.VERTICAL_TRAIN, 5, self.index, self._step, part == "test")
+        masks = self._score_masks[part] = lr.wide_masks(draw, len(own), lr.score_bits(self.encoding))
+        total = [sum(cs[1:], cs[0]) + int(m) for *cs, m in zip(own, *others, masks)]
+        ops["add"] += len(own) * (len(others) + 1)
+        return total, ops
+
+    def lr_evaluate_masked(self, part: str, decrypted: list[int]) -> dict[str, float]:
+        return self._lr_metrics(part, lr.unmask_scores(decrypted, self._score_masks[part], self.encoding))
+
     def lr_apply(self, gradient) -> None:
         """One SGD step with L2 (not on the intercept); ``gradient`` is the coordinator's
         decryption of the masked gradient under Paillier."""
@@ -157,7 +205,9 @@ class Party:
         self.w = self.w - self.learning_rate * (gradient + penalty)
 
     def lr_evaluate(self, part: str, others: list[np.ndarray]) -> dict[str, float]:
-        z = self.lr_scores(part) + sum(others, 0.0)
+        return self._lr_metrics(part, self.lr_scores(part) + sum(others, 0.0))
+
+    def _lr_metrics(self, part: str, z: np.ndarray) -> dict[str, float]:
         p1 = 1.0 / (1.0 + np.exp(-z))
         return {**metrics(np.c_[1 - p1, p1], self._y(part)), "taylor_loss": lr.taylor_loss(z, self._y(part))}
 

@@ -41,7 +41,7 @@ class Recorder:
         return next(value for m, value in box[name] if m == method)
 
 
-def _lr_run(batch_size: int, max_train: int = 24):
+def _lr_run(batch_size: int, max_train: int = 24, hide_gradients: bool = False):
     """Two parties and the coordinator on the breast split, one epoch, recorded."""
     table = data.load_table("breast", seed=0, max_train=max_train, max_test=10)
     shares, _ = data.split(table, [list(range(20, 30)), list(range(20))], label_party=0, overlap=1.0, seed=0)
@@ -49,8 +49,9 @@ def _lr_run(batch_size: int, max_train: int = 24):
                sim.COORDINATOR: lr.Coordinator(512)}
     calls, ledger = Recorder(sim.LocalParties(parties)), sim.Ledger(sim.Network(), sim.HeCost())
     aligned = sim.align(calls, ["guest", "host"], ledger)
-    list(sim.train_lr(calls, ["guest", "host"], ledger, settings=sim.LrSettings(key_bits=512), encrypted=True,
-                      epochs=1, batch_size=batch_size, seed=0, train_rows=aligned.train_rows))
+    settings = sim.LrSettings(key_bits=512, hide_gradients=hide_gradients)
+    list(sim.train_lr(calls, ["guest", "host"], ledger, settings=settings, encrypted=True, epochs=1,
+                      batch_size=batch_size, seed=0, train_rows=aligned.train_rows))
     first_batch = sim.batches(0, aligned.train_rows, batch_size, 1)[0]
     labels = parties["guest"]._y("train", first_batch)  # the truth, to score the attacks
     return calls, parties, labels, ledger
@@ -62,13 +63,15 @@ def recorded():
     return _lr_run(batch_size=8)
 
 
-def _host_divides_out_its_own_ciphertexts(calls: Recorder) -> list[int | None]:
+def _host_divides_out_its_own_ciphertexts(calls: Recorder, gradient: str = "lr_gradient",
+                                          half: int = SCALE // 2) -> list[int | None]:
     """The host's attack on the first batch: [[d]] / [[u_1 / 4]] = g^m r'^n; with r' = 1 (no
     re-randomisation) this is 1 + m n and m = u_0 / 4 - s / 2 = -s / 2 at w = 0. Returns the
-    label it reads per row, None where the quotient is no g^m."""
+    label it reads per row, None where the quotient is no g^m. With hide_gradients the residual
+    comes with ``lr_hidden_update`` as [[4d]], where s / 2 reads 2^(2p + 1) (``half``)."""
     key = calls.first(calls.received, "host", "lr_setup")[1]
     own, _ = calls.first(calls.sent, "host", "lr_quarter_scores")
-    _, residual = calls.first(calls.received, "host", "lr_gradient")
+    _, residual = calls.first(calls.received, "host", gradient)
     found = []
     for mine, theirs in zip(own, residual):
         quotient = theirs.ciphertext(be_secure=False) * pow(mine.ciphertext(be_secure=False), -1, key.nsquare)
@@ -78,7 +81,7 @@ def _host_divides_out_its_own_ciphertexts(calls: Recorder) -> list[int | None]:
             continue
         m = (quotient - 1) // key.n
         m = m - key.n if m > key.n // 2 else m
-        found.append(int(m < 0) if abs(abs(m) - SCALE // 2) <= 1 else None)
+        found.append(int(m < 0) if abs(abs(m) - half) <= 1 else None)
     return found
 
 
@@ -210,3 +213,98 @@ def test_summary_states_what_each_party_learns(tmp_path, trainer) -> None:
         assert party["learns"] and party["does_not_learn"]
     if trainer == "paillier_lr":
         assert "every label of that batch" in " ".join(statement[trainer]["host"]["learns"])
+
+
+# --- [vertical.lr] hide_gradients = true: the same attacks on the variant with encrypted weights ---
+
+HIDDEN_METHODS = {"lr_setup", "lr_quarter_scores", "lr_hidden_update", "lr_hidden_apply", "lr_encrypted_scores"}
+
+
+@pytest.fixture(scope="module")
+def hidden():
+    """The recorded run of ``recorded`` (batches of 8) with hide_gradients."""
+    return _lr_run(batch_size=8, hide_gradients=True)
+
+
+def _public_or_ciphertext(value, batches: list[np.ndarray]) -> bool:
+    """A ciphertext, the public key, a setting, a part's name, or a batch of the shared order."""
+    from phe import PaillierPublicKey
+
+    if isinstance(value, (list, tuple)):
+        return all(_public_or_ciphertext(v, batches) for v in value)
+    if isinstance(value, np.ndarray):
+        return any(len(value) == len(b) and (value == b).all() for b in batches)
+    return isinstance(value, (EncryptedNumber, PaillierPublicKey, bool, int, float, str))
+
+
+def test_hidden_every_message_the_host_receives_is_a_ciphertext_or_public(hidden) -> None:
+    """No plaintext derived from the labels or from any weight reaches the host: its first-batch
+    gradient attack (``test_inherent_the_hosts_own_gradient_...``) has no gradient to solve with,
+    and the host holds no plaintext weight whose change would be one."""
+    calls, parties, labels, _ = hidden
+    order = sim.batches(0, len(parties["host"].train), 8, 1)
+    training = [(m, args) for m, args in calls.received["host"] if m.startswith("lr_")]
+    assert {m for m, _ in training} == HIDDEN_METHODS
+    for method, args in training:
+        assert _public_or_ciphertext(args, order), method
+    applied = [args[0] for m, args in training if m == "lr_hidden_apply"]
+    assert len(applied) == len(order) and all(isinstance(c, EncryptedNumber) for a in applied for c in a)
+    assert parties["host"].w is None and parties["guest"].w is None
+    # the divide-out attack of issue 24 on [[4d]]: nothing
+    assert _host_divides_out_its_own_ciphertexts(calls, "lr_hidden_update", 2 * SCALE**2) == [None] * len(labels)
+
+
+def test_hidden_the_guest_never_sees_a_gradient_or_the_hosts_scores(hidden) -> None:
+    """The guest's attack on the host's scores needs its own gradient: under hide_gradients all it
+    receives while training are ciphertexts, and after the epoch the total scores z of the rows
+    (decrypted under its mask), which are u_0 + u_1 and never u_1 alone: it does not know u_0."""
+    calls, parties, _, _ = hidden
+    order = sim.batches(0, len(parties["guest"].train), 8, 1)
+    training = [(m, args) for m, args in calls.received["guest"] if m != "lr_evaluate_masked" and m.startswith("lr_")]
+    assert {m for m, _ in training} == {"lr_setup", "lr_residual", "lr_hidden_update", "lr_hidden_apply",
+                                        "lr_masked_total"}
+    for method, args in training:
+        assert _public_or_ciphertext(args, order), method
+    # the only plaintext: the total score of each test row, z = u_0 + u_1 (the truth from the key)
+    coordinator, guest = parties[sim.COORDINATOR], parties["guest"]
+    decrypted = [args[1] for m, args in calls.received["guest"] if m == "lr_evaluate_masked" and args[0] == "test"][0]
+    z = lr.unmask_scores(decrypted, guest._score_masks["test"], lr.Encoding(20))
+    weights = {n: np.array(coordinator.decrypt(parties[n].w_encrypted)[0], dtype=float) / SCALE
+               for n in ("guest", "host")}
+    u0, u1 = guest._design("test") @ weights["guest"], parties["host"]._design("test") @ weights["host"]
+    np.testing.assert_allclose(z, u0 + u1, atol=1e-4)
+    assert np.abs(u1).max() > 1e-2 and np.abs(z - u1).max() > 1e-2
+
+
+def test_hidden_the_coordinator_sees_only_masked_values(hidden) -> None:
+    """What it decrypts is a weight update or a total score plus a uniform mask 2^40 times the
+    value's bound: every decryption is positive and far from the value it hides."""
+    calls, parties, _, ledger = hidden
+    assert {m for m, _ in calls.received[sim.COORDINATOR]} == {"public", "rescale", "decrypt"}
+    coordinator = parties[sim.COORDINATOR]
+    update_bound, score_bound = 2 ** (5 * 20 + 16), 2 ** (2 * 20 + 16)
+    for method, args in calls.received[sim.COORDINATOR]:
+        if method == "public":
+            continue
+        values, _ = coordinator.decrypt(args[0])
+        bound = update_bound if method == "rescale" else score_bound
+        assert min(values) > bound and max(values) < bound * 2**lr.MARGIN_BITS
+    # the host's first update (requests go guest, host), unmasked with its own masks: within the bound
+    host_first = [args[0] for m, args in calls.received[sim.COORDINATOR] if m == "rescale"][1]
+    masks = lr.wide_masks(rng(0, Stream.VERTICAL_TRAIN, 4, 1, 1), 20, lr.update_bits(lr.Encoding(20)))
+    true = [v - int(m) for v, m in zip(coordinator.decrypt(host_first)[0], masks)]
+    assert len(true) == 20 and 0 < max(abs(t) for t in true) < 2 ** (5 * 20)
+    # every operation is charged, the coordinator's decryptions and fresh encryptions included
+    assert ledger.he_seconds == pytest.approx(sim.HeCost().seconds(ledger.ops))
+
+
+def test_hidden_summary_states_what_each_party_learns(tmp_path) -> None:
+    table = copy.deepcopy(GOOD)
+    table["vertical"].update(trainer="paillier_lr", max_train=30, max_test=20,
+                             lr={"key_bits": 512, "hide_gradients": True})
+    summary = run(parse_vertical(table), results_root=tmp_path).summary
+    assert summary["hide_gradients"] is True
+    statement = summary["disclosure"]
+    assert statement == disclosure.statement("paillier_lr", ["guest", "host"], sim.COORDINATOR, True)
+    assert statement["paillier_lr"]["host"] == disclosure.HIDDEN[disclosure.OTHER]
+    assert "encrypted" in summary["privacy"] and summary["test_auc"] == summary["test_auc"]

@@ -53,6 +53,15 @@ def test_bad_input_is_refused_with_the_key_and_the_fix(table, words) -> None:
         assert word in str(exc.value)
 
 
+def test_hide_gradients_needs_paillier() -> None:
+    table = copy.deepcopy(GOOD)
+    table["vertical"]["lr"] = {"hide_gradients": True}
+    with pytest.raises(ConfigError, match="hide_gradients.*paillier_lr"):
+        parse_vertical(table)
+    table["vertical"]["trainer"] = "paillier_lr"
+    assert parse_vertical(table).vertical.lr.settings().hide_gradients
+
+
 def test_lr_needs_two_classes() -> None:
     table = copy.deepcopy(GOOD)
     table["vertical"].update(dataset="fashion_mnist", trainer="paillier_lr")
