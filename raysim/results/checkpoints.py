@@ -17,12 +17,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysim.results.results import ResultsError, _read_table
+from raysim.results.results import ResultsError, _read_table, atomic_write
 from raysim.sim import checkpoint
 
 CHECKPOINT = "checkpoint.zip"
@@ -44,9 +43,7 @@ def write_checkpoint(run_dir: Path, snapshot: bytes, *, scenario_toml: str) -> N
         archive.writestr(_MEMBERS[0], json.dumps({"format": _FORMAT, "version": _VERSION,
                                                   "scenario_sha256": _fingerprint(scenario_toml)}))
         archive.writestr(_MEMBERS[1], snapshot)
-    tmp = run_dir / f"{CHECKPOINT}.tmp"
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, run_dir / CHECKPOINT)
+    atomic_write(run_dir / CHECKPOINT, buffer.getvalue())
 
 
 def read_checkpoint(run_dir: Path, *, scenario_toml: str) -> Checkpoint:

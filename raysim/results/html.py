@@ -13,13 +13,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from raysim.results.figures import pyplot
-from raysim.results.results import Results, ResultsError, load, read_sweep_index
+from raysim.results.results import Results, ResultsError, atomic_write, load, read_sweep_index
 from raysim.results.summary import arms_figure, summarize
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
@@ -34,12 +33,7 @@ def write_page(page: str, out: Path) -> None:
     if out.exists() and not out.is_file():
         out.write_text(page, encoding="utf-8")
         return
-    tmp = out.with_name(f".{out.name}.tmp")
-    try:
-        tmp.write_text(page, encoding="utf-8")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(out, page)
 
 
 def report_page(path: Path) -> str:

@@ -63,7 +63,7 @@ class RunWriter:
         except OSError as exc:  # a results root that is a file, or not writable
             raise ResultsError(f"cannot create the run folder {run_dir} ({exc.strerror}): "
                                "choose another --results folder") from exc
-        _atomic_write_text(run_dir / "scenario.toml", scenario_toml)
+        atomic_write(run_dir / "scenario.toml", scenario_toml)
         clients, labels = np.indices(histogram.shape).reshape(2, -1)
         partition = pd.DataFrame({"client_id": clients, "label": labels, "count": histogram[clients, labels]})
         _atomic_parquet(partition, run_dir / "partition.parquet")
@@ -104,7 +104,7 @@ class RunWriter:
         if "nodes" in tables:
             _atomic_parquet(pd.DataFrame(tables["nodes"]), self.run_dir / "network.parquet")
         if "ledger" in tables:
-            _atomic_write_text(self.run_dir / "ledger.json", tables["ledger"])
+            atomic_write(self.run_dir / "ledger.json", tables["ledger"])
 
     def finish(self, *, status: str, scenario_name: str, extra: dict) -> dict:
         accuracy = [r["test_accuracy"] for r in self.rounds if not np.isnan(r["test_accuracy"])]
@@ -120,7 +120,7 @@ class RunWriter:
             "python": platform.python_version(),
             **extra,
         }
-        _atomic_write_text(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+        atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
         if self.rounds:
             plot_accuracy(pd.DataFrame(self.rounds), self.run_dir / "accuracy.png", title=scenario_name)
         if self.tables.get("contributions"):
@@ -192,7 +192,7 @@ SWEEP_INDEX = "sweep.json"  # in a sweep's folder: the swept keys and each trial
 def write_sweep_index(sweep_dir: Path, *, name: str, keys: list[str], trials: dict[str, dict]) -> None:
     """Records what a sweep varies, so ``load`` can give each trial's rows their swept values."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write_text(sweep_dir / SWEEP_INDEX, json.dumps({"name": name, "keys": keys, "trials": trials}, indent=2))
+    atomic_write(sweep_dir / SWEEP_INDEX, json.dumps({"name": name, "keys": keys, "trials": trials}, indent=2))
 
 
 def read_sweep_index(sweep_dir: Path) -> dict | None:
@@ -310,7 +310,15 @@ def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Writes ``path`` whole or not at all: a temporary file beside it, renamed over it, removed
+    when the write fails (a full disk leaves neither a half file nor the temporary one)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        if isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
