@@ -17,11 +17,11 @@ from typing import Any, Callable
 
 from raysim.data.datasets import forget_loaded
 from raysim.results.figures import pyplot
-from raysim.results.checkpoints import CHECKPOINT, read_checkpoint, write_checkpoint
+from raysim.results.checkpoints import CHECKPOINT, CLIENT_STATE, read_checkpoint, write_checkpoint
 from raysim.results.results import ResultsError, RunWriter, new_run_dir
 from raysim.runtime import DriverLost
 from raysim.runtime.memory import release_freed_memory
-from raysim.scenario.composition import driver_parts
+from raysim.scenario.composition import UserObjects, driver_parts
 from raysim.scenario.preparation import InitialModel, Prepared, initial_model, prepare
 from raysim.scenario.sections import Scenario
 from raysim.scenario.vertical import VerticalScenario
@@ -44,6 +44,9 @@ def run(
     on_round: Callable[[dict], None] | None = None,
     resume: Path | None = None,
     on_start: Callable[[Path], None] | None = None,
+    client_algorithm: Any = None,
+    strategy: Any = None,
+    policy: Any = None,
 ) -> RunOutcome:
     """Runs a scenario to the end and writes its results; returns the run folder and summary.
 
@@ -51,6 +54,11 @@ def run(
     a checkpoint that does not fit the folder, the scenario or the driver is refused
     (ResultsError) before anything is run or changed. ``on_start`` is called with the run folder
     once it exists, before the first round.
+
+    ``client_algorithm``, ``strategy`` and ``policy`` hand in objects written in a notebook or
+    script (a class or an object of the client-algorithm and server-strategy protocols, a policy's
+    settings dataclass) in place of the scenario's names; they are checked as names are, reach
+    the driver and the client actors, and the run's ``scenario.toml`` names their classes.
     """
     if isinstance(scenario, VerticalScenario):  # [vertical]: parties, PSI and a vertical trainer
         from raysim.api_vertical import run_vertical
@@ -58,10 +66,13 @@ def run(
         return RunOutcome(*run_vertical(scenario, results_root=results_root, address=address, on_round=on_round,
                                         resume=resume, on_start=on_start))
     started = time.perf_counter()
+    objects = UserObjects(client_algorithm=client_algorithm, strategy=strategy, policy=policy)
+    scenario = objects.named(scenario)
     scenario_toml = scenario.to_toml()
     checkpoint = read_checkpoint(resume, scenario_toml=scenario_toml) if resume is not None else None
-    with _driver(scenario, address=address) as driver:
+    with _driver(scenario, address=address, objects=objects) as driver:
         if checkpoint is not None:
+            driver.use_state_dir(resume / CLIENT_STATE)
             _restore(driver, checkpoint.driver, resume / CHECKPOINT)
             writer = RunWriter.resume(resume, after_round=checkpoint.round)
         else:
@@ -69,6 +80,7 @@ def run(
                 new_run_dir(Path(results_root), scenario.run.name),
                 scenario_toml=scenario_toml, histogram=driver.histogram,
             )
+            driver.use_state_dir(writer.run_dir / CLIENT_STATE)
         startup_s = time.perf_counter() - started
         every = scenario.run.checkpoint_every
         status = "failed"
@@ -129,7 +141,7 @@ def _driver_args(scenario: Scenario, prepared: Prepared, initial: InitialModel) 
     module), the clients' sizes, the test set's size and the held-out examples."""
     sizes = prepared.shards.sizes()
     parts = driver_parts(scenario, layout=initial.layout, num_classes=prepared.model.num_classes,
-                         num_clients=len(sizes))
+                         num_clients=len(sizes), client_sizes=sizes, objects=prepared.objects)
     return {"parts": parts, "initial_params": initial.params, "layout": initial.layout,
             "client_sizes": sizes, "test_size": prepared.test_size, "holdout": prepared.holdout,
             "validation": prepared.validation}
@@ -175,6 +187,9 @@ class _LocalDriver:
 
     def restore(self, snapshot: bytes) -> None:
         self.driver.restore(snapshot)
+
+    def use_state_dir(self, directory: Path) -> None:
+        self.driver.use_state_dir(directory)
 
     interrupted = False  # nothing to spare: the local driver is never mid-call when asked
 
@@ -229,6 +244,9 @@ class _RayDriver:
     def restore(self, snapshot: bytes) -> None:
         self._session.call(self.handle, "restore", snapshot)
 
+    def use_state_dir(self, directory: Path) -> None:
+        self._session.call(self.handle, "use_state_dir", directory)
+
     def describe(self) -> dict[str, Any]:
         """Facts for the summary; an interrupted or dead driver actor is not asked (it may be
         busy with a round, or gone), so only what this side knows is reported."""
@@ -255,28 +273,28 @@ class _driver:
     nothing behind.
     """
 
-    def __init__(self, scenario: Scenario, *, address: str | None):
+    def __init__(self, scenario: Scenario, *, address: str | None, objects: UserObjects | None = None):
         # matplotlib (about 0.4 s) loads on a side thread while the data is prepared, so that the
         # plots after the last round do not wait for it; with Ray only once ``ray.init`` has
         # returned, since no thread of ours may run while Ray forks its processes (session.py)
         self._plotting = threading.Thread(target=pyplot, name="raysim-load-plotting", daemon=True)
         try:
-            self.driver = self._start(scenario, address)
+            self.driver = self._start(scenario, address, objects)
         except BaseException:
             self._join_plotting()
             raise
 
-    def _start(self, scenario: Scenario, address: str | None) -> _LocalDriver | _RayDriver:
+    def _start(self, scenario: Scenario, address: str | None, objects: UserObjects | None) -> _LocalDriver | _RayDriver:
         if scenario.run.executor == "local" and not address:
             self._plotting.start()
-            return _LocalDriver(scenario, prepare(scenario))
+            return _LocalDriver(scenario, prepare(scenario, objects))
         from raysim.runtime import session
 
         started_here = False
         try:
             started_here = session.start(scenario.ray, address=address)
             self._plotting.start()
-            prepared, arrays = _prepare_for_ray(scenario, session)
+            prepared, arrays = _prepare_for_ray(scenario, session, objects)
         except BaseException:
             session.stop(started_here)
             raise
@@ -295,14 +313,14 @@ class _driver:
             self._plotting.join()
 
 
-def _prepare_for_ray(scenario: Scenario, session: Any) -> tuple[Prepared, dict[str, Any]]:
+def _prepare_for_ray(scenario: Scenario, session: Any, objects: UserObjects | None) -> tuple[Prepared, dict[str, Any]]:
     """The prepared run without its data set, and the data set's arrays as object-store refs.
 
     Preparing the data needs no torch (the model is built by a client actor: ``_RayDriver``), and
     this process keeps no copy of the data once the object store has it, so preparing here costs
     it neither torch's memory nor the data set's for the rest of the run.
     """
-    prepared, arrays = prepare(scenario).without_arrays()
+    prepared, arrays = prepare(scenario, objects).without_arrays()
     refs = {name: session.put(array) for name, array in arrays.items()}
     forget_loaded()  # the object store has the data now; this process's copy would double it
     release_freed_memory()  # and what reading and partitioning it freed (runtime/memory.py)

@@ -143,7 +143,8 @@ def _validate(args: argparse.Namespace) -> int:
         console.print(f"[green]ok[/]: {args.scenario} is a valid vertical scenario ({scenario.run.name}, "
                       f"{scenario.vertical.trainer}, {len(scenario.vertical.parties)} parties) and its data is ready")
         return 0
-    initial_model(scenario, prepare(scenario).model)
+    prepared = prepare(scenario)
+    initial_model(scenario, prepared.model, plan=prepared.plan)
     console.print(f"[green]ok[/]: {args.scenario} is a valid scenario ({scenario.run.name}, "
                   f"{scenario.run.rounds} rounds, {scenario.data.num_clients} clients) and its data, "
                   f"partition and model are ready")

@@ -91,5 +91,23 @@ def import_function(spec: str, *, what: str, choices: list[str], parameters: tup
     return obj
 
 
+def check_method(cls: type, name: str, parameters: tuple[str, ...], *, what: str) -> None:
+    """Checks that class ``cls`` defines ``name`` as a Python function taking exactly
+    ``parameters`` (``self`` first), read from its code object; ConfigError naming ``what``."""
+    method = getattr(cls, name, None)
+    if not inspect.isfunction(method):
+        raise ConfigError(f"{what} has no method {name}{_shown(parameters)}: it is not written for this key "
+                          "(see docs/architecture.md, 'Write your own')")
+    code = method.__code__
+    takes = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    if variadic or code.co_kwonlyargcount or takes != parameters:
+        raise ConfigError(f"{what}: its {name} takes {_shown(takes)}, not {_shown(parameters)}")
+
+
+def _shown(names: tuple[str, ...]) -> str:
+    return f"({', '.join(names)})"
+
+
 def _kind(obj: Any) -> str:
     return f"the class {obj.__name__}" if isinstance(obj, type) else f"a {type(obj).__name__}"

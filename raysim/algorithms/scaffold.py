@@ -16,9 +16,12 @@ optimum of the weighted objective sum_i s_i f_i, the one FedAvg's sample weighti
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from raysim.algorithms.strategy import Update
 
 
 def correction(server_control: np.ndarray, client_control: np.ndarray) -> np.ndarray:
@@ -45,17 +48,33 @@ def server_control_update(server_control: np.ndarray, control_deltas: Sequence[n
     return total
 
 
-def update_controls(server_control: np.ndarray, client_controls: Mapping[int, np.ndarray], *,
-                    deltas: Mapping[int, tuple[np.ndarray, int]], shares: Sequence[float], lr: float,
-                    trainable: int) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """One round's bookkeeping: c_i += dc_i for each client of ``deltas`` (client -> (dy, local
-    steps)), c += sum s_i dc_i with ``shares`` indexed by client id; buffers past ``trainable``
-    (BatchNorm statistics) get no control."""
-    controls = dict(client_controls)
-    dcs = []
-    for client, (delta, steps) in deltas.items():
-        dc = client_control_delta(server_control=server_control, delta=delta, steps=steps, lr=lr)
-        dc[trainable:] = 0.0
-        controls[client] = controls.get(client, 0.0) + dc
-        dcs.append(dc)
-    return server_control_update(server_control, dcs, [shares[c] for c in deltas]), controls
+@dataclass(frozen=True)
+class ScaffoldState:
+    """The wrapped strategy's state and the server's control variate c."""
+
+    inner: Any
+    control: np.ndarray
+
+
+@dataclass(frozen=True)
+class ScaffoldServer:
+    """SCAFFOLD's server side around a strategy (``strategy.py``'s protocol): the model moves as
+    ``inner`` says; c is broadcast to every client as ``control`` and moves by sum_i s_i dc_i over
+    the round's updates (their ``control_delta`` extras, ``models/algorithm.py:ScaffoldClient``),
+    ``shares`` indexed by client id."""
+
+    inner: Any
+    shares: np.ndarray
+
+    def init(self, params: np.ndarray) -> ScaffoldState:
+        return ScaffoldState(inner=self.inner.init(params), control=np.zeros(params.size))
+
+    def broadcast(self, state: ScaffoldState) -> dict[str, np.ndarray]:
+        return {"control": state.control}
+
+    def aggregate(self, params: np.ndarray, state: ScaffoldState,
+                  updates: Sequence[Update]) -> tuple[np.ndarray, ScaffoldState, Mapping[str, float]]:
+        control = server_control_update(state.control, [u.extras["control_delta"] for u in updates],
+                                        [self.shares[u.client_id] for u in updates])
+        params, inner, metrics = self.inner.aggregate(params, state.inner, updates)
+        return params, ScaffoldState(inner=inner, control=control), metrics

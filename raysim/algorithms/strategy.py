@@ -15,14 +15,16 @@ over the reduced delta D_t, treated as a pseudo-gradient (Reddi et al. 2021, arX
   as it shrinks the row's term in the mean). A step with fewer rows than the rule is defined
   for (Krum: f + 3) leaves the model as it is and reports ``robust_skipped = 1``.
 
-State is a value: ``aggregate(state, updates) -> (state, metrics)``, so checkpointing is
-pickling the state and tests compare values.
+Every strategy, raysim's and a user's (``[server] strategy = "package.module:Name"``), is a
+:class:`ServerStrategy`: ``init(params) -> state`` and ``aggregate(params, state, updates) ->
+(params, state, metrics)``, the state a value the checkpoint holds as data (numbers, arrays and
+containers of them, or raysim dataclasses), so tests compare values.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
@@ -37,19 +39,41 @@ WeightFn = Callable[[int, int], float]  # (client id, samples) -> weight
 
 @dataclass(frozen=True)
 class Update:
-    """One client's contribution to a server step."""
+    """One client's contribution to a server step: its id, examples and local steps, the delta
+    as the server received it, the policy's staleness ``scale`` (1 when fresh), and the client
+    algorithm's ``extras`` (arrays, e.g. SCAFFOLD's control delta) and ``metrics``."""
 
     client_id: int
     num_samples: int
     steps: int
     delta: np.ndarray
     scale: float = 1.0
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ServerStrategy(Protocol):
+    """What the driver asks of a server strategy. ``aggregate`` must not change its inputs;
+    with no updates (a round without reports) it should return the model unchanged. A strategy
+    may also define ``broadcast(state) -> {name: array}``, arrays sent to every client with the
+    model (``LocalTask.server``)."""
+
+    def init(self, params: np.ndarray) -> Any:
+        """The strategy's state before the first round."""
+
+    def aggregate(self, params: np.ndarray, state: Any,
+                  updates: Sequence[Update]) -> tuple[np.ndarray, Any, Mapping[str, float]]:
+        """The new global parameters, the new state and the step's metrics (round-row columns)."""
 
 
 @dataclass(frozen=True)
 class ServerState:
+    """The driver's side of the server: the global model, the strategy's state and the model
+    version (one per server step)."""
+
     params: np.ndarray
-    opt_state: ServerOptState
+    strategy_state: Any
     version: int = 0
 
 
@@ -61,27 +85,27 @@ class Strategy:
     reducer_params: Mapping[str, Any] = field(default_factory=dict)
     client_sgd: SGDConfig | None = None  # FedNova needs the client optimiser to normalise
 
-    def init(self, params: np.ndarray) -> ServerState:
-        return ServerState(params=params, opt_state=self.server_optimizer.init(params))
+    def init(self, params: np.ndarray) -> ServerOptState:
+        return self.server_optimizer.init(params)
 
-    def aggregate(self, state: ServerState, updates: Sequence[Update]) -> tuple[ServerState, dict[str, float]]:
+    def aggregate(self, params: np.ndarray, state: ServerOptState,
+                  updates: Sequence[Update]) -> tuple[np.ndarray, ServerOptState, dict[str, float]]:
         """One server step; with no updates the model stays as it is (a round without reports).
         A robust rule short of the rows it is defined for leaves it as it is too, and says so."""
         ordered = sorted(updates, key=lambda u: u.client_id)
         if self.reducer not in ROBUST_AGGREGATORS:
-            return self.step(state, self.reduce(ordered) if ordered else None)
+            return self.step(params, state, self.reduce(ordered) if ordered else None)
         short = 0 < len(ordered) < minimum_rows(self.reducer, **self.reducer_params)
-        new_state, metrics = self.step(state, self.reduce(ordered) if ordered and not short else None)
-        return new_state, {**metrics, "robust_skipped": float(short)}
+        params, state, metrics = self.step(params, state, self.reduce(ordered) if ordered and not short else None)
+        return params, state, {**metrics, "robust_skipped": float(short)}
 
-    def step(self, state: ServerState, delta: np.ndarray | None) -> tuple[ServerState, dict[str, float]]:
+    def step(self, params: np.ndarray, state: ServerOptState,
+             delta: np.ndarray | None) -> tuple[np.ndarray, ServerOptState, dict[str, float]]:
         """Applies an already reduced delta (None: the round produced no usable update)."""
         if delta is None:
-            return replace(state, version=state.version + 1), {"update_norm": 0.0}
-        params, opt_state = self.server_optimizer.apply(state.params, delta, state.opt_state)
-        return ServerState(params=params, opt_state=opt_state, version=state.version + 1), {
-            "update_norm": float(np.linalg.norm(delta)),
-        }
+            return params, state, {"update_norm": 0.0}
+        params, state = self.server_optimizer.apply(params, delta, state)
+        return params, state, {"update_norm": float(np.linalg.norm(delta))}
 
     def weights(self, updates: Sequence[Update]) -> np.ndarray:
         return self.weights_of([u.client_id for u in updates], [u.num_samples for u in updates])

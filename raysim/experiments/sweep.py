@@ -156,7 +156,7 @@ def _first_refusal(trials: dict[str, dict[str, Any]], scenarios: dict[str, Scena
     """The refusal of the first trial that cannot be prepared, or None (runs in the child)."""
     for name, scenario in scenarios.items():
         try:
-            initial_model(scenario, prepare(scenario).model)
+            initial_model(scenario, (prepared := prepare(scenario)).model, plan=prepared.plan)
         except ConfigError as exc:
             values = ", ".join(f"{k}={v!r}" for k, v in trials[name].items())
             return f"[sweep] trial {name} ({values}): {exc}; fix the key or value in [sweep] (or --grid)"

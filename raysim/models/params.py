@@ -35,6 +35,7 @@ class FlatModel:
         total = sum(t.numel() for _, t in entries)
         self.flat = torch.zeros(total, dtype=torch.float32, device=device)
         self.grad = torch.zeros(num_trainable, dtype=torch.float32, device=device)
+        self._bound: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # parameter, its views
         offset = 0
         for name, tensor in entries:
             n = tensor.numel()
@@ -43,6 +44,7 @@ class FlatModel:
             if offset < num_trainable:
                 tensor.data = view
                 tensor.grad = self.grad[offset : offset + n].view_as(tensor)
+                self._bound.append((tensor, view, tensor.grad))
             else:
                 _set_buffer(self.module, name, view)
             offset += n
@@ -56,6 +58,14 @@ class FlatModel:
     def params(self) -> torch.Tensor:
         """The trainable prefix of the flat state (a view)."""
         return self.flat[: self.layout.num_trainable]
+
+    def rebind(self) -> None:
+        """Points every parameter and its gradient at their views again: a user's local update
+        may have let an optimizer set the gradients to None (``zero_grad``'s default), after
+        which autograd would fill new tensors outside ``self.grad``."""
+        for tensor, view, grad in self._bound:
+            tensor.data = view
+            tensor.grad = grad
 
     def load(self, vector: np.ndarray | torch.Tensor) -> None:
         """Copies a flat state vector into the model in place."""

@@ -25,6 +25,7 @@ from raysim.results.results import ResultsError, _read_table, atomic_write
 from raysim.sim import checkpoint
 
 CHECKPOINT = "checkpoint.zip"
+CLIENT_STATE = "client_state"  # the per-client store's files the checkpoint names (sim/state_store.py)
 PICKLED = "checkpoint.pkl"  # what raysim wrote before: never read
 _FORMAT, _VERSION = "raysim-checkpoint", 1
 _MEMBERS = ("run.json", "driver.zip")

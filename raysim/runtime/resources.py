@@ -24,8 +24,12 @@ class ResourcesConfig:
     # a client actor that dies is always replaced; its clients' unfinished work is re-run (same
     # updates, same metrics) or dropped (those clients fail that round with status "lost")
     actor_failure: Literal["rerun", "drop"] = "rerun"
+    # what the driver keeps of the clients' own state (SCAFFOLD's controls, a user algorithm's
+    # arrays, error-feedback memories) in memory; beyond it, it is spilled to the run folder
+    client_state_mb: float = 1024.0
 
     def __post_init__(self) -> None:
+        at_least("client_state_mb", self.client_state_mb, 0.0)
         if not MIN_ACTOR_SHARE <= self.num_cpus <= MAX_CPUS_PER_ACTOR:
             raise ValueError(f"num_cpus must be in [{MIN_ACTOR_SHARE}, {MAX_CPUS_PER_ACTOR}] (an actor's share "
                              f"of the cores and its torch threads), got {self.num_cpus}")

@@ -22,7 +22,8 @@ from raysim.algorithms.sgd import SGDConfig
 from raysim.data.pixels import PixelScale
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
-from raysim.models.training import evaluate, train_group, train_locally
+from raysim.models.algorithm import ClientSettings, LocalTask, algorithm_name, build_algorithm, checked
+from raysim.models.training import evaluate, train_locally
 from raysim.seeding import Stream, derive_seed
 from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
 from raysim.sim.tasks import ClientError, ClientResult, Shards, TrainingPlan, TrainTask
@@ -58,16 +59,53 @@ class ClientWorker:
             self.test = None if test_x is None else (torch.as_tensor(test_x).to(self.device),
                                                      torch.as_tensor(test_y).to(self.device))
         self.model = FlatModel(model.build(), device=self.device)
+        self.algorithm = build_algorithm(plan.algorithm, plan.algorithm_options)
         self._head_mask = local_mask(self.model.layout, plan.local_layers) if plan.local_layers else None
 
     def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
         """Trains every group's clients from ``params`` (a group of several as one batch of
-        models); returns one result per task, groups in order."""
+        models, when the algorithm has ``train_batch``); one result per task, groups in order."""
         base = torch.as_tensor(np.asarray(params, dtype=np.float32)).to(self.device)
         results: list[ClientResult] = []
         for group in groups:
-            results += [self._train_one(base, group[0])] if len(group) == 1 else self._train_group(base, group)
+            batched = len(group) > 1 and hasattr(self.algorithm, "train_batch")
+            for task in ([group] if batched else [[t] for t in group]):
+                results += self._train(base, task)
         return results
+
+    def _train(self, base: torch.Tensor, group: list[TrainTask]) -> list[ClientResult]:
+        """Runs the client algorithm on ``group`` (one task, or a batch for ``train_batch``) and
+        checks what it returned; a failure or a malformed result is a ClientError naming the
+        algorithm and the client."""
+        started = time.perf_counter()
+        try:
+            self.model.load(base)
+            local = [self._local_task(base, task) for task in group]
+            outcomes = (self.algorithm.train_batch(local) if len(group) > 1
+                        else [self.algorithm.train(local[0])])
+            self.model.rebind()
+            results = [checked(outcome, task) for outcome, task in zip(outcomes, local)]
+        except Exception as exc:
+            ids = ", ".join(str(t.client_id) for t in group)
+            together = f"(trained together with clients {ids})\n" if len(group) > 1 else ""
+            raise ClientError(group[0].client_id, group[0].task_id,
+                              f"{together}{algorithm_name(self.algorithm)}: {traceback.format_exc()}") from exc
+        wall = (time.perf_counter() - started) / len(group)
+        return [ClientResult(task_id=t.task_id, client_id=t.client_id, num_samples=int(local.y.shape[0]),
+                             steps=r.steps, mean_loss=float(r.loss), delta=r.delta, wall_s=wall,
+                             state=None if r.state is None else dict(r.state), extras=dict(r.extras),
+                             metrics={k: float(v) for k, v in r.metrics.items()})
+                for r, t, local in zip(results, group, local)]
+
+    def _local_task(self, base: torch.Tensor, task: TrainTask) -> LocalTask:
+        x, y = self._data(task)
+        sgd = self.plan.sgd
+        return LocalTask(
+            model=self.model.module, flat=self.model, x=x, y=y, start=base, state=dict(task.state),
+            server=dict(task.server), client_id=task.client_id, round=task.round,
+            settings=ClientSettings(epochs=task.epochs, batch_size=self.plan.batch_size, sgd=sgd),
+            generator=self._generator(task),
+        )
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
         """Model inputs from rows of the stored examples: uint8 pixels standardised through the
@@ -88,54 +126,6 @@ class ClientWorker:
 
     def _generator(self, task: TrainTask) -> torch.Generator:
         return torch.Generator().manual_seed(derive_seed(self.plan.seed, Stream.BATCHES, task.seed_key, task.client_id))
-
-    def _train_group(self, base: torch.Tensor, group: list[TrainTask]) -> list[ClientResult]:
-        started = time.perf_counter()
-        try:
-            data = [self._data(task) for task in group]
-            corrections = None
-            if group[0].correction is not None:
-                corrections = torch.stack([torch.as_tensor(t.correction) for t in group]).to(self.device)
-            outcomes = train_group(
-                self.model, torch.stack([x for x, _ in data]), torch.stack([y for _, y in data]), base=base,
-                epochs=group[0].epochs, batch_size=self.plan.batch_size, sgd=self.plan.sgd,
-                generators=[self._generator(t) for t in group], corrections=corrections,
-            )
-        except Exception as exc:
-            ids = ", ".join(str(t.client_id) for t in group)
-            raise ClientError(group[0].client_id, group[0].task_id,
-                              f"(trained together with clients {ids})\n{traceback.format_exc()}") from exc
-        wall = (time.perf_counter() - started) / len(group)
-        return [ClientResult(task_id=t.task_id, client_id=t.client_id, num_samples=int(data[i][1].numel()),
-                             steps=o.steps, mean_loss=o.mean_loss, delta=o.delta.cpu().numpy(), wall_s=wall)
-                for i, (t, o) in enumerate(zip(group, outcomes))]
-
-    def _train_one(self, base: torch.Tensor, task: TrainTask) -> ClientResult:
-        started = time.perf_counter()
-        try:
-            x, labels = self._data(task)
-            outcome = train_locally(
-                self.model,
-                x,
-                labels,
-                base=base,
-                epochs=task.epochs,
-                batch_size=self.plan.batch_size,
-                sgd=self.plan.sgd,
-                generator=self._generator(task),
-                correction=None if task.correction is None else torch.as_tensor(task.correction).to(self.device),
-            )
-        except Exception as exc:
-            raise ClientError(task.client_id, task.task_id, traceback.format_exc()) from exc
-        return ClientResult(
-            task_id=task.task_id,
-            client_id=task.client_id,
-            num_samples=int(labels.numel()),
-            steps=outcome.steps,
-            mean_loss=outcome.mean_loss,
-            delta=outcome.delta.cpu().numpy(),
-            wall_s=time.perf_counter() - started,
-        )
 
     def evaluate(self, params: np.ndarray, slices: list[EvalSlice]) -> list[EvalCounts]:
         """Scores ``params`` (with a slice's head, when it has one) on each slice."""

@@ -14,7 +14,7 @@ rule), or would crash part-way through a run, the loader says so up front.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from raysim.algorithms.robust import minimum_rows
 from raysim.contribution import EXACT_MAX_PLAYERS
@@ -27,10 +27,20 @@ if TYPE_CHECKING:
     from raysim.scenario.sections import Scenario
 
 
+
+def policy_kind(policy: Any) -> str:
+    """A policy's ``kind``; a user's policy (``package.module:Name``) is named by its class, and
+    no rule for raysim's kinds applies to it."""
+    cls = type(policy)
+    if cls.__module__.partition(".")[0] != "raysim":
+        return f"{cls.__module__}:{cls.__qualname__}"
+    return policy.kind
+
 def check_combinations(scenario: Scenario) -> None:
     """Raises ValueError for the first combination of sections that cannot run as named."""
     population = _check_population(scenario)
     _check_strategy(scenario)
+    _check_user_code(scenario)
     _check_policy(scenario)
     _check_privacy(scenario, population)
     _check_evaluation(scenario)
@@ -53,13 +63,13 @@ def _check_evaluation(scenario: Scenario) -> None:
 def mixes_one_update(policy) -> bool:
     """FedAsync and event-triggered policies mix each arrival into the model on its own, with
     rate alpha * s(staleness): one update per server step, applied as a plain SGD step."""
-    return (policy.kind == "async" and policy.mode == "fedasync") or policy.kind == "event"
+    return (policy_kind(policy) == "async" and policy.mode == "fedasync") or policy_kind(policy) == "event"
 
 
 def policy_name(policy) -> str:
     """How messages name a policy: its kind, and the async mode when it matters."""
-    mode = f", policy.mode = {policy.mode!r}" if policy.kind == "async" else ""
-    return f"policy.kind = {policy.kind!r}{mode}"
+    mode = f", policy.mode = {policy.mode!r}" if policy_kind(policy) == "async" else ""
+    return f"policy.kind = {policy_kind(policy)!r}{mode}"
 
 
 def max_updates_per_step(scenario: Scenario) -> int:
@@ -69,7 +79,7 @@ def max_updates_per_step(scenario: Scenario) -> int:
     policy = scenario.policy
     if mixes_one_update(policy):
         return 1
-    if policy.kind == "async":
+    if policy_kind(policy) == "async":
         return policy.buffer_size
     return scenario.clients_per_round
 
@@ -98,9 +108,28 @@ def _check_population(scenario: Scenario) -> Population | None:
     return Population(scenario.system, scenario.data.num_clients, scenario.run.seed)
 
 
+def _check_user_code(scenario: Scenario) -> None:
+    """Where a user's client algorithm or server strategy can run: with every policy and
+    selection, compression, attacks and contribution; not under [privacy] (DP and secure sums
+    reduce the updates themselves) nor on a topology without a server (gossip, hierarchical),
+    and SCAFFOLD keeps its own client."""
+    server, client = scenario.server, scenario.client
+    if ":" in server.strategy and scenario.privacy.active:
+        raise ValueError(f"server.strategy = {server.strategy!r} is a user strategy, which the [privacy] options "
+                         "cannot run (they reduce the updates themselves): use a built-in strategy or no [privacy]")
+    if ":" in client.algorithm and server.strategy == "scaffold":
+        raise ValueError(f"client.algorithm = {client.algorithm!r} with server.strategy = 'scaffold': SCAFFOLD "
+                         "runs its own client; remove client.algorithm or use a strategy of yours")
+    serverless = scenario.network.topology in ("gossip", "hierarchical")
+    for key, value in (("client.algorithm", client.algorithm), ("server.strategy", server.strategy)):
+        if ":" in value and serverless:
+            raise ValueError(f"{key} = {value!r} needs the server's rounds: network.topology = "
+                             f"{scenario.network.topology!r} runs its own; use topology 'star', 'broker' or 'ledger'")
+
+
 def _check_strategy(scenario: Scenario) -> None:
     server, client = scenario.server, scenario.client
-    if server.strategy == "scaffold" and (scenario.policy.kind != "sync" or client.momentum):
+    if server.strategy == "scaffold" and (policy_kind(scenario.policy) != "sync" or client.momentum):
         raise ValueError("server.strategy = 'scaffold' needs policy.kind = 'sync' and client.momentum = 0")
     if server.strategy == "scaffold" and server.aggregator != "mean":
         raise ValueError(
@@ -108,7 +137,7 @@ def _check_strategy(scenario: Scenario) -> None:
             f"control deltas, which server.aggregator = {server.aggregator!r} would not match: "
             "set server.aggregator = 'mean'"
         )
-    if scenario.personal.local_layers and (scenario.policy.kind == "event" or server.strategy == "scaffold"):
+    if scenario.personal.local_layers and (policy_kind(scenario.policy) == "event" or server.strategy == "scaffold"):
         raise ValueError("personal.local_layers cannot be combined with policy 'event' or strategy 'scaffold'")
     if server.strategy == "fedsgd" and (client.epochs != 1 or client.batch_size != 0):
         raise ValueError(
@@ -186,7 +215,7 @@ def _check_privacy(scenario: Scenario, traced: Population | None) -> None:
     if hidden and server.strategy in ("fednova", "scaffold"):
         raise ValueError(f"server.strategy = {server.strategy!r} needs per-client values the server "
                          f"cannot see under {protected}")
-    if privacy.active and scenario.policy.kind != "sync":
+    if privacy.active and policy_kind(scenario.policy) != "sync":
         raise ValueError("the [privacy] options run with policy.kind = 'sync' (accounting and masking "
                          "assume one cohort per round)")
     if privacy.dp != "none":
@@ -280,7 +309,7 @@ def _check_network(scenario: Scenario) -> None:
     topology = f"network.topology = {network.topology!r}"
     if network.topology in ("gossip", "hierarchical"):
         _check_node_rounds(scenario, topology)
-    if network.topology in ("broker", "ledger") and scenario.policy.kind == "event":
+    if network.topology in ("broker", "ledger") and policy_kind(scenario.policy) == "event":
         raise ValueError(f"{topology} routes every dispatched task's download and upload through the network, but "
                          "policy.kind = 'event' decides later whether an update is sent: use another policy")
     hidden = scenario.privacy.secure_aggregation != "none" or scenario.privacy.homomorphic != "none"
@@ -293,7 +322,7 @@ def _check_node_rounds(scenario: Scenario, topology: str) -> None:
     """Gossip and HierFAVG: full participation, synchronous, plain SGD updates averaged by the
     topology (data-size weights at the edges and the cloud, Metropolis-Hastings weights in gossip)."""
     server, system = scenario.server, scenario.system
-    if scenario.policy.kind != "sync" or scenario.policy != type(scenario.policy)():
+    if policy_kind(scenario.policy) != "sync" or scenario.policy != type(scenario.policy)():
         raise ValueError(f"{topology} runs synchronous rounds of every node: use [policy] kind = 'sync' "
                          "without deadline_s, over_selection or partial_work (asynchronous policies have no "
                          "server to arrive at)")

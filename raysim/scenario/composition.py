@@ -6,18 +6,20 @@ Kept apart from the driver, which only runs them, and from sections.py, which on
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
 
 from raysim.algorithms.attacks import choose_attackers
 from raysim.algorithms.personal import PersonalLayers, local_mask
 from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
-from raysim.algorithms.strategy import Strategy
-from raysim.inputs import import_function
+from raysim.algorithms.scaffold import ScaffoldServer
+from raysim.algorithms.strategy import ServerStrategy, Strategy
+from raysim.inputs import ConfigError, check_method, import_function, import_object
 from raysim.models.layout import ParamLayout
 from raysim.privacy.stage import PrivacyStage
-from raysim.scenario.combinations import max_clients_per_round
-from raysim.scenario.sections import WEIGHTINGS, Scenario
+from raysim.scenario.combinations import max_clients_per_round, policy_kind
+from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, Scenario
 from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
 from raysim.sim.system import Population
@@ -51,7 +53,86 @@ def user_weighting(spec: str) -> Callable[[int, int], float]:
                            parameters=WEIGHTING_PARAMETERS)
 
 
-def make_strategy(scenario: Scenario) -> Strategy:
+@dataclass(frozen=True)
+class UserObjects:
+    """Objects handed to ``raysim.api.run`` from a notebook or script in place of names: a client
+    algorithm (class or object), a server strategy (class or object) and a policy (the settings
+    dataclass's object). They are checked as the names would be; the scenario records their
+    classes' names."""
+
+    client_algorithm: Any = None
+    strategy: Any = None
+    policy: Any = None
+
+    def named(self, scenario: Scenario) -> Scenario:
+        """``scenario`` with these objects in place (its record names their classes)."""
+        def name(obj: Any) -> str:
+            cls = obj if isinstance(obj, type) else type(obj)
+            return f"{cls.__module__}:{cls.__qualname__}"
+
+        if self.client_algorithm is not None:
+            scenario = replace(scenario, client=replace(scenario.client, algorithm=name(self.client_algorithm),
+                                                        algorithm_options={}))
+        if self.strategy is not None:
+            scenario = replace(scenario, server=replace(scenario.server, strategy=name(self.strategy),
+                                                        strategy_options={}))
+        if self.policy is not None:
+            check_method(type(self.policy), "build", ("self",), what=f"policy {name(self.policy)}")
+            scenario = replace(scenario, policy=self.policy)
+        return scenario
+
+
+def client_algorithm(scenario: Scenario, objects: UserObjects | None = None) -> tuple[Any, dict]:
+    """What the workers build their client algorithm from (``models/algorithm.py:build_algorithm``):
+    the object handed in, the user's name, or raysim's own for the strategy (SCAFFOLD's client,
+    else SGD); and its options."""
+    if objects is not None and objects.client_algorithm is not None:
+        return objects.client_algorithm, {}
+    if scenario.client.algorithm not in ("", "sgd"):
+        return scenario.client.algorithm, dict(scenario.client.algorithm_options)
+    return ("scaffold" if scenario.server.strategy == "scaffold" else "sgd"), {}
+
+
+def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
+                  client_sizes: Sequence[int] | None = None) -> ServerStrategy:
+    """The server strategy: a user's (handed in, or named ``package.module:Name`` and built with
+    ``server.strategy_options``), else the composition of the scenario's weighting, reducer and
+    server optimizer, inside SCAFFOLD's server for SCAFFOLD (``client_sizes`` give its shares)."""
+    if objects is not None and objects.strategy is not None:
+        return user_strategy(objects.strategy, {})
+    if ":" in scenario.server.strategy:
+        return user_strategy(scenario.server.strategy, scenario.server.strategy_options)
+    strategy = composed_strategy(scenario)
+    if scenario.server.strategy != "scaffold":
+        return strategy
+    if client_sizes is None:
+        raise ValueError("SCAFFOLD's server needs the clients' sizes for its shares")
+    weights = strategy.weights_of(range(len(client_sizes)), client_sizes)
+    return ScaffoldServer(inner=strategy, shares=weights / weights.sum())
+
+
+def user_strategy(spec: Any, options: dict) -> ServerStrategy:
+    """A user's strategy: its class checked to define ``init(self, params)`` and ``aggregate(self,
+    params, state, updates)`` (and ``broadcast(self, state)`` if any) before it is built with
+    ``options``."""
+    what = "server.strategy"
+    obj = import_object(spec, what=what, choices=sorted(STRATEGIES)) if isinstance(spec, str) else spec
+    cls = obj if isinstance(obj, type) else type(obj)
+    label = f"{what} '{spec if isinstance(spec, str) else cls.__qualname__}'"
+    check_method(cls, "init", ("self", "params"), what=label)
+    check_method(cls, "aggregate", ("self", "params", "state", "updates"), what=label)
+    if hasattr(cls, "broadcast"):
+        check_method(cls, "broadcast", ("self", "state"), what=label)
+    if not isinstance(obj, type):
+        return obj
+    try:
+        return obj(**options)
+    except Exception as exc:  # user code: any failure is the scenario's, in one line
+        raise ConfigError(f"{label} could not be built with server.strategy_options = {options} "
+                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def composed_strategy(scenario: Scenario) -> Strategy:
     """Composes the scenario's weighting, reducer and server optimizer."""
     server = scenario.server
     weighting = server.weighting
@@ -66,7 +147,8 @@ def make_strategy(scenario: Scenario) -> Strategy:
                     reducer_params=params.get(reducer, {}), client_sgd=client_sgd(scenario))
 
 
-def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, num_clients: int) -> DriverParts:
+def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, num_clients: int,
+                 client_sizes: Sequence[int] | None = None, objects: UserObjects | None = None) -> DriverParts:
     """The one place a scenario becomes the driver's parts: its policy, strategy, population,
     attack, personal layers, privacy stage, limits, client schedule and, for a ``[network]``
     other than star, its links and ledger."""
@@ -84,16 +166,36 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
     chain = (Chain(network, seed=run.seed, num_clients=num_clients)
              if network.topology == "ledger" else None)
     return DriverParts(
-        policy=scenario.policy.build(), strategy=make_strategy(scenario), population=population,
+        policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes), population=population,
         clients_per_round=scenario.clients_per_round,
         limits=RunLimits(rounds=run.rounds, sim_time_limit=run.sim_time_limit, eval_every=run.eval_every),
         schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,
                                 drop_stragglers=scenario.server.drop_stragglers),
         seed=run.seed, exchange_bytes=exchange_bytes, attack=scenario.attack.build(num_classes),
         attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
-        scaffold=scenario.server.strategy == "scaffold", evaluation=scenario.evaluation,
+        client_state_bytes=round(scenario.resources.client_state_mb * 2**20), evaluation=scenario.evaluation,
         channel=scenario.compression.channel(layout.tensor_sizes),
         network=network if network.topology != "star" else None, links=links, chain=chain,
         contribution=scenario.contribution if scenario.contribution.active else None,
         incentive=scenario.incentive if scenario.incentive.active else None,
     )
+
+
+def built_policy(scenario: Scenario) -> Any:
+    """The object that answers the driver's events: ``policy.build()``, checked to have
+    ``start(self, view)`` and ``on_event(self, event, view)`` when it is a user's."""
+    policy = scenario.policy.build()
+    if type(scenario.policy).__module__.partition(".")[0] != "raysim":
+        what = f"policy.kind '{policy_kind(scenario.policy)}': the object its build() returns"
+        check_method(type(policy), "start", ("self", "view"), what=what)
+        check_method(type(policy), "on_event", ("self", "event", "view"), what=what)
+    return policy
+
+
+def check_user_code(scenario: Scenario, objects: UserObjects | None = None) -> None:
+    """Builds a user's strategy and policy once at load, so a wrong signature or a failing
+    constructor is a ConfigError before anything runs (a user's client algorithm is built by
+    the workers, which import torch: ``preparation.initial_model``)."""
+    if (objects is not None and objects.strategy is not None) or ":" in scenario.server.strategy:
+        make_strategy(scenario, objects)
+    built_policy(scenario)

@@ -18,7 +18,7 @@ import types
 import typing
 from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
-from raysim.inputs import FLOAT_LIMIT, ConfigError
+from raysim.inputs import FLOAT_LIMIT, ConfigError, check_method, import_object
 
 
 def build(cls: type, table: Mapping[str, Any], path: str = "") -> Any:
@@ -36,7 +36,8 @@ def build(cls: type, table: Mapping[str, Any], path: str = "") -> Any:
         field = fields[name]
         registry = field.metadata.get("registry")
         if registry is not None:
-            kwargs[name] = build_variant(registry, _default_kind(field, value), _join(path, name))
+            kwargs[name] = build_variant(registry, _default_kind(field, value), _join(path, name),
+                                         user=field.metadata.get("user", False))
         else:
             kwargs[name] = convert(hints[name], value, _join(path, name))
     try:
@@ -47,16 +48,32 @@ def build(cls: type, table: Mapping[str, Any], path: str = "") -> Any:
         raise ConfigError(f"{path or 'scenario'}: {exc}") from exc
 
 
-def build_variant(registry: Mapping[str, type], value: Any, path: str) -> Any:
-    """Builds the registry entry named by ``kind`` from its table (or from a bare name)."""
+def build_variant(registry: Mapping[str, type], value: Any, path: str, *, user: bool = False) -> Any:
+    """Builds the registry entry named by ``kind`` from its table (or from a bare name); with
+    ``user``, ``kind`` may also name a user's dataclass as ``package.module:Name``
+    (:func:`user_variant`)."""
     table = {"kind": value} if isinstance(value, str) else value
     if not isinstance(table, Mapping) or "kind" not in table:
         raise ConfigError(f"{path} must be a name or a table with 'kind'; kinds: {sorted(registry)}")
     kind = table["kind"]
-    if not isinstance(kind, str) or kind not in registry:
-        raise ConfigError(f"{path}.kind = {kind!r} is unknown; allowed: {sorted(registry)}")
     rest = {k: v for k, v in table.items() if k != "kind"}
+    if user and isinstance(kind, str) and ":" in kind:
+        return build(user_variant(kind, f"{path}.kind"), rest, path)
+    if not isinstance(kind, str) or kind not in registry:
+        more = " or 'package.module:Name'" if user else ""
+        raise ConfigError(f"{path}.kind = {kind!r} is unknown; allowed: {sorted(registry)}{more}")
     return build(registry[kind], rest, path)
+
+
+def user_variant(spec: str, what: str) -> type:
+    """A user's variant class: a dataclass (its fields are the table's keys, checked like
+    raysim's own) with a ``build(self)`` method, imported and checked before anything is called."""
+    cls = import_object(spec, what=what, choices=[])
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        raise ConfigError(f"{what} '{spec}' is not a dataclass: write the settings as a frozen dataclass with a "
+                          "build(self) method (docs/architecture.md, 'Write your own')")
+    check_method(cls, "build", ("self",), what=f"{what} '{spec}'")
+    return cls
 
 
 def _default_kind(field: dataclasses.Field, value: Any) -> Any:
@@ -132,7 +149,10 @@ def to_table(obj: Any) -> Any:
     """The inverse of :func:`build`: a dataclass tree back to plain TOML-ready values."""
     if dataclasses.is_dataclass(obj):
         table = {}
-        kind = getattr(type(obj), "kind", None)
+        cls = type(obj)
+        kind = getattr(cls, "kind", None)
+        if cls.__module__.partition(".")[0] != "raysim":  # a user's variant is named by its class
+            kind = f"{cls.__module__}:{cls.__qualname__}"
         if isinstance(kind, str):
             table["kind"] = kind
         for f in dataclasses.fields(obj):

@@ -25,7 +25,9 @@ from raysim.models.layout import ParamLayout
 from raysim.models.spec import ModelSpec
 from raysim.network.hierarchy import assign_edges, read_edge_trace
 from raysim.privacy.stage import PrivacyConfig
-from raysim.scenario.composition import attackers, client_sgd, user_weighting
+from raysim.scenario.composition import (
+    UserObjects, attackers, check_user_code, client_algorithm, client_sgd, user_weighting,
+)
 from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.seeding import Stream, derive_seed, rng
 from raysim.sim.tasks import Shards, TrainingPlan
@@ -48,6 +50,7 @@ class Prepared:
     pixels: PixelScale | None  # the data set's, for the client workers (data/pixels.py)
     holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
     validation: np.ndarray | None = None  # the server's validation rows of the training set ([contribution])
+    objects: UserObjects | None = None  # strategy and policy objects handed to raysim.api.run
 
     def without_arrays(self) -> tuple[Prepared, dict[str, np.ndarray]]:
         """This preparation without its data set, and the data set's arrays by client worker
@@ -56,9 +59,11 @@ class Prepared:
         return replace(self, dataset=None), {name: getattr(self.dataset, name) for name in ARRAY_NAMES}
 
 
-def prepare(scenario: Scenario) -> Prepared:
-    """Loads and partitions the data once, so bad input fails here (the model: ``initial_model``)."""
+def prepare(scenario: Scenario, objects: UserObjects | None = None) -> Prepared:
+    """Loads and partitions the data once, so bad input fails here (the model and the client
+    algorithm: ``initial_model``); a user's strategy and policy are checked here too."""
     check_privacy_packages(scenario.privacy)
+    check_user_code(scenario, objects)
     data = scenario.data
     dataset = load_dataset(
         data.dataset, root=data.root or None, download=data.download, seed=scenario.data_seed,
@@ -87,8 +92,10 @@ def prepare(scenario: Scenario) -> Prepared:
         parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.data_seed, Stream.HOLDOUT))
         holdout = Shards.from_parts(held)
     check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
+    algorithm, algorithm_options = client_algorithm(scenario, objects)
     check_edge_trace(scenario)
     return Prepared(
+        objects=objects,
         dataset=dataset,
         shards=Shards.from_parts(parts),
         histogram=label_histogram(dataset.train_y, parts, dataset.num_classes),
@@ -99,6 +106,7 @@ def prepare(scenario: Scenario) -> Prepared:
         pixels=dataset.pixels,
         plan=TrainingPlan(
             batch_size=scenario.client.batch_size, sgd=client_sgd(scenario), seed=scenario.run.seed,
+            algorithm=algorithm, algorithm_options=algorithm_options,
             flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),
             num_classes=dataset.num_classes, local_layers=personal.local_layers,
         ),
@@ -117,18 +125,27 @@ class InitialModel:
 StateOf = Callable[[ModelSpec, int], tuple[np.ndarray, ParamLayout]]
 
 
-def initial_model(scenario: Scenario, model: ModelSpec, state_of: StateOf | None = None) -> InitialModel:
+def initial_model(scenario: Scenario, model: ModelSpec, state_of: StateOf | None = None, *,
+                  plan: TrainingPlan | None = None) -> InitialModel:
     """Builds the model once, so a bad model or layer name fails before anything is written.
 
     ``state_of(model, seed)`` computes the state: ``models.initial_state`` in this process by
     default; a Ray run asks a client actor, which imports torch anyway, so the process that
-    starts the run never does.
+    starts the run never does (the actor has built the plan's client algorithm too, and raises
+    its ConfigError). Given a ``plan``, its client algorithm is built here as well (``raysim
+    validate``).
     """
     if state_of is None:
         from raysim.models.models import initial_state as state_of  # torch: only where a model is built
 
+    if plan is not None:
+        from raysim.models.algorithm import build_algorithm
+
+        build_algorithm(plan.algorithm, plan.algorithm_options)
     try:
         params, layout = state_of(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
+    except ConfigError:
+        raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from exc
     if scenario.personal.local_layers:

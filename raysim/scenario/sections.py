@@ -122,8 +122,17 @@ class ClientConfig:
     proximal_mu: float = 0.0
     straggler_fraction: float = 0.0  # FedProx's systems heterogeneity: this share of each cohort
     # runs a random number of epochs in {1, ..., epochs - 1} (the authors' code)
+    # the local update: "" (the strategy's own: SGD, SCAFFOLD's client for SCAFFOLD) or a user's
+    # "package.module:Name" (models/algorithm.py's protocol), built with algorithm_options
+    algorithm: str = ""
+    algorithm_options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.algorithm not in ("", "sgd") and ":" not in self.algorithm:
+            raise ValueError(f"algorithm = {self.algorithm!r}: leave it out (the strategy's own local update), "
+                             "or name a class of yours as 'package.module:Name'")
+        if self.algorithm_options and ":" not in self.algorithm:
+            raise ValueError("algorithm_options are for a user algorithm ('package.module:Name')")
         at_least("epochs", self.epochs, 1)
         if not 0 <= self.straggler_fraction <= 1:
             raise ValueError(f"straggler_fraction must be in [0, 1], got {self.straggler_fraction}")
@@ -142,7 +151,8 @@ class ClientConfig:
 class ServerConfig:
     """How the server turns updates into a model: strategy, weighting, reducer, optimizer."""
 
-    strategy: str = "fedavg"
+    strategy: str = "fedavg"  # a name of STRATEGIES, or a user's "package.module:Name"
+    strategy_options: dict = field(default_factory=dict)  # keyword arguments of a user strategy
     weighting: str = "samples"  # samples | uniform | package.module:function(client_id, samples)
     aggregator: str = "mean"
     trim: int = 1  # trimmed_mean: drop this many largest and smallest per coordinate
@@ -157,8 +167,11 @@ class ServerConfig:
     drop_stragglers: bool = False  # FedAvg drops stragglers' partial work; FedProx keeps it
 
     def __post_init__(self) -> None:
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"strategy = {self.strategy!r} is unknown; choose one of {sorted(STRATEGIES)}")
+        if self.strategy not in STRATEGIES and ":" not in self.strategy:
+            raise ValueError(f"strategy = {self.strategy!r} is unknown; choose one of {sorted(STRATEGIES)} "
+                             "or name a class of yours as 'package.module:Name'")
+        if self.strategy_options and ":" not in self.strategy:
+            raise ValueError("strategy_options are for a user strategy ('package.module:Name')")
         if self.weighting not in WEIGHTINGS and ":" not in self.weighting:
             raise ValueError(f"weighting = {self.weighting!r}: use one of {list(WEIGHTINGS)} or 'package.module:function'")
         if self.aggregator not in AGGREGATORS:
@@ -230,7 +243,7 @@ class Scenario:
     client: ClientConfig = field(default_factory=ClientConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     selection: SelectionConfig = field(default_factory=lambda: SelectionConfig(clients_per_round=10))
-    policy: Any = field(default_factory=SyncPolicy, metadata={"registry": POLICIES})
+    policy: Any = field(default_factory=SyncPolicy, metadata={"registry": POLICIES, "user": True})
     system: SystemConfig = field(default_factory=SystemConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
     personal: PersonalConfig = field(default_factory=PersonalConfig)
@@ -306,8 +319,10 @@ def user_code(scenario: Any) -> dict[str, str]:
     values: what preparing or running it would import (a vertical scenario names none)."""
     if not isinstance(scenario, Scenario):
         return {}
-    named = {"model.name": scenario.model.name, "server.weighting": scenario.server.weighting}
-    return {key: value for key, value in named.items() if ":" in value}
+    named = {"model.name": scenario.model.name, "server.weighting": scenario.server.weighting,
+             "client.algorithm": scenario.client.algorithm, "server.strategy": scenario.server.strategy,
+             "policy.kind": getattr(scenario.policy, "kind", "")}
+    return {key: value for key, value in named.items() if isinstance(value, str) and ":" in value}
 
 
 def _deep_copy(table: Mapping[str, Any]) -> dict:

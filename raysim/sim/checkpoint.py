@@ -26,10 +26,13 @@ import dataclasses
 import io
 import json
 import math
+import os
 import sys
+import tempfile
 import zipfile
 from collections import Counter
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -323,6 +326,37 @@ def _plain(cls: type) -> bool:
     """A class whose instances are made the plain way, so one re-created field by field runs none
     of its code (no own ``__new__``, no slots, no exception)."""
     return cls.__new__ is object.__new__ and "__slots__" not in vars(cls) and not issubclass(cls, BaseException)
+
+
+def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """Named numeric arrays as one stored zip of ``.npy`` members (``np.savez``), written whole
+    or not at all (temporary file, then rename): a client's state in the per-client store."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(buffer.getvalue())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_arrays(path: Path, *, where: str) -> dict[str, np.ndarray]:
+    """What :func:`write_arrays` wrote, read as data: stored members named ``<identifier>.npy``,
+    each a numeric array whose header is checked before it is read (no pickle)."""
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise CheckpointError(f"{where}: {path.name} is not readable ({type(exc).__name__})") from None
+    arrays = {}
+    for info in archive.infolist():
+        name = info.filename.removesuffix(".npy")
+        if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy") or not name.isidentifier():
+            raise CheckpointError(f"{where}: {path.name} holds {info.filename!r}, not a stored array")
+        arrays[name] = _read_npy(archive, info.filename, where)
+    return arrays
 
 
 def _read_npy(archive: zipfile.ZipFile, member: str, where: str) -> np.ndarray:

@@ -1,46 +1,39 @@
-"""What the server keeps of each client across rounds: SCAFFOLD's control variates and, with
-personal layers, each client's own head. Kept apart from the driver's loop so the two
-per-client mechanisms read (and are checkpointed) together."""
+"""What the server keeps of each client across rounds: the client's own state and error-feedback
+memory, in the per-client store (``state_store.py``), and with personal layers each client's own
+head. Kept apart from the driver's loop so the per-client mechanisms read (and are
+checkpointed) together."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping
 
 import numpy as np
 
 from raysim.algorithms.personal import PersonalLayers
-from raysim.algorithms.scaffold import correction, update_controls
-from raysim.algorithms.strategy import Update
+from raysim.sim.state_store import ClientStore
 
 
 class ClientState:
-    """``server_control`` (c) and ``client_controls`` (c_i) when ``shares`` is given (SCAFFOLD:
-    c moves by each client's share of the population's weight, scaffold.py), and the heads of
+    """The ``store`` of every client's algorithm state and feedback memory, and the heads of
     ``personal``."""
 
-    def __init__(self, *, num_params: int, trainable: int, lr: float, shares: np.ndarray | None,
-                 personal: PersonalLayers | None):
-        self.trainable = trainable
-        self.lr = lr
-        self.shares = shares
-        self.server_control = np.zeros(num_params) if shares is not None else None
-        self.client_controls: dict[int, np.ndarray] = {}
+    def __init__(self, *, store: ClientStore, personal: PersonalLayers | None):
+        self.store = store
         self.personal = personal
 
-    def correction(self, client: int) -> np.ndarray | None:
-        """SCAFFOLD's c - c_i for a client's task (trainable entries only); None without SCAFFOLD."""
-        if self.server_control is None:
-            return None
-        own = self.client_controls.get(client, np.zeros_like(self.server_control))
-        return correction(self.server_control, own)[:self.trainable].astype(np.float32)
+    def algorithm_state(self, client: int) -> dict[str, np.ndarray]:
+        """The client algorithm's state, as the client left it when its last update was aggregated."""
+        return self.store.get(client, "algorithm")
 
-    def update_controls(self, updates: Sequence[Update]) -> None:
-        """SCAFFOLD option II: c_i += dc_i for the round's clients, c += sum s_i dc_i."""
-        if self.server_control is None:
-            return
-        self.server_control, self.client_controls = update_controls(
-            self.server_control, self.client_controls, deltas={u.client_id: (u.delta, u.steps) for u in updates},
-            shares=self.shares, lr=self.lr, trainable=self.trainable)
+    def keep_algorithm_state(self, client: int, state: Mapping[str, np.ndarray]) -> None:
+        self.store.put(client, "algorithm", state)
+
+    def feedback(self, client: int) -> np.ndarray | None:
+        """The client's error-feedback memory (compression/feedback.py), None before its first upload."""
+        return self.store.get(client, "feedback").get("memory")
+
+    def keep_feedback(self, client: int, memory: np.ndarray) -> None:
+        self.store.put(client, "feedback", {"memory": memory})
 
     def start(self, global_params: np.ndarray, client: int) -> np.ndarray | None:
         """The model a client with a head trains from (the global body, its head); None if it has none."""

@@ -59,8 +59,9 @@ class RoundGame:
 
     def model(self, coalition: Coalition) -> np.ndarray:
         """The step's model from the coalition's updates alone, by the round's own rule."""
-        state, _ = self.strategy.aggregate(self.start, [self.by_client[c] for c in coalition])
-        return state.params
+        params, _, _ = self.strategy.aggregate(self.start.params, self.start.strategy_state,
+                                               [self.by_client[c] for c in coalition])
+        return params
 
     def evaluate(self, coalitions: Sequence[Coalition]) -> list[float]:
         """Scores of the coalitions, the unscored ones rebuilt and scored in one batch."""

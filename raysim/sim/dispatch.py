@@ -55,6 +55,7 @@ class Task:
     start_params: np.ndarray | None = None  # a start model other than a global version
     continued: bool = False  # an event-triggered client training on from its own model: no download
     seed_key: int = 0  # the dispatch number, which keys the batch order
+    round: int = 0  # the round its update is for: server steps taken at dispatch, + 1
     fetched: ClientResult | None = None  # a result read before aggregation (event trigger)
     new_model: np.ndarray | None = None
 
@@ -108,12 +109,19 @@ class Dispatching:
         return epochs
 
     def _submit(self, tasks: list[Task], key: int, params: np.ndarray) -> None:
+        """Sends ``tasks`` to the executor from model ``key`` (``params``), with the strategy's
+        broadcast of that moment (kept with the base, so a resumed run sends the same) and each
+        client's own state from the store."""
         if tasks:
             self.bases.setdefault(key, params)
+            if key not in self.broadcasts:
+                share = getattr(self.strategy, "broadcast", None)
+                self.broadcasts[key] = dict(share(self.state.strategy_state)) if share is not None else {}
             self.executor.submit(
                 key, params if self.channel is None else self.channel.broadcast(params),
-                [TrainTask(t.info.task_id, t.info.client_id, t.seed_key, t.info.epochs,
-                           self.clients.correction(t.info.client_id)) for t in tasks],
+                [TrainTask(t.info.task_id, t.info.client_id, t.seed_key, t.info.epochs, round=t.round,
+                           state=self.clients.algorithm_state(t.info.client_id), server=self.broadcasts[key])
+                 for t in tasks],
                 [t.samples * t.info.epochs for t in tasks],
             )
 
@@ -145,7 +153,7 @@ class Dispatching:
             local = self.clients.start(self.state.params, client)
         task = Task(info=info, samples=samples, download_s=timing.download_s, compute_s=timing.compute_s,
                      upload_s=timing.upload_s, trained=False, trigger=action.trigger, start_params=local,
-                     continued=timing.download_s == 0.0, seed_key=self._dispatches)
+                     continued=timing.download_s == 0.0, seed_key=self._dispatches, round=self.round + 1)
         failure = self._failure(client, task_id, timing)
         if failure is not None:
             reason, at = failure

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from raysim.algorithms.strategy import Update
+from raysim.algorithms.strategy import ServerState, Update
 from raysim.models.layout import ParamLayout
 from raysim.network.ledger import committee_accept, score_updates
 from raysim.privacy.hygiene import check_update
@@ -37,6 +37,7 @@ from raysim.sim.policies import (
 )
 from raysim.sim.records import Recording, RoundReport
 from raysim.sim.server_step import server_step
+from raysim.sim.state_store import ClientStore
 from raysim.sim.tasks import ClientResult, Shards
 
 
@@ -66,7 +67,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.clients_per_round = parts.clients_per_round
         self._stopped = False  # e.g. the privacy budget is spent
         self.layout = layout
-        self.state = self.strategy.init(initial_params)
+        self.state = ServerState(params=initial_params, strategy_state=self.strategy.init(initial_params))
         self.exchange_bytes = parts.exchange_bytes
         self.privacy = parts.privacy
         self.channel = parts.channel
@@ -78,7 +79,6 @@ class Driver(Incentivised, Dispatching, Recording):
         self.upload_bytes = (uplink.payload_bytes if uplink else
                              self.privacy.upload_bytes if self.privacy else self.exchange_bytes)
         self.download_bytes = downlink.payload_bytes if downlink else self.exchange_bytes
-        self.feedback: dict[int, np.ndarray] = {}  # error-feedback memories, by client id
         self.holdout = holdout
         self.evaluation = parts.evaluation
         contribution, incentive = parts.contribution, parts.incentive
@@ -86,16 +86,14 @@ class Driver(Incentivised, Dispatching, Recording):
                        if contribution is not None else None)
         self.incentives = (Incentives(incentive, pay_by=incentive.method or contribution.methods[0],
                                       cohort=self.clients_per_round) if incentive is not None else None)
-        self.clients = ClientState(num_params=layout.size, trainable=layout.num_trainable,
-                                   lr=self.strategy.client_sgd.lr if parts.scaffold else 0.0,
-                                   shares=self._population_shares() if parts.scaffold else None,
-                                   personal=parts.personal)
+        self.clients = ClientState(store=ClientStore(budget_bytes=parts.client_state_bytes), personal=parts.personal)
         self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
         self.clock = SimClock()
         self.tasks: dict[int, Task] = {}
         self.busy: set[int] = set()
         self.bases: dict[int, np.ndarray] = {0: self.state.params}
+        self.broadcasts: dict[int, dict[str, np.ndarray]] = {}  # the strategy's arrays sent with each base
         self.round = 0
         self._dispatches = 0
         self._task_counter = 0
@@ -213,10 +211,10 @@ class Driver(Incentivised, Dispatching, Recording):
         memory moves on (it lives here, by client id, so it does not depend on which worker
         trained the client, survives lost workers and is checkpointed with the driver)."""
         client = task.info.client_id
-        sent = self.channel.upload(delta, self.feedback.get(client),
+        sent = self.channel.upload(delta, self.clients.feedback(client),
                                    rng(self.seed, Stream.COMPRESSION, task.seed_key, client))
         if sent.memory is not None:
-            self.feedback[client] = sent.memory
+            self.clients.keep_feedback(client, sent.memory)
         return sent.delta
 
     def _discard(self, action: Discard) -> None:
@@ -233,7 +231,7 @@ class Driver(Incentivised, Dispatching, Recording):
             self._stopped = True
             return None
         scales = action.scales or (1.0,) * len(action.task_ids)
-        updates, rows = [], []
+        updates, rows, states = [], [], {}
         for task_id, scale in zip(action.task_ids, scales):
             task = self.tasks[task_id]
             result = task.fetched or self._fetch(task)
@@ -247,14 +245,20 @@ class Driver(Incentivised, Dispatching, Recording):
                 continue
             delta = self._delta_for_server(task, result, rebase=action.rebase)
             task.status = "applied"
-            task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s)
+            task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s,
+                               **{f"metric_{name}": value for name, value in result.metrics.items()})
             updates.append(Update(client_id=task.info.client_id, num_samples=result.num_samples,
-                                  steps=result.steps, delta=delta, scale=scale))
+                                  steps=result.steps, delta=delta, scale=scale, extras=result.extras,
+                                  metrics=result.metrics))
+            if result.state is not None:
+                states[task.info.client_id] = result.state
             rows.append((task, self.state.version - task.info.base_version))
             del self.tasks[task_id]
         if self.chain is not None and self.chain.config.consensus == "committee":
             updates = self._committee(updates, rows)
-        self.clients.update_controls(updates)
+        for update in updates:  # a client's state moves on with its update applied
+            if update.client_id in states:
+                self.clients.keep_algorithm_state(update.client_id, states[update.client_id])
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
         start = self.state
         self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
@@ -321,11 +325,6 @@ class Driver(Incentivised, Dispatching, Recording):
         round_row.update(spread)
         return rows
 
-    def _population_shares(self) -> np.ndarray:
-        """Each client's weight over the whole population's (1/N for uniform weighting)."""
-        weights = self.strategy.weights_of(range(len(self.sizes)), self.sizes)
-        return weights / weights.sum()
-
     def _evaluating(self) -> bool:
         return self.round % self.limits.eval_every == 0 or self.finished
 
@@ -336,6 +335,7 @@ class Driver(Incentivised, Dispatching, Recording):
         for version in list(self.bases):
             if version not in needed:
                 del self.bases[version]
+                self.broadcasts.pop(version, None)
 
     def _abandon_in_flight(self) -> None:
         running = [t for t in self.tasks.values() if t.status == "running" and t.trained]
@@ -343,15 +343,20 @@ class Driver(Incentivised, Dispatching, Recording):
         for task in running:
             task.status = "unfinished"
 
+    def use_state_dir(self, directory) -> None:
+        """Spills the per-client store into ``directory`` (the run folder's ``client_state``)."""
+        self.clients.store.use_directory(directory)
+
     def close(self) -> None:
         self.executor.shutdown()
+        self.clients.store.close()
 
     # -- checkpoints: everything that evolves, so a resumed run ends exactly as an uninterrupted one
 
     _CHECKPOINTED = (
         "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
         "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped", "feedback", "ledger", "incentives", "links", "chain", "_round_ended",
+        "_stopped", "broadcasts", "ledger", "incentives", "links", "chain", "_round_ended",
     )
 
     @staticmethod
@@ -361,7 +366,9 @@ class Driver(Incentivised, Dispatching, Recording):
 
     def snapshot(self) -> bytes:
         """The driver's evolving state as data (checkpoint.py; the executor and the data are
-        rebuilt on resume)."""
+        rebuilt on resume); the per-client store is written to its files first, so the
+        snapshot holds their names, not the arrays."""
+        self.clients.store.flush()
         return checkpoint.snapshot(self)
 
     def restore(self, snapshot: bytes) -> None:
@@ -370,6 +377,7 @@ class Driver(Incentivised, Dispatching, Recording):
         is decoded against this driver, built from the scenario (checkpoint.py): CheckpointError,
         with nothing changed, when it is foreign or does not fit."""
         checkpoint.restore(self, snapshot)
+        self.clients.store.forget_unreferenced()
         pending = [t for t in self.tasks.values() if t.trained and t.status == "running" and t.fetched is None]
         by_dispatch: dict[tuple[int, int], list[Task]] = {}  # as first submitted, so groups match
         for task in sorted(pending, key=lambda t: t.info.task_id):

@@ -114,7 +114,7 @@ class NodeRounds:
             task_id = self._task_counter
             self._task_counter += 1
             self.executor.submit(-1 - task_id, self.models[client],
-                                 [TrainTask(task_id, client, round_number, self.schedule.epochs)],
+                                 [TrainTask(task_id, client, round_number, self.schedule.epochs, round=round_number)],
                                  [int(size) * self.schedule.epochs])
             ids.append(task_id)
         results = []
@@ -187,6 +187,10 @@ class NodeRounds:
         checkpoint.restore(self, snapshot)
 
     describe = Driver.describe
+
+    def use_state_dir(self, directory) -> None:
+        """Nothing to spill: nodes keep no client state (combinations.py refuses a user client
+        algorithm on gossip and hierarchical topologies)."""
 
     def close(self) -> None:
         self.executor.shutdown()

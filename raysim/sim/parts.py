@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from raysim.algorithms.personal import PersonalLayers
-from raysim.algorithms.strategy import Strategy
+from raysim.algorithms.strategy import ServerStrategy
 from raysim.compression.channel import Channel
 from raysim.network.config import NetworkConfig
 from raysim.contribution import ContributionConfig
@@ -48,7 +48,7 @@ class DriverParts:
     layers and the privacy stage carry state that evolves (and is checkpointed) with the run."""
 
     policy: Policy
-    strategy: Strategy
+    strategy: ServerStrategy
     population: Population
     clients_per_round: int
     limits: RunLimits
@@ -59,7 +59,7 @@ class DriverParts:
     attackers: frozenset[int] = frozenset()
     personal: PersonalLayers | None = None
     privacy: PrivacyStage | None = None
-    scaffold: bool = False
+    client_state_bytes: int = 1 << 30  # the per-client store's memory budget (state_store.py)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
     channel: Channel | None = None  # update compression on the simulated link
     network: NetworkConfig | None = None  # [network] other than star (gossip and hierarchical run their own loop)

@@ -7,8 +7,8 @@ records results, never loads it (a lighter, faster-starting driver actor); the w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -17,11 +17,16 @@ from raysim.algorithms.sgd import SGDConfig
 
 @dataclass(frozen=True)
 class TrainingPlan:
-    """What every client task of a run shares: batch size, optimiser, seed."""
+    """What every client task of a run shares: batch size, optimiser, seed, and the client
+    algorithm: a name of ``models/algorithm.py:CLIENT_ALGORITHMS``, ``package.module:Name``, or the
+    class or object itself (handed to ``raysim.api.run``), built with ``algorithm_options`` by
+    each worker (``models/algorithm.py:build_algorithm``), which imports torch; this side never does."""
 
     batch_size: int
     sgd: SGDConfig
     seed: int
+    algorithm: Any = "sgd"
+    algorithm_options: Mapping[str, Any] = field(default_factory=dict)
     flipped_labels: frozenset[int] = frozenset()  # label-flip attackers train on y -> C - 1 - y
     num_classes: int = 0
     local_layers: tuple[str, ...] = ()  # personal heads' name prefixes (an EvalSlice's head fills them)
@@ -54,7 +59,9 @@ class TrainTask:
     client_id: int
     seed_key: int  # keys the batch order: the dispatch number of the task
     epochs: int
-    correction: np.ndarray | None = None  # SCAFFOLD's c - c_i, added to every gradient
+    round: int = 0  # the round the update is for (the server steps taken when it was dispatched, + 1)
+    state: Mapping[str, np.ndarray] = field(default_factory=dict)  # the client's own, from the store
+    server: Mapping[str, np.ndarray] = field(default_factory=dict)  # the strategy's broadcast
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,9 @@ class ClientResult:
     mean_loss: float
     delta: np.ndarray
     wall_s: float
+    state: Mapping[str, np.ndarray] | None = None  # the client's new state (None: unchanged)
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)  # for the server strategy
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 VECTOR_GROUP = 16  # clients per batch of models: big enough to amortise, small enough to balance

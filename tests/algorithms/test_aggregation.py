@@ -8,6 +8,7 @@ import pytest
 from raysim.algorithms.aggregation import client_weights, weighted_mean
 from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.strategy import Strategy, Update
+from tests.conftest import server_start as _start, server_step_of as _step
 
 
 def test_fedavg_weights_by_the_selected_clients_samples():
@@ -29,10 +30,10 @@ def test_scales_discount_without_renormalising():
 
 def test_fedavg_strategy_moves_the_model_by_the_weighted_mean_delta():
     strategy = Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0))
-    state = strategy.init(np.array([1.0, 1.0, 1.0], dtype=np.float32))
+    state = _start(strategy, np.array([1.0, 1.0, 1.0], dtype=np.float32))
     updates = [Update(client_id=1, num_samples=1, steps=1, delta=np.array([1.0, 0.0, 2.0])),
                Update(client_id=0, num_samples=3, steps=1, delta=np.array([3.0, 3.0, 0.0]))]
-    new, metrics = strategy.aggregate(state, updates)
+    new, metrics = _step(strategy, state, updates)
     np.testing.assert_allclose(new.params, [3.5, 3.25, 1.5])
     assert new.params.dtype == np.float32 and new.version == 1
     assert metrics["update_norm"] == pytest.approx(np.linalg.norm([2.5, 2.25, 0.5]))
@@ -41,10 +42,10 @@ def test_fedavg_strategy_moves_the_model_by_the_weighted_mean_delta():
 def test_fedsgd_applies_averaged_gradients_with_the_server_rate():
     # Clients send delta = -gradient (one full-batch step with lr 1); server lr 0.1.
     strategy = Strategy(server_optimizer=make_server_optimizer("sgd", lr=0.1))
-    state = strategy.init(np.zeros(2, dtype=np.float32))
+    state = _start(strategy, np.zeros(2, dtype=np.float32))
     grads = [np.array([1.0, 2.0]), np.array([3.0, -2.0])]
     updates = [Update(client_id=i, num_samples=n, steps=1, delta=-g) for i, (g, n) in enumerate(zip(grads, [2, 2]))]
-    new, _ = strategy.aggregate(state, updates)
+    new, _ = _step(strategy, state, updates)
     np.testing.assert_allclose(new.params, [-0.2, 0.0], atol=1e-7)
 
 
@@ -53,16 +54,16 @@ def test_aggregation_does_not_depend_on_arrival_order():
     rng = np.random.default_rng(0)
     updates = [Update(client_id=i, num_samples=int(rng.integers(1, 100)), steps=1,
                       delta=rng.normal(size=1000).astype(np.float32)) for i in range(20)]
-    state = strategy.init(np.zeros(1000, dtype=np.float32))
-    forward, _ = strategy.aggregate(state, updates)
-    backward, _ = strategy.aggregate(state, updates[::-1])
+    state = _start(strategy, np.zeros(1000, dtype=np.float32))
+    forward, _ = _step(strategy, state, updates)
+    backward, _ = _step(strategy, state, updates[::-1])
     np.testing.assert_array_equal(forward.params, backward.params)
 
 
 def test_a_round_without_updates_keeps_the_model():
     strategy = Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0))
-    state = strategy.init(np.ones(3, dtype=np.float32))
-    new, _ = strategy.aggregate(state, [])
+    state = _start(strategy, np.ones(3, dtype=np.float32))
+    new, _ = _step(strategy, state, [])
     np.testing.assert_array_equal(new.params, state.params)
     assert new.version == 1
 
@@ -103,8 +104,8 @@ def test_a_user_weighting_function_sets_the_weights():
 
 def test_server_adam_takes_the_reddi_step_on_the_mean_delta():
     strategy = Strategy(server_optimizer=make_server_optimizer("adam", lr=0.1, beta1=0.9, beta2=0.99, tau=1e-3))
-    state = strategy.init(np.zeros(1, dtype=np.float64))
-    new, _ = strategy.aggregate(state, _updates([[2.0], [4.0]], [1, 1]))
+    state = _start(strategy, np.zeros(1, dtype=np.float64))
+    new, _ = _step(strategy, state, _updates([[2.0], [4.0]], [1, 1]))
     # D = 3; m = 0.1 * 3 = 0.3; v = 0.99 * 1e-6 + 0.01 * 9; w = 0.1 * m / (sqrt(v) + tau)
     m, v = 0.3, 0.99 * 1e-6 + 0.01 * 9
     np.testing.assert_allclose(new.params, [0.1 * m / (np.sqrt(v) + 1e-3)])

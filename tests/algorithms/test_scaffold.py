@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raysim.algorithms.scaffold import client_control_delta, correction, server_control_update, update_controls
+from raysim.algorithms.scaffold import ScaffoldServer, client_control_delta, correction, server_control_update
+from raysim.algorithms.server_opt import make_server_optimizer
+from raysim.algorithms.strategy import Strategy, Update
 
 # Client i minimises f_i(y) = 0.5 * a_i * (y - b_i)^2 (one coordinate); the global optimum of
 # sum_i f_i is sum a_i b_i / sum a_i. Heterogeneous curvatures make FedAvg with many local
@@ -66,18 +68,21 @@ A3, B3 = np.array([1.0, 2.0, 4.0]), np.array([3.0, -1.0, 0.5])
 
 
 def _weighted_scaffold(shares, rounds=400, steps=20, lr=0.05):
-    """SCAFFOLD with full participation and sample-weighted model updates; ``shares`` weight dc."""
-    x, c, controls = np.zeros(1), np.zeros(1), {}
-    p = N_I / N_I.sum()
+    """SCAFFOLD with full participation and sample-weighted model updates, through SCAFFOLD's
+    server (``ScaffoldServer``) around FedAvg; ``shares`` weight dc."""
+    server = ScaffoldServer(inner=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)), shares=shares)
+    x, controls = np.zeros(1), {}
+    state = server.init(x)
     for _ in range(rounds):
-        deltas = {}
+        c, updates = server.broadcast(state)["control"], []
         for i in range(3):
             y, corr = x.copy(), correction(c, controls.get(i, np.zeros(1)))
             for _ in range(steps):
                 y = y - lr * (A3[i] * (y - B3[i]) + corr)
-            deltas[i] = (y - x, steps)
-        c_next, controls = update_controls(c, controls, deltas=deltas, shares=shares, lr=lr, trainable=1)
-        x, c = x + sum(p[i] * deltas[i][0] for i in range(3)), c_next
+            dc = client_control_delta(server_control=c, delta=y - x, steps=steps, lr=lr)
+            controls[i] = controls.get(i, 0.0) + dc
+            updates.append(Update(i, int(N_I[i]), steps, y - x, extras={"control_delta": dc}))
+        x, state, _ = server.aggregate(x, state, updates)
     return float(x[0])
 
 
@@ -88,3 +93,22 @@ def test_scaffold_with_sample_weights_reaches_the_weighted_optimum():
     assert _weighted_scaffold(shares=N_I / N_I.sum()) == pytest.approx(weighted, abs=1e-8)
     # the paper's 1/N control update would land on the unweighted optimum instead
     assert _weighted_scaffold(shares=np.full(3, 1 / 3)) == pytest.approx(unweighted, abs=1e-8)
+
+
+def test_scaffold_server_control_is_the_share_weighted_sum_of_client_controls():
+    """c = sum_i s_i c_i at every step, whichever clients report, when each client's c_i moves by
+    the dc_i it sends (``ScaffoldClient``) and the server's c by sum s_i dc_i (``ScaffoldServer``)."""
+    sizes = np.array([100, 200, 300, 400])
+    server = ScaffoldServer(inner=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)),
+                            shares=sizes / sizes.sum())
+    params, draw, controls = np.zeros(3), np.random.default_rng(0), np.zeros((4, 3))
+    state = server.init(params)
+    for _ in range(5):
+        cohort = draw.choice(4, size=3, replace=False)
+        updates = []
+        for client in cohort:
+            dc = draw.normal(size=3)
+            controls[client] += dc
+            updates.append(Update(int(client), int(sizes[client]), 1, draw.normal(size=3), extras={"control_delta": dc}))
+        params, state, _ = server.aggregate(params, state, updates)
+        np.testing.assert_allclose(state.control, (sizes / sizes.sum()) @ controls, atol=1e-12)

@@ -17,6 +17,7 @@ from raysim.results import load
 from raysim.results.checkpoints import read_checkpoint
 from raysim.sim.contribution import RoundGame
 from raysim.sim.evaluation import EvalCounts
+from tests.conftest import server_start as _start, server_step_of as _step
 
 ALL = ["loo", "exact", "tmc", "gtg", "fedsv"]
 
@@ -71,17 +72,17 @@ class Recorder:
 ])
 def test_coalition_models_are_the_rounds_own_aggregation(strategy):
     draw = np.random.default_rng(0)
-    start = strategy.init(draw.normal(size=5))
-    start, _ = strategy.aggregate(start, [Update(9, 10, 1, draw.normal(size=5))])  # an optimizer with state
+    start = _start(strategy, draw.normal(size=5))
+    start, _ = _step(strategy, start, [Update(9, 10, 1, draw.normal(size=5))])  # an optimizer with state
     updates = [Update(c, n, 1, draw.normal(size=5), scale=s) for c, n, s in [(7, 10, 1.0), (2, 30, 0.5), (4, 20, 1.0)]]
     recorder = Recorder()
     game = RoundGame(strategy, start, updates, executor=recorder, slices=[], metric="loss")
     assert game.players == [2, 4, 7]
     values = game.evaluate([(2, 4, 7), (), (2, 7), (2, 4, 7)])
     assert len(recorder.models) == 3  # the repeated coalition is scored once
-    np.testing.assert_array_equal(recorder.models[0], strategy.aggregate(start, updates)[0].params)
+    np.testing.assert_array_equal(recorder.models[0], _step(strategy, start, updates)[0].params)
     np.testing.assert_array_equal(recorder.models[1], start.params)
-    np.testing.assert_array_equal(recorder.models[2], strategy.aggregate(start, [updates[0], updates[1]])[0].params)
+    np.testing.assert_array_equal(recorder.models[2], _step(strategy, start, [updates[0], updates[1]])[0].params)
     assert values[0] == values[3] == -float(np.sum(recorder.models[0]))
 
 

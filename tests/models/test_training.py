@@ -95,10 +95,12 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
     x = rng.normal(size=(120, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, size=120)
     shards = Shards.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(6)])
-    tasks = [TrainTask(i, i, 3, 2, correction=(np.full(7850, 0.01 * i, np.float32) if i % 2 else np.zeros(7850, np.float32)))
-             for i in range(6)]
+    # SCAFFOLD's client: the correction c - c_i is 0.01 i for odd clients, 0 for even ones
+    tasks = [TrainTask(i, i, 3, 2, server={"control": np.zeros(7850)},
+                       state={"control": np.full(7850, -0.01 * i)} if i % 2 else {}) for i in range(6)]
     params = (rng.normal(size=7850) * 0.01).astype(np.float32)
-    plan = TrainingPlan(batch_size=8, sgd=SGDConfig(lr=0.1, momentum=0.5, proximal_mu=0.1), seed=1)
+    plan = TrainingPlan(batch_size=8, sgd=SGDConfig(lr=0.1, momentum=0.5, proximal_mu=0.1), seed=1,
+                        algorithm="scaffold")
     worker = ClientWorker(model=ModelSpec("logreg", (1, 28, 28), 10), plan=plan, train_x=x, train_y=y, shards=shards)
     results = {}
     for vectorize in (False, True):
@@ -108,6 +110,7 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
     for one, batched in zip(results[False], results[True]):
         assert (one.client_id, one.steps) == (batched.client_id, batched.steps)
         np.testing.assert_allclose(one.delta, batched.delta, atol=1e-6)
+        np.testing.assert_allclose(one.state["control"], batched.state["control"], atol=1e-4)
         assert one.mean_loss == pytest.approx(batched.mean_loss, rel=1e-5)
 
 

@@ -27,6 +27,7 @@ from raysim.privacy.dp import clip_to_norm, dp_average, local_noise
 from raysim.scenario.sections import parse_scenario
 from raysim.seeding import Stream, rng
 import raysim.sim.driver
+from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.sim.server_step import server_step
 from tests.conftest import tiny_table
 
@@ -154,9 +155,9 @@ def _expected_delta(strategy, updates, privacy, round_number):
 class _Recording(Strategy):
     """The scenario's strategy, also noting each delta handed to the server optimizer."""
 
-    def step(self, state, delta):
+    def step(self, params, state, delta):
         self.applied.append(delta)
-        return super().step(state, delta)
+        return super().step(params, state, delta)
 
 
 @pytest.mark.parametrize("cell", COVER, ids=lambda c: "-".join(c.values()))
@@ -164,10 +165,16 @@ def test_an_accepted_cell_runs_the_rule_its_keys_name(cell, tmp_path, monkeypatc
     steps = []
 
     def recording_step(strategy, state, updates, *, privacy, round_number, dropped):
-        spy = _Recording(**{f.name: getattr(strategy, f.name) for f in dataclasses.fields(strategy)})
+        wrapped = isinstance(strategy, ScaffoldServer)  # SCAFFOLD's server around the composed strategy
+        inner = strategy.inner if wrapped else strategy
+        spy = _Recording(**{f.name: getattr(inner, f.name) for f in dataclasses.fields(inner)})
         object.__setattr__(spy, "applied", [])
-        after, metrics = server_step(spy, state, updates, privacy=privacy, round_number=round_number, dropped=dropped)
-        steps.append((strategy, state, list(updates), privacy, round_number, after, metrics, spy.applied[0]))
+        stepped = dataclasses.replace(strategy, inner=spy) if wrapped else spy
+        after, metrics = server_step(stepped, state, updates, privacy=privacy, round_number=round_number,
+                                     dropped=dropped)
+        unwrap = (lambda s: dataclasses.replace(s, strategy_state=s.strategy_state.inner)) if wrapped else (lambda s: s)
+        steps.append((inner, unwrap(state), list(updates), privacy, round_number, unwrap(after), metrics,
+                      spy.applied[0]))
         return after, metrics
 
     monkeypatch.setattr(raysim.sim.driver, "server_step", recording_step)
@@ -182,5 +189,5 @@ def test_an_accepted_cell_runs_the_rule_its_keys_name(cell, tmp_path, monkeypatc
         # the protected mean is exact up to quantisation (SecAgg) or CKKS precision
         atol = {"secagg": 1e-3, "ckks": 1e-5}.get(cell["privacy"], 1e-9)
         np.testing.assert_allclose(applied, expected, rtol=0, atol=atol)
-        params, _ = strategy.server_optimizer.apply(before.params, applied, before.opt_state)
+        params, _ = strategy.server_optimizer.apply(before.params, applied, before.strategy_state)
         np.testing.assert_array_equal(after.params, params)

@@ -54,7 +54,7 @@ class FakeExecutor:
 def tiny_driver(scenario: Scenario, executor_factory: Callable[[], Executor]) -> Driver:
     """A driver of a 2x2 logistic regression (6 parameters) on the clients of ``SIZES``."""
     params, layout = initial_state(ModelSpec("logreg", (2,), 2), seed=0)
-    parts = driver_parts(scenario, layout=layout, num_classes=2, num_clients=len(SIZES))
+    parts = driver_parts(scenario, layout=layout, num_classes=2, num_clients=len(SIZES), client_sizes=SIZES)
     return Driver(parts, initial_params=params, layout=layout, client_sizes=SIZES, test_size=1,
                   executor_factory=executor_factory)
 

@@ -1,0 +1,240 @@
+"""The client-algorithm protocol: one client's local update, as raysim's own algorithms and a
+user's package write it (``[client] algorithm = "package.module:Name"``).
+
+An algorithm is an object with ``train(task: LocalTask) -> LocalResult``. The task hands it the
+model with the start weights loaded, the client's examples and a seeded batch order, the start
+weights as one flat vector, the client's own state from the previous round it took part in
+(named numpy arrays, kept by the driver's per-client store, so it does not depend on which
+worker trains the client), what the server broadcasts (SCAFFOLD's control variate), the round
+and the client's settings. It returns the steps it took, its mean loss, and optionally the new
+state, extra arrays for the server strategy and metrics; the update sent is the model's weights
+minus the start unless it returns its own ``delta``.
+
+raysim's client sides are algorithms of this protocol too: :class:`SGDClient` (SGD, momentum,
+weight decay, FedProx's proximal term, FedSGD and FedNova's clients) and :class:`ScaffoldClient`
+(SCAFFOLD's corrected gradient and control update, option II). They also have ``train_batch``,
+the fast path that trains equal-sized clients as one batch of models (``resources.vectorize``);
+an algorithm without it is trained client by client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterator, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from raysim.algorithms.scaffold import client_control_delta, correction
+from raysim.algorithms.sgd import SGDConfig
+from raysim.inputs import ConfigError, check_method, import_object
+from raysim.models.params import FlatModel
+from raysim.models.training import train_group, train_locally
+
+Arrays = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """The ``[client]`` settings a task runs with: local ``epochs`` (fewer for a straggler),
+    ``batch_size`` (0: the whole local data set) and the optimiser ``sgd`` (lr, momentum, weight
+    decay, FedProx's mu)."""
+
+    epochs: int
+    batch_size: int
+    sgd: SGDConfig
+
+
+@dataclass(eq=False)
+class LocalTask:
+    """What one client's local update is given.
+
+    ``model`` is an ``nn.Module`` whose weights are the start model; its parameters are views
+    into ``flat.flat`` (the whole state as one float32 vector), so an update can be read or
+    written either way. ``x`` and ``y`` are the client's examples (model inputs and targets),
+    ``start`` the start weights (flat, float32; do not change them), ``state`` the client's own
+    arrays ({} the first time), ``server`` the strategy's broadcast, ``generator`` seeded by
+    (run seed, dispatch, client), ``loss`` the task's loss on (outputs, targets).
+    """
+
+    model: nn.Module
+    flat: FlatModel
+    x: torch.Tensor
+    y: torch.Tensor
+    start: torch.Tensor
+    state: dict[str, np.ndarray]
+    server: dict[str, np.ndarray]
+    client_id: int
+    round: int
+    settings: ClientSettings
+    generator: torch.Generator
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Minibatches of ``settings.batch_size`` over ``settings.epochs`` epochs, each epoch in
+        an order drawn from ``generator`` (the order the built-in SGD trains in)."""
+        n = self.x.shape[0]
+        size = n if self.settings.batch_size == 0 else min(self.settings.batch_size, n)
+        for _ in range(self.settings.epochs):
+            order = torch.randperm(n, generator=self.generator).to(self.x.device)
+            for begin in range(0, n, size):
+                rows = order[begin : begin + size]
+                yield self.x[rows], self.y[rows]
+
+    def trained_delta(self) -> np.ndarray:
+        """The model's weights now minus the start: the update sent by default."""
+        return (self.flat.flat.detach() - self.start).cpu().numpy()
+
+    def unflatten(self, vector: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A flat vector of the model's size as named tensors shaped like the model's own."""
+        layout = self.flat.layout
+        sizes = [int(np.prod(shape)) for shape in layout.shapes]
+        return {name: part.view(shape) for name, part, shape in
+                zip(layout.names, torch.split(vector, sizes), layout.shapes)}
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """What a local update returns: ``steps`` taken (FedNova and SCAFFOLD read them) and the
+    mean training ``loss``; ``delta`` (None: :meth:`LocalTask.trained_delta`), the client's
+    new ``state`` (None: unchanged; kept only once the update is aggregated), ``extras`` for the
+    server strategy and numeric ``metrics`` (columns ``metric_<name>`` of clients.parquet)."""
+
+    steps: int
+    loss: float
+    delta: np.ndarray | None = None
+    state: Arrays | None = None
+    extras: Arrays = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ClientAlgorithm(Protocol):
+    def train(self, task: LocalTask) -> LocalResult:
+        """One client's local update."""
+
+
+class SGDClient:
+    """Minibatch SGD with the scenario's momentum, weight decay and FedProx term (FedAvg,
+    FedProx, FedSGD, FedNova's clients); no state."""
+
+    def train(self, task: LocalTask) -> LocalResult:
+        outcome = train_locally(task.flat, task.x, task.y, base=task.start, epochs=task.settings.epochs,
+                                batch_size=task.settings.batch_size, sgd=task.settings.sgd,
+                                generator=task.generator, correction=self._correction(task))
+        return self._result(task, outcome.delta, outcome.steps, outcome.mean_loss)
+
+    def train_batch(self, tasks: list[LocalTask]) -> list[LocalResult]:
+        """Equal-sized clients as one batch of models (``training.train_group``), the same math."""
+        first = tasks[0]
+        corrections = [self._correction(t) for t in tasks]
+        outcomes = train_group(
+            first.flat, torch.stack([t.x for t in tasks]), torch.stack([t.y for t in tasks]), base=first.start,
+            epochs=first.settings.epochs, batch_size=first.settings.batch_size, sgd=first.settings.sgd,
+            generators=[t.generator for t in tasks],
+            corrections=None if corrections[0] is None else torch.stack(corrections),
+        )
+        return [self._result(t, o.delta, o.steps, o.mean_loss) for t, o in zip(tasks, outcomes)]
+
+    def _correction(self, task: LocalTask) -> torch.Tensor | None:
+        return None
+
+    def _result(self, task: LocalTask, delta: torch.Tensor, steps: int, loss: float) -> LocalResult:
+        return LocalResult(steps=steps, loss=loss, delta=delta.cpu().numpy())
+
+
+class ScaffoldClient(SGDClient):
+    """SCAFFOLD's client (option II, ``algorithms/scaffold.py``): every gradient corrected by
+    c - c_i, the server's control (broadcast as ``control``) minus the client's own (state
+    ``control``, zero at first); then c_i += dc_i, dc_i sent to the server as ``control_delta``.
+    Buffers past the trainable prefix (BatchNorm statistics) get no control."""
+
+    def _correction(self, task: LocalTask) -> torch.Tensor:
+        server = task.server["control"]
+        own = task.state.get("control", np.zeros_like(server))
+        trainable = task.flat.layout.num_trainable
+        return torch.as_tensor(correction(server, own)[:trainable].astype(np.float32)).to(task.x.device)
+
+    def _result(self, task: LocalTask, delta: torch.Tensor, steps: int, loss: float) -> LocalResult:
+        sent = delta.cpu().numpy()
+        server = task.server["control"]
+        dc = client_control_delta(server_control=server, delta=sent, steps=steps, lr=task.settings.sgd.lr)
+        dc[task.flat.layout.num_trainable:] = 0.0
+        own = task.state.get("control", 0.0)
+        return LocalResult(steps=steps, loss=loss, delta=sent, state={"control": own + dc},
+                           extras={"control_delta": dc})
+
+
+CLIENT_ALGORITHMS: dict[str, type] = {"sgd": SGDClient, "scaffold": ScaffoldClient}
+
+
+def build_algorithm(spec: Any, options: Mapping[str, Any]) -> ClientAlgorithm:
+    """The algorithm ``client.algorithm`` names (a registry name or ``package.module:Name``), or
+    the class or object handed to ``raysim.api.run``; a class is called with ``options`` as
+    keyword arguments once its ``train`` is checked to take exactly ``(self, task)``.
+    ConfigError names the key and the fix; nothing is called before the checks pass."""
+    what = "client.algorithm"
+    if isinstance(spec, str) and spec in CLIENT_ALGORITHMS:
+        if options:
+            raise ConfigError(f"client.algorithm_options are for a user algorithm; '{spec}' takes none")
+        return CLIENT_ALGORITHMS[spec]()
+    obj = import_object(spec, what=what, choices=sorted(CLIENT_ALGORITHMS)) if isinstance(spec, str) else spec
+    label = spec if isinstance(spec, str) else f"{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+    cls = obj if isinstance(obj, type) else type(obj)
+    check_method(cls, "train", ("self", "task"), what=f"{what} '{label}'")
+    if not isinstance(obj, type):
+        if options:
+            raise ConfigError(f"{what} '{label}' is an object already built: client.algorithm_options cannot apply")
+        return obj
+    try:
+        return obj(**options)
+    except Exception as exc:  # user code: any failure is the scenario's, in one line
+        raise ConfigError(f"{what} '{label}' could not be built with client.algorithm_options = {dict(options)} "
+                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def algorithm_name(algorithm: Any) -> str:
+    """How errors name an algorithm: ``client.algorithm <module>:<class>``."""
+    cls = algorithm if isinstance(algorithm, type) else type(algorithm)
+    return f"client.algorithm {cls.__module__}:{cls.__qualname__}"
+
+
+def checked(result: Any, task: LocalTask) -> LocalResult:
+    """``result`` with its delta filled in, once it is a well-formed LocalResult: a delta of the
+    model's size, finite; state and extras named numeric arrays, finite; metrics finite numbers.
+    ValueError says what is wrong (the worker names the algorithm and the client)."""
+    if not isinstance(result, LocalResult):
+        raise ValueError(f"train returned {type(result).__name__}, not a LocalResult")
+    if isinstance(result.steps, bool) or not isinstance(result.steps, int) or result.steps < 0:
+        raise ValueError(f"LocalResult.steps = {result.steps!r} is not a count of steps")
+    _finite_number("LocalResult.loss", result.loss)
+    delta = task.trained_delta() if result.delta is None else result.delta
+    size = task.flat.layout.size
+    if not isinstance(delta, np.ndarray) or delta.shape != (size,) or delta.dtype.kind != "f":
+        shown = getattr(delta, "shape", type(delta).__name__)
+        raise ValueError(f"LocalResult.delta must be a float array of shape ({size},), got {shown}")
+    if not np.isfinite(delta).all():
+        raise ValueError("LocalResult.delta has NaN or infinite entries")
+    for kind in ("state", "extras"):
+        arrays = getattr(result, kind)
+        for name, array in (arrays or {}).items():
+            if not (isinstance(name, str) and name.isidentifier()):
+                raise ValueError(f"LocalResult.{kind} key {name!r} is not an identifier")
+            if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
+                raise ValueError(f"LocalResult.{kind}[{name!r}] must be a numeric numpy array, "
+                                 f"got {type(array).__name__}")
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise ValueError(f"LocalResult.{kind}[{name!r}] has NaN or infinite entries")
+    for name, value in result.metrics.items():
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise ValueError(f"LocalResult.metrics key {name!r} is not an identifier")
+        _finite_number(f"LocalResult.metrics[{name!r}]", value)
+    return replace(result, delta=delta.astype(np.float32, copy=False))
+
+
+def _finite_number(what: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{what} = {value!r} is not a finite number")
