@@ -159,7 +159,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.scenario.sections import user_code
     from raysim.scenario.vertical import load_any
     from raysim.sim.dispatch import RunStalled
-    from raysim.sim.server_step import RunDiverged
+    from raysim.sim.server_step import RunDiverged, StrategyError
     from raysim.sim.tasks import ClientError
 
     if (args.scenario is None) == (args.resume is None):
@@ -201,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled) as exc:
+    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled, StrategyError) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

@@ -92,6 +92,7 @@ class Recording:
             "wall_train_s": task.result.get("wall_train_s", float("nan")),
             "bytes_down": 0 if task.continued else self.download_bytes,
             "bytes_up": self.upload_bytes if delivered else 0,
+            **{name: value for name, value in task.result.items() if name.startswith("metric_")},
         }
 
     def _compression_columns(self, client_rows: list[dict]) -> dict:

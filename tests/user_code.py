@@ -1,0 +1,121 @@
+"""Client algorithms, strategies and policies as a user's package writes them, for the tests of
+the public protocols (named from scenarios as ``tests.user_code:Name``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from raysim.algorithms.strategy import Update
+from raysim.models.algorithm import LocalResult, LocalTask
+from raysim.sim.policies import Aggregate, Arrival, Dispatch, Failure
+
+
+class CountingSGD:
+    """Plain SGD with torch's optimizer; counts in its state how often the client's update was
+    aggregated, and reports that count and its batches as metrics."""
+
+    def __init__(self, lr_scale: float = 1.0):
+        self.lr_scale = lr_scale
+
+    def train(self, task: LocalTask) -> LocalResult:
+        import torch
+
+        optimizer = torch.optim.SGD(task.model.parameters(), lr=task.settings.sgd.lr * self.lr_scale)
+        steps, total = 0, 0.0
+        for x, y in task.batches():
+            optimizer.zero_grad()
+            loss = task.loss(task.model(x), y)
+            loss.backward()
+            optimizer.step()
+            steps, total = steps + 1, total + loss.item()
+        seen = task.state.get("seen", np.zeros(1, dtype=np.int64)) + 1
+        return LocalResult(steps=steps, loss=total / max(steps, 1), state={"seen": seen},
+                           metrics={"seen": float(seen[0]), "batches": float(steps)})
+
+
+class FailsAtRound2(CountingSGD):
+    def train(self, task: LocalTask) -> LocalResult:
+        if task.round >= 2:
+            raise RuntimeError("the user's bug")
+        return super().train(task)
+
+
+class NaNState(CountingSGD):
+    def train(self, task: LocalTask) -> LocalResult:
+        return LocalResult(steps=1, loss=0.0, state={"h": np.array([np.nan])})
+
+
+class WrongDelta(CountingSGD):
+    def train(self, task: LocalTask) -> LocalResult:
+        return LocalResult(steps=1, loss=0.0, delta=np.zeros(3, dtype=np.float32))
+
+
+class NoTrain:
+    def fit(self, task):
+        return None
+
+
+class TrainsWithoutTask:
+    def train(self):
+        return None
+
+
+class MeanOfDeltas:
+    """FedAvg with a plain mean, keeping the running sum of every update it applied."""
+
+    def __init__(self, server_lr: float = 1.0):
+        self.server_lr = server_lr
+
+    def init(self, params: np.ndarray) -> dict:
+        return {"total": np.zeros(params.size), "steps": 0}
+
+    def aggregate(self, params: np.ndarray, state: dict, updates: list[Update]) -> tuple:
+        if not updates:
+            return params, state, {}
+        mean = np.mean([u.delta for u in updates], axis=0)
+        moved = (params + self.server_lr * mean).astype(params.dtype)
+        return moved, {"total": state["total"] + mean, "steps": state["steps"] + 1}, {"mean_norm": float(np.linalg.norm(mean))}
+
+
+class RaisingStrategy(MeanOfDeltas):
+    def aggregate(self, params, state, updates):
+        raise ValueError("the user's strategy bug")
+
+
+class NoAggregate:
+    def init(self, params):
+        return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SequentialPolicy:
+    """One client at a time, its update applied on arrival (docs/architecture.md's example)."""
+
+    kind: ClassVar[str] = "sequential"
+    cohort: int = 1
+
+    def build(self) -> "SequentialRounds":
+        return SequentialRounds(self.cohort)
+
+
+class SequentialRounds:
+    def __init__(self, cohort: int):
+        self.cohort = cohort
+
+    def start(self, view) -> list:
+        return [Dispatch(count=self.cohort)]
+
+    def on_event(self, event, view) -> list:
+        if isinstance(event, Arrival):
+            return [Aggregate((event.task.task_id,)), Dispatch(count=1)]
+        if isinstance(event, Failure):
+            return [Dispatch(count=1)]
+        return []
+
+
+class NotADataclassPolicy:
+    def build(self):
+        return SequentialRounds(1)
