@@ -11,7 +11,7 @@ what the store holds on disk at the end.
 
     python benchmarks/client_state.py [--rounds 50] [--budget-mb 1024] [--only scaffold]
 
-Writes benchmarks/client_state.json.
+Writes benchmarks/client_state.json (an algorithm's row replaces its earlier one, others are kept).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=float, default=1024.0)
     parser.add_argument("--only", choices=sorted(RUNS), action="append")
     args = parser.parse_args()
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "examples"), os.environ.get("PYTHONPATH")]))
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "examples" / "feddyn"), os.environ.get("PYTHONPATH")]))
     rows = [measure(name, args.rounds, args.budget_mb) for name in (args.only or list(RUNS))]
     machine = f"{platform.node()} {psutil.cpu_count()} cores {psutil.virtual_memory().total / 2**30:.0f} GB"
     print(f"{machine}; budget {args.budget_mb:g} MB, {args.rounds} rounds")
@@ -83,7 +83,9 @@ def main() -> None:
     for r in rows:
         print(f"{r['algorithm']:10} {r['peak_total_mb']:>8} {r['first5_round_s']:>13} {r['last5_round_s']:>9} "
               f"{r['state_on_disk_mb']:>11} {r['final_accuracy']:>9.4f}")
-    out = Path(__file__).with_name("client_state.json")
+    out = Path(__file__).with_name("client_state.json")  # rows of other algorithms measured before are kept
+    kept = json.loads(out.read_text())["rows"] if out.exists() else []
+    rows = [r for r in kept if r["algorithm"] not in {n["algorithm"] for n in rows}] + rows
     out.write_text(json.dumps({"machine": machine, "budget_mb": args.budget_mb, "rows": rows}, indent=2) + "\n")
 
 

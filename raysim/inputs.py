@@ -22,6 +22,11 @@ class ConfigError(ValueError):
     """A scenario value is invalid; the message names the key and the allowed values."""
 
 
+class UserCodeError(ConfigError):
+    """User code a key names does not fit its protocol (a method missing or taking other
+    parameters, a constructor that fails): the message names the key and the object."""
+
+
 def is_file(name: str, value: str) -> bool:
     """Whether the path a scenario key gives is a regular file; ValueError naming ``name`` when the
     system refuses the text as a path (a name too long), which ``Path.is_file`` raises on."""
@@ -96,13 +101,13 @@ def check_method(cls: type, name: str, parameters: tuple[str, ...], *, what: str
     ``parameters`` (``self`` first), read from its code object; ConfigError naming ``what``."""
     method = getattr(cls, name, None)
     if not inspect.isfunction(method):
-        raise ConfigError(f"{what} has no method {name}{_shown(parameters)}: it is not written for this key "
+        raise UserCodeError(f"{what} has no method {name}{_shown(parameters)}: it is not written for this key "
                           "(see docs/architecture.md, 'Write your own')")
     code = method.__code__
     takes = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
     variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
     if variadic or code.co_kwonlyargcount or takes != parameters:
-        raise ConfigError(f"{what}: its {name} takes {_shown(takes)}, not {_shown(parameters)}")
+        raise UserCodeError(f"{what}: its {name} takes {_shown(takes)}, not {_shown(parameters)}")
 
 
 def _shown(names: tuple[str, ...]) -> str:

@@ -170,7 +170,7 @@ def _wrong_class(document, arrays):
 
 
 def _too_deep(document, arrays):
-    document["state"]["feedback"] = json.loads('{"list": [' * 200 + "1" + "]}" * 200)
+    document["state"]["broadcasts"] = json.loads('{"list": [' * 200 + "1" + "]}" * 200)
 
 
 @pytest.mark.parametrize("change, words", [

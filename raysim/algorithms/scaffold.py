@@ -60,11 +60,14 @@ class ScaffoldState:
 class ScaffoldServer:
     """SCAFFOLD's server side around a strategy (``strategy.py``'s protocol): the model moves as
     ``inner`` says; c is broadcast to every client as ``control`` and moves by sum_i s_i dc_i over
-    the round's updates (their ``control_delta`` extras, ``models/algorithm.py:ScaffoldClient``),
-    ``shares`` indexed by client id."""
+    the round's updates, ``shares`` indexed by client id, each dc_i derived from the update as
+    received (its delta and local steps, the clients' ``lr``), as the client derives its own
+    (``models/algorithm.py:ScaffoldClient``); entries past ``trainable`` get no control."""
 
     inner: Any
     shares: np.ndarray
+    lr: float
+    trainable: int
 
     def init(self, params: np.ndarray) -> ScaffoldState:
         return ScaffoldState(inner=self.inner.init(params), control=np.zeros(params.size))
@@ -74,7 +77,11 @@ class ScaffoldServer:
 
     def aggregate(self, params: np.ndarray, state: ScaffoldState,
                   updates: Sequence[Update]) -> tuple[np.ndarray, ScaffoldState, Mapping[str, float]]:
-        control = server_control_update(state.control, [u.extras["control_delta"] for u in updates],
-                                        [self.shares[u.client_id] for u in updates])
+        deltas = []
+        for update in updates:
+            dc = client_control_delta(server_control=state.control, delta=update.delta, steps=update.steps, lr=self.lr)
+            dc[self.trainable:] = 0.0
+            deltas.append(dc)
+        control = server_control_update(state.control, deltas, [self.shares[u.client_id] for u in updates])
         params, inner, metrics = self.inner.aggregate(params, state.inner, updates)
         return params, ScaffoldState(inner=inner, control=control), metrics

@@ -29,7 +29,7 @@ from torch import nn
 
 from raysim.algorithms.scaffold import client_control_delta, correction
 from raysim.algorithms.sgd import SGDConfig
-from raysim.inputs import ConfigError, check_method, import_object
+from raysim.inputs import ConfigError, UserCodeError, check_method, import_object
 from raysim.models.params import FlatModel
 from raysim.models.training import train_group, train_locally
 
@@ -57,6 +57,13 @@ class LocalTask:
     ``start`` the start weights (flat, float32; do not change them), ``state`` the client's own
     arrays ({} the first time), ``server`` the strategy's broadcast, ``generator`` seeded by
     (run seed, dispatch, client), ``loss`` the task's loss on (outputs, targets).
+
+    The parameters' gradients are views of ``flat.grad`` too, so a term added there reaches
+    every parameter; ``optimizer.zero_grad()`` sets them to None by default, after which autograd
+    fills new tensors and ``flat.grad`` is bypassed until the task ends: zero ``flat.grad``
+    instead (or pass ``set_to_none=False``) when an algorithm works on the flat gradient. A
+    copy of the task with other examples (``dataclasses.replace(task, x=..., y=...)``) trains
+    the same model on them.
     """
 
     model: nn.Module
@@ -98,12 +105,15 @@ class LocalTask:
 @dataclass(frozen=True)
 class LocalResult:
     """What a local update returns: ``steps`` taken (FedNova and SCAFFOLD read them) and the
-    mean training ``loss``; ``delta`` (None: :meth:`LocalTask.trained_delta`), the client's
-    new ``state`` (None: unchanged; kept only once the update is aggregated), ``extras`` for the
-    server strategy and numeric ``metrics`` (columns ``metric_<name>`` of clients.parquet)."""
+    mean training ``loss``; the ``examples`` it trained on (None: all of the client's; the
+    update's weight under sample weighting); ``delta`` (None: :meth:`LocalTask.trained_delta`),
+    the client's new ``state`` (None: unchanged; kept only once the update is aggregated),
+    ``extras`` for the server strategy and numeric ``metrics`` (columns ``metric_<name>`` of
+    clients.parquet)."""
 
     steps: int
     loss: float
+    examples: int | None = None
     delta: np.ndarray | None = None
     state: Arrays | None = None
     extras: Arrays = field(default_factory=dict)
@@ -148,8 +158,9 @@ class SGDClient:
 class ScaffoldClient(SGDClient):
     """SCAFFOLD's client (option II, ``algorithms/scaffold.py``): every gradient corrected by
     c - c_i, the server's control (broadcast as ``control``) minus the client's own (state
-    ``control``, zero at first); then c_i += dc_i, dc_i sent to the server as ``control_delta``.
-    Buffers past the trainable prefix (BatchNorm statistics) get no control."""
+    ``control``, zero at first); then c_i += dc_i. The server derives the same dc_i from the
+    update it receives (``ScaffoldServer``), so dc_i is not sent: 13 MB less per client of the
+    FedAvg CNN. Buffers past the trainable prefix (BatchNorm statistics) get no control."""
 
     def _correction(self, task: LocalTask) -> torch.Tensor:
         server = task.server["control"]
@@ -163,8 +174,7 @@ class ScaffoldClient(SGDClient):
         dc = client_control_delta(server_control=server, delta=sent, steps=steps, lr=task.settings.sgd.lr)
         dc[task.flat.layout.num_trainable:] = 0.0
         own = task.state.get("control", 0.0)
-        return LocalResult(steps=steps, loss=loss, delta=sent, state={"control": own + dc},
-                           extras={"control_delta": dc})
+        return LocalResult(steps=steps, loss=loss, delta=sent, state={"control": own + dc})
 
 
 CLIENT_ALGORITHMS: dict[str, type] = {"sgd": SGDClient, "scaffold": ScaffoldClient}
@@ -174,24 +184,28 @@ def build_algorithm(spec: Any, options: Mapping[str, Any]) -> ClientAlgorithm:
     """The algorithm ``client.algorithm`` names (a registry name or ``package.module:Name``), or
     the class or object handed to ``raysim.api.run``; a class is called with ``options`` as
     keyword arguments once its ``train`` is checked to take exactly ``(self, task)``.
-    ConfigError names the key and the fix; nothing is called before the checks pass."""
+    UserCodeError (a ConfigError) names the key and the fix; nothing is called before the checks
+    pass. A name that does not import is the ConfigError of ``inputs.import_object``."""
     what = "client.algorithm"
     if isinstance(spec, str) and spec in CLIENT_ALGORITHMS:
         if options:
-            raise ConfigError(f"client.algorithm_options are for a user algorithm; '{spec}' takes none")
+            raise UserCodeError(f"client.algorithm_options are for a user algorithm; '{spec}' takes none")
         return CLIENT_ALGORITHMS[spec]()
-    obj = import_object(spec, what=what, choices=sorted(CLIENT_ALGORITHMS)) if isinstance(spec, str) else spec
+    try:
+        obj = import_object(spec, what=what, choices=sorted(CLIENT_ALGORITHMS)) if isinstance(spec, str) else spec
+    except ConfigError as exc:
+        raise UserCodeError(str(exc)) from exc
     label = spec if isinstance(spec, str) else f"{getattr(obj, '__qualname__', type(obj).__qualname__)}"
     cls = obj if isinstance(obj, type) else type(obj)
     check_method(cls, "train", ("self", "task"), what=f"{what} '{label}'")
     if not isinstance(obj, type):
         if options:
-            raise ConfigError(f"{what} '{label}' is an object already built: client.algorithm_options cannot apply")
+            raise UserCodeError(f"{what} '{label}' is an object already built: client.algorithm_options cannot apply")
         return obj
     try:
         return obj(**options)
     except Exception as exc:  # user code: any failure is the scenario's, in one line
-        raise ConfigError(f"{what} '{label}' could not be built with client.algorithm_options = {dict(options)} "
+        raise UserCodeError(f"{what} '{label}' could not be built with client.algorithm_options = {dict(options)} "
                           f"({type(exc).__name__}: {exc})") from exc
 
 
@@ -209,6 +223,10 @@ def checked(result: Any, task: LocalTask) -> LocalResult:
         raise ValueError(f"train returned {type(result).__name__}, not a LocalResult")
     if isinstance(result.steps, bool) or not isinstance(result.steps, int) or result.steps < 0:
         raise ValueError(f"LocalResult.steps = {result.steps!r} is not a count of steps")
+    examples = task.y.shape[0] if result.examples is None else result.examples
+    if isinstance(examples, bool) or not isinstance(examples, int) or not 0 < examples <= task.y.shape[0]:
+        raise ValueError(f"LocalResult.examples = {result.examples!r} is not a count of the client's "
+                         f"{task.y.shape[0]} examples")
     _finite_number("LocalResult.loss", result.loss)
     delta = task.trained_delta() if result.delta is None else result.delta
     size = task.flat.layout.size
@@ -231,7 +249,7 @@ def checked(result: Any, task: LocalTask) -> LocalResult:
         if not (isinstance(name, str) and name.isidentifier()):
             raise ValueError(f"LocalResult.metrics key {name!r} is not an identifier")
         _finite_number(f"LocalResult.metrics[{name!r}]", value)
-    return replace(result, delta=delta.astype(np.float32, copy=False))
+    return replace(result, delta=delta.astype(np.float32, copy=False), examples=examples)
 
 
 def _finite_number(what: str, value: Any) -> None:

@@ -69,8 +69,8 @@ class ClientWorker:
         results: list[ClientResult] = []
         for group in groups:
             batched = len(group) > 1 and hasattr(self.algorithm, "train_batch")
-            for task in ([group] if batched else [[t] for t in group]):
-                results += self._train(base, task)
+            for part in ([group] if batched else [[t] for t in group]):
+                results += self._train(base, part)
         return results
 
     def _train(self, base: torch.Tensor, group: list[TrainTask]) -> list[ClientResult]:
@@ -91,11 +91,11 @@ class ClientWorker:
             raise ClientError(group[0].client_id, group[0].task_id,
                               f"{together}{algorithm_name(self.algorithm)}: {traceback.format_exc()}") from exc
         wall = (time.perf_counter() - started) / len(group)
-        return [ClientResult(task_id=t.task_id, client_id=t.client_id, num_samples=int(local.y.shape[0]),
+        return [ClientResult(task_id=t.task_id, client_id=t.client_id, num_samples=r.examples,
                              steps=r.steps, mean_loss=float(r.loss), delta=r.delta, wall_s=wall,
                              state=None if r.state is None else dict(r.state), extras=dict(r.extras),
                              metrics={k: float(v) for k, v in r.metrics.items()})
-                for r, t, local in zip(results, group, local)]
+                for r, t in zip(results, group)]
 
     def _local_task(self, base: torch.Tensor, task: TrainTask) -> LocalTask:
         x, y = self._data(task)

@@ -94,10 +94,11 @@ def client_algorithm(scenario: Scenario, objects: UserObjects | None = None) -> 
 
 
 def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
-                  client_sizes: Sequence[int] | None = None) -> ServerStrategy:
+                  client_sizes: Sequence[int] | None = None, trainable: int = 0) -> ServerStrategy:
     """The server strategy: a user's (handed in, or named ``package.module:Name`` and built with
     ``server.strategy_options``), else the composition of the scenario's weighting, reducer and
-    server optimizer, inside SCAFFOLD's server for SCAFFOLD (``client_sizes`` give its shares)."""
+    server optimizer, inside SCAFFOLD's server for SCAFFOLD (``client_sizes`` give its shares,
+    ``trainable`` the model's parameters that have a control)."""
     if objects is not None and objects.strategy is not None:
         return user_strategy(objects.strategy, {})
     if ":" in scenario.server.strategy:
@@ -108,7 +109,8 @@ def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
     if client_sizes is None:
         raise ValueError("SCAFFOLD's server needs the clients' sizes for its shares")
     weights = strategy.weights_of(range(len(client_sizes)), client_sizes)
-    return ScaffoldServer(inner=strategy, shares=weights / weights.sum())
+    return ScaffoldServer(inner=strategy, shares=weights / weights.sum(), lr=strategy.client_sgd.lr,
+                          trainable=trainable)
 
 
 def user_strategy(spec: Any, options: dict) -> ServerStrategy:
@@ -166,7 +168,7 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
     chain = (Chain(network, seed=run.seed, num_clients=num_clients)
              if network.topology == "ledger" else None)
     return DriverParts(
-        policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes), population=population,
+        policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes, layout.num_trainable), population=population,
         clients_per_round=scenario.clients_per_round,
         limits=RunLimits(rounds=run.rounds, sim_time_limit=run.sim_time_limit, eval_every=run.eval_every),
         schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,

@@ -20,7 +20,7 @@ from raysim.algorithms.personal import holdout_split, local_mask
 from raysim.contribution.plant import plant
 from raysim.contribution.validation import split_validation
 from raysim.data import Dataset, PixelScale, label_histogram, load_dataset, partition
-from raysim.inputs import ConfigError
+from raysim.inputs import ConfigError, UserCodeError
 from raysim.models.layout import ParamLayout
 from raysim.models.spec import ModelSpec
 from raysim.network.hierarchy import assign_edges, read_edge_trace
@@ -144,7 +144,7 @@ def initial_model(scenario: Scenario, model: ModelSpec, state_of: StateOf | None
         build_algorithm(plan.algorithm, plan.algorithm_options)
     try:
         params, layout = state_of(model, derive_seed(scenario.run.seed, Stream.MODEL_INIT))
-    except ConfigError:
+    except UserCodeError:  # the client algorithm, built with the model: its message names its key
         raise
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"model: {exc}") from exc

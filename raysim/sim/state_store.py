@@ -55,8 +55,7 @@ class ClientStore:
         self.retiring: list[str] = []  # superseded before it: deleted at the next flush
 
     def use_directory(self, directory: Path) -> None:
-        """Spills into ``directory`` (a run folder's ``client_state``) from now on."""
-        directory.mkdir(parents=True, exist_ok=True)
+        """Spills into ``directory`` (a run folder's ``client_state``, made on the first write)."""
         self.directory = directory
 
     def get(self, client: int, slot: str) -> Arrays:
@@ -92,7 +91,8 @@ class ClientStore:
         for name in named:
             if not _FILE.fullmatch(name) or not self._path(name).is_file():
                 raise CheckpointError(f"client state file {name!r} is not in {self._dir()}")
-        for path in self._dir().iterdir():
+        folder = self._dir()
+        for path in folder.iterdir() if folder.is_dir() else ():
             if _FILE.fullmatch(path.name) and path.name not in named:
                 path.unlink()
 
@@ -122,6 +122,7 @@ class ClientStore:
         client, slot = key
         self.generation += 1
         name = f"{client}.{slot}.{self.generation}.npz"
+        self._dir().mkdir(parents=True, exist_ok=True)
         write_arrays(self._path(name), arrays)
         previous = self.files.setdefault(client, {}).get(slot)
         if previous is not None:

@@ -70,7 +70,8 @@ A3, B3 = np.array([1.0, 2.0, 4.0]), np.array([3.0, -1.0, 0.5])
 def _weighted_scaffold(shares, rounds=400, steps=20, lr=0.05):
     """SCAFFOLD with full participation and sample-weighted model updates, through SCAFFOLD's
     server (``ScaffoldServer``) around FedAvg; ``shares`` weight dc."""
-    server = ScaffoldServer(inner=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)), shares=shares)
+    server = ScaffoldServer(inner=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)), shares=shares,
+                            lr=lr, trainable=1)
     x, controls = np.zeros(1), {}
     state = server.init(x)
     for _ in range(rounds):
@@ -79,9 +80,8 @@ def _weighted_scaffold(shares, rounds=400, steps=20, lr=0.05):
             y, corr = x.copy(), correction(c, controls.get(i, np.zeros(1)))
             for _ in range(steps):
                 y = y - lr * (A3[i] * (y - B3[i]) + corr)
-            dc = client_control_delta(server_control=c, delta=y - x, steps=steps, lr=lr)
-            controls[i] = controls.get(i, 0.0) + dc
-            updates.append(Update(i, int(N_I[i]), steps, y - x, extras={"control_delta": dc}))
+            controls[i] = controls.get(i, 0.0) + client_control_delta(server_control=c, delta=y - x, steps=steps, lr=lr)
+            updates.append(Update(i, int(N_I[i]), steps, y - x))
         x, state, _ = server.aggregate(x, state, updates)
     return float(x[0])
 
@@ -97,18 +97,18 @@ def test_scaffold_with_sample_weights_reaches_the_weighted_optimum():
 
 def test_scaffold_server_control_is_the_share_weighted_sum_of_client_controls():
     """c = sum_i s_i c_i at every step, whichever clients report, when each client's c_i moves by
-    the dc_i it sends (``ScaffoldClient``) and the server's c by sum s_i dc_i (``ScaffoldServer``)."""
-    sizes = np.array([100, 200, 300, 400])
+    the dc_i of its update (``ScaffoldClient``) and the server's c by sum s_i dc_i of the same
+    updates (``ScaffoldServer``)."""
+    sizes, lr = np.array([100, 200, 300, 400]), 0.1
     server = ScaffoldServer(inner=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)),
-                            shares=sizes / sizes.sum())
+                            shares=sizes / sizes.sum(), lr=lr, trainable=3)
     params, draw, controls = np.zeros(3), np.random.default_rng(0), np.zeros((4, 3))
     state = server.init(params)
     for _ in range(5):
-        cohort = draw.choice(4, size=3, replace=False)
-        updates = []
-        for client in cohort:
-            dc = draw.normal(size=3)
-            controls[client] += dc
-            updates.append(Update(int(client), int(sizes[client]), 1, draw.normal(size=3), extras={"control_delta": dc}))
+        c, updates = server.broadcast(state)["control"], []
+        for client in draw.choice(4, size=3, replace=False):
+            delta, steps = draw.normal(size=3), int(draw.integers(1, 5))
+            controls[client] += client_control_delta(server_control=c, delta=delta, steps=steps, lr=lr)
+            updates.append(Update(int(client), int(sizes[client]), steps, delta))
         params, state, _ = server.aggregate(params, state, updates)
         np.testing.assert_allclose(state.control, (sizes / sizes.sum()) @ controls, atol=1e-12)

@@ -1,0 +1,44 @@
+"""FedDyn's server: it keeps h, the running sum of the clients' drifts scaled by alpha over the
+whole population,
+
+    h <- h - alpha/m sum_{i in round} (w_i - w_global),    w_global <- mean_{i in round}(w_i) - h/alpha,
+
+m the number of clients (``num_clients``, not the round's). The mean is unweighted, as in the
+paper. State: ``{"h": array}``, checkpointed with the run."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from raysim.algorithms.strategy import Update
+
+
+class FedDynServer:
+    def __init__(self, num_clients: int, alpha: float = 0.01):
+        if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
+            raise ValueError(f"num_clients must be the population size (an integer >= 1), got {num_clients!r}")
+        if not alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {alpha}")
+        self.num_clients = num_clients
+        self.alpha = float(alpha)
+
+    def init(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        return {"h": np.zeros(params.size, dtype=np.float64)}
+
+    def broadcast(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"alpha": np.array([self.alpha])}
+
+    def aggregate(self, params: np.ndarray, state: dict[str, np.ndarray],
+                  updates: Sequence[Update]) -> tuple[np.ndarray, dict[str, np.ndarray], Mapping[str, float]]:
+        if not updates:
+            return params, state, {"h_norm": float(np.linalg.norm(state["h"]))}
+        for update in updates:
+            if not 0 <= update.client_id < self.num_clients:
+                raise ValueError(f"client {update.client_id} reported, but server.strategy_options.num_clients = "
+                                 f"{self.num_clients}: set it to data.num_clients")
+        deltas = np.stack([u.scale * np.asarray(u.delta, dtype=np.float64) for u in updates])
+        h = state["h"] - self.alpha * deltas.sum(axis=0) / self.num_clients
+        new = params.astype(np.float64) + deltas.mean(axis=0) - h / self.alpha
+        return new.astype(params.dtype), {"h": h}, {"h_norm": float(np.linalg.norm(h))}

@@ -1,0 +1,100 @@
+"""FedDyn (examples/feddyn): the server's h and model against a hand computation, the client's
+regularised step and state against autograd, and the scenario file run by the CLI, twice, with
+different actor packings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from feddyn import FedDynClient, FedDynServer
+from raysim.algorithms.strategy import Update
+from tests.examples.conftest import make_task, run_example
+
+
+def update(client_id: int, delta: list[float]) -> Update:
+    return Update(client_id=client_id, num_samples=10, steps=1, delta=np.array(delta, dtype=np.float32))
+
+
+def test_server_h_and_params_after_two_rounds_match_a_hand_computation():
+    server = FedDynServer(num_clients=4, alpha=0.5)
+    params = np.array([1.0, 2.0], dtype=np.float32)
+    state = server.init(params)
+    # round 1: clients 0 and 1, deltas (1, 0) and (3, 2): sum (4, 2), mean (2, 1)
+    params, state, metrics = server.aggregate(params, state, [update(0, [1, 0]), update(1, [3, 2])])
+    h1 = np.array([0.0, 0.0]) - 0.5 * np.array([4.0, 2.0]) / 4  # (-0.5, -0.25)
+    np.testing.assert_allclose(state["h"], h1)
+    np.testing.assert_allclose(params, np.array([1.0, 2.0]) + [2.0, 1.0] - h1 / 0.5)  # (4, 3.5)
+    assert params.dtype == np.float32 and metrics["h_norm"] == pytest.approx(np.linalg.norm(h1))
+    # round 2: clients 1 and 3, deltas (-2, 2) and (0, -4): sum (-2, -2), mean (-1, -1)
+    params, state, _ = server.aggregate(params, state, [update(1, [-2, 2]), update(3, [0, -4])])
+    h2 = h1 - 0.5 * np.array([-2.0, -2.0]) / 4  # (-0.25, 0)
+    np.testing.assert_allclose(state["h"], h2)
+    np.testing.assert_allclose(params, np.array([4.0, 3.5]) + [-1.0, -1.0] - h2 / 0.5)  # (3.5, 2.5)
+
+
+def test_server_leaves_everything_as_it_is_without_updates_and_refuses_an_unknown_client():
+    server = FedDynServer(num_clients=2)
+    params = np.ones(3, dtype=np.float32)
+    state = {"h": np.array([0.1, 0.0, -0.1])}
+    same, kept, _ = server.aggregate(params, state, [])
+    assert same is params and kept is state
+    with pytest.raises(ValueError, match="num_clients = 2"):
+        server.aggregate(params, state, [update(2, [0, 0, 0])])
+    assert server.broadcast(state)["alpha"].item() == 0.01
+
+
+def expected_step(task, own: torch.Tensor, alpha: float) -> torch.Tensor:
+    """One full-batch step of the FedDyn objective from the start, by autograd on the objective."""
+    w = task.start.clone().requires_grad_(True)
+    named = task.unflatten(w)
+    out = torch.func.functional_call(task.model, named, (task.x,))
+    objective = torch.nn.functional.cross_entropy(out, task.y) - own @ w \
+        + alpha / 2 * (w - task.start).square().sum()
+    (grad,) = torch.autograd.grad(objective, w)
+    return task.start - task.settings.sgd.lr * grad
+
+
+def test_client_step_and_state_follow_the_regularised_objective():
+    alpha = 0.3
+    first = make_task(batch_size=0)  # one full-batch step
+    result = FedDynClient(alpha=alpha).train(first)
+    w1 = expected_step(first, torch.zeros(first.start.numel()), alpha)
+    torch.testing.assert_close(first.flat.flat, w1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(result.state["gradient"], (-alpha * (w1 - first.start)).numpy(), rtol=1e-5, atol=1e-7)
+    assert result.steps == 1 and result.delta is None  # the trained weights minus the start are sent
+    # the next round starts from the state: its linear term moves the step
+    own = torch.as_tensor(result.state["gradient"]) * 50
+    second = make_task(batch_size=0, state={"gradient": own.numpy()})
+    FedDynClient(alpha=alpha).train(second)
+    torch.testing.assert_close(second.flat.flat, expected_step(second, own, alpha), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(second.flat.flat, w1, atol=1e-4)
+
+
+def test_client_refuses_an_alpha_other_than_the_servers():
+    task = make_task(server=FedDynServer(num_clients=1, alpha=0.1).broadcast({}))
+    with pytest.raises(ValueError, match="alpha = 0.01 but server.strategy_options.alpha = 0.1"):
+        FedDynClient().train(task)
+
+
+@pytest.fixture(scope="module")
+def packed_runs(tmp_path_factory):
+    """The scenario file with its clients packed 1 and 4 to an actor (4 actors of half a CPU, then 1)."""
+    root = tmp_path_factory.mktemp("feddyn")
+    return {per: run_example("feddyn", root / f"per{per}", "server.strategy_options.num_clients=4",
+                             "resources.num_cpus=0.5", f"resources.clients_per_actor={per}") for per in (1, 4)}
+
+
+def test_the_scenario_runs_from_the_cli(packed_runs):
+    rounds, clients = packed_runs[4]
+    assert rounds["round"].tolist() == [1, 2, 3]
+    assert np.isfinite(rounds["test_accuracy"]).all() and rounds["test_accuracy"].iloc[-1] > 0.5
+    assert (rounds["h_norm"] > 0).all()
+    assert len(clients) == 6 and (clients["status"] == "applied").all()
+
+
+def test_two_actor_packings_give_the_same_run(packed_runs):
+    (one, one_clients), (four, four_clients) = packed_runs[1], packed_runs[4]
+    assert one["test_accuracy"].tolist() == four["test_accuracy"].tolist()
+    assert one_clients["train_loss"].tolist() == four_clients["train_loss"].tolist()
