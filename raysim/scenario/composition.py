@@ -15,7 +15,7 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.algorithms.strategy import ServerStrategy, Strategy
-from raysim.inputs import ConfigError, check_method, import_function, import_object
+from raysim.inputs import UserCodeError, check_method, import_function, import_object
 from raysim.models.layout import ParamLayout
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
@@ -130,7 +130,7 @@ def user_strategy(spec: Any, options: dict) -> ServerStrategy:
     try:
         return obj(**options)
     except Exception as exc:  # user code: any failure is the scenario's, in one line
-        raise ConfigError(f"{label} could not be built with server.strategy_options = {options} "
+        raise UserCodeError(f"{label} could not be built with server.strategy_options = {options} "
                           f"({type(exc).__name__}: {exc})") from exc
 
 
@@ -168,7 +168,8 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
     chain = (Chain(network, seed=run.seed, num_clients=num_clients)
              if network.topology == "ledger" else None)
     return DriverParts(
-        policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes, layout.num_trainable), population=population,
+        policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes, layout.num_trainable),
+        population=population,
         clients_per_round=scenario.clients_per_round,
         limits=RunLimits(rounds=run.rounds, sim_time_limit=run.sim_time_limit, eval_every=run.eval_every),
         schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,
