@@ -43,7 +43,7 @@ RUNS = {
 def command(name: str, rounds: int, budget_mb: float, results: Path) -> list[str]:
     sets = ["run.name=" + name, f"run.rounds={rounds}", "run.eval_every=1000", "data.num_clients=1000",
             "data.partition='iid'", "model.name='cnn'", "selection.clients_per_round=100",
-            "client.batch_size=20", "client.lr=0.05", f"resources.client_state_mb={budget_mb}",
+            "client.batch_size=20", "client.lr=0.02", f"resources.client_state_mb={budget_mb}",
             "ray.num_cpus=2", *RUNS[name]]
     args = [sys.executable, "-m", "raysim", "run", str(ROOT / "scenarios/papers/fmnist_dirichlet_algorithms.toml"),
             "--results", str(results), "--quiet"]

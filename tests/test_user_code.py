@@ -147,3 +147,12 @@ def test_a_user_policy_from_its_package_runs_and_resumes(tiny, tmp_path):
     rounds = _rounds(whole)
     assert rounds.clients.eq(1).all() and len(rounds) == 4
     pd.testing.assert_frame_equal(rounds[["test_accuracy", "sim_time"]], _rounds(resumed)[["test_accuracy", "sim_time"]])
+
+
+def test_a_diverged_client_is_rejected_by_the_server_not_an_error(tiny, tmp_path):
+    """A non-finite update (plain SGD at too high a learning rate gives one) is rejected by the
+    server's hygiene and the run goes on, its NaN loss and state dropped with it."""
+    outcome = run(tiny(client={"algorithm": f"{USER}:Diverges"}, run={"rounds": 2}), results_root=tmp_path)
+    clients = pd.read_parquet(outcome.run_dir / "clients.parquet")
+    assert (clients.status == "rejected").all() and clients.rejected_because.str.contains("NaN").all()
+    assert len(pd.read_parquet(outcome.run_dir / "rounds.parquet")) == 2

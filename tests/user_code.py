@@ -119,3 +119,12 @@ class SequentialRounds:
 class NotADataclassPolicy:
     def build(self):
         return SequentialRounds(1)
+
+
+class Diverges(CountingSGD):
+    """A client that diverged: a non-finite update, loss and state (the server rejects it)."""
+
+    def train(self, task: LocalTask) -> LocalResult:
+        size = task.flat.layout.size
+        return LocalResult(steps=1, loss=float("nan"), delta=np.full(size, np.nan, dtype=np.float32),
+                           state={"seen": np.array([np.nan])})

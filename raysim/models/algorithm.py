@@ -216,9 +216,14 @@ def algorithm_name(algorithm: Any) -> str:
 
 
 def checked(result: Any, task: LocalTask) -> LocalResult:
-    """``result`` with its delta filled in, once it is a well-formed LocalResult: a delta of the
-    model's size, finite; state and extras named numeric arrays, finite; metrics finite numbers.
-    ValueError says what is wrong (the worker names the algorithm and the client)."""
+    """``result`` with its delta and examples filled in, once it is a well-formed LocalResult: a
+    delta of the model's size, state and extras named numeric arrays, metrics numbers.
+    ValueError says what is wrong (the worker names the algorithm and the client).
+
+    A client that diverged (a non-finite delta, as plain SGD gives at too high a learning rate)
+    is not an error here: the server's update hygiene rejects its update (status "rejected",
+    ``privacy/hygiene.py``) and, the update not being applied, its state is not kept. Only with
+    a finite delta is a non-finite state, extra, metric or loss the algorithm's fault."""
     if not isinstance(result, LocalResult):
         raise ValueError(f"train returned {type(result).__name__}, not a LocalResult")
     if isinstance(result.steps, bool) or not isinstance(result.steps, int) or result.steps < 0:
@@ -227,14 +232,13 @@ def checked(result: Any, task: LocalTask) -> LocalResult:
     if isinstance(examples, bool) or not isinstance(examples, int) or not 0 < examples <= task.y.shape[0]:
         raise ValueError(f"LocalResult.examples = {result.examples!r} is not a count of the client's "
                          f"{task.y.shape[0]} examples")
-    _finite_number("LocalResult.loss", result.loss)
     delta = task.trained_delta() if result.delta is None else result.delta
     size = task.flat.layout.size
     if not isinstance(delta, np.ndarray) or delta.shape != (size,) or delta.dtype.kind != "f":
         shown = getattr(delta, "shape", type(delta).__name__)
         raise ValueError(f"LocalResult.delta must be a float array of shape ({size},), got {shown}")
-    if not np.isfinite(delta).all():
-        raise ValueError("LocalResult.delta has NaN or infinite entries")
+    finite = bool(np.isfinite(delta).all())  # else the server rejects the update: nothing else is checked
+    _number("LocalResult.loss", result.loss, finite=finite)
     for kind in ("state", "extras"):
         arrays = getattr(result, kind)
         for name, array in (arrays or {}).items():
@@ -243,16 +247,17 @@ def checked(result: Any, task: LocalTask) -> LocalResult:
             if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
                 raise ValueError(f"LocalResult.{kind}[{name!r}] must be a numeric numpy array, "
                                  f"got {type(array).__name__}")
-            if array.dtype.kind == "f" and not np.isfinite(array).all():
+            if finite and array.dtype.kind == "f" and not np.isfinite(array).all():
                 raise ValueError(f"LocalResult.{kind}[{name!r}] has NaN or infinite entries")
     for name, value in result.metrics.items():
         if not (isinstance(name, str) and name.isidentifier()):
             raise ValueError(f"LocalResult.metrics key {name!r} is not an identifier")
-        _finite_number(f"LocalResult.metrics[{name!r}]", value)
+        _number(f"LocalResult.metrics[{name!r}]", value, finite=finite)
     return replace(result, delta=delta.astype(np.float32, copy=False), examples=examples)
 
 
-def _finite_number(what: str, value: Any) -> None:
+def _number(what: str, value: Any, *, finite: bool) -> None:
+    """A number, and a finite one when ``finite``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
-        raise ValueError(f"{what} = {value!r} is not a finite number")
+            or (finite and not np.isfinite(value)):
+        raise ValueError(f"{what} = {value!r} is not a {'finite ' if finite else ''}number")
