@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 # No scenario quantity (seconds, megabits, rates, factors) comes near this; beyond it, sums and
 # products of simulated times and sizes lose all precision or overflow to inf mid-run.
@@ -108,6 +108,37 @@ def check_method(cls: type, name: str, parameters: tuple[str, ...], *, what: str
     variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
     if variadic or code.co_kwonlyargcount or takes != parameters:
         raise UserCodeError(f"{what}: its {name} takes {_shown(takes)}, not {_shown(parameters)}")
+
+
+def build_user_object(spec: Any, options: Mapping[str, Any], *, what: str, choices: list[str],
+                      methods: Mapping[str, tuple[str, ...]],
+                      optional: Mapping[str, tuple[str, ...]] | None = None) -> Any:
+    """The user object key ``what`` (``client.algorithm``, ``server.strategy``) stands for:
+    ``spec`` names its class as ``package.module:Name``, or is the class or the object itself
+    (handed to ``raysim.api.run``). The class must define each of ``methods`` taking exactly the
+    parameters given (and each of ``optional`` it has); then a class is called with ``options``
+    (the key's ``_options``), an object is taken as it is. Nothing is called before the checks
+    pass; UserCodeError names the key and the fix."""
+    try:
+        obj = import_object(spec, what=what, choices=choices) if isinstance(spec, str) else spec
+    except ConfigError as exc:
+        raise UserCodeError(str(exc)) from exc
+    cls = obj if isinstance(obj, type) else type(obj)
+    label = f"{what} '{spec if isinstance(spec, str) else cls.__qualname__}'"
+    for name, parameters in methods.items():
+        check_method(cls, name, parameters, what=label)
+    for name, parameters in (optional or {}).items():
+        if hasattr(cls, name):
+            check_method(cls, name, parameters, what=label)
+    if not isinstance(obj, type):
+        if options:
+            raise UserCodeError(f"{label} is an object already built: {what}_options cannot apply")
+        return obj
+    try:
+        return obj(**options)
+    except Exception as exc:  # user code: any failure is the scenario's, in one line
+        raise UserCodeError(f"{label} could not be built with {what}_options = {dict(options)} "
+                            f"({type(exc).__name__}: {exc})") from exc
 
 
 def _shown(names: tuple[str, ...]) -> str:

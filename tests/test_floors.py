@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "raysim"
 
 # Bottom to top; a module belongs to the floor of the longest prefix that names it.
 FLOORS = [
-    ("raysim.seeding", "raysim.inputs"),
+    ("raysim.seeding", "raysim.inputs", "raysim.files"),
     ("raysim.data", "raysim.models", "raysim.algorithms", "raysim.privacy", "raysim.compression",
      "raysim.contribution", "raysim.incentives", "raysim.vertical",
      "raysim.network"),

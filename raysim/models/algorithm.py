@@ -29,7 +29,7 @@ from torch import nn
 
 from raysim.algorithms.scaffold import client_control_delta, correction
 from raysim.algorithms.sgd import SGDConfig
-from raysim.inputs import ConfigError, UserCodeError, check_method, import_object
+from raysim.inputs import UserCodeError, build_user_object
 from raysim.models.params import FlatModel
 from raysim.models.training import train_group, train_locally
 
@@ -182,31 +182,15 @@ CLIENT_ALGORITHMS: dict[str, type] = {"sgd": SGDClient, "scaffold": ScaffoldClie
 
 def build_algorithm(spec: Any, options: Mapping[str, Any]) -> ClientAlgorithm:
     """The algorithm ``client.algorithm`` names (a registry name or ``package.module:Name``), or
-    the class or object handed to ``raysim.api.run``; a class is called with ``options`` as
-    keyword arguments once its ``train`` is checked to take exactly ``(self, task)``.
-    UserCodeError (a ConfigError) names the key and the fix; nothing is called before the checks
-    pass. A name that does not import is the ConfigError of ``inputs.import_object``."""
-    what = "client.algorithm"
+    the class or object handed to ``raysim.api.run``: a user's is checked to define ``train(self,
+    task)`` before its class is called with ``options`` (``inputs.build_user_object``).
+    UserCodeError (a ConfigError) names the key and the fix."""
     if isinstance(spec, str) and spec in CLIENT_ALGORITHMS:
         if options:
             raise UserCodeError(f"client.algorithm_options are for a user algorithm; '{spec}' takes none")
         return CLIENT_ALGORITHMS[spec]()
-    try:
-        obj = import_object(spec, what=what, choices=sorted(CLIENT_ALGORITHMS)) if isinstance(spec, str) else spec
-    except ConfigError as exc:
-        raise UserCodeError(str(exc)) from exc
-    label = spec if isinstance(spec, str) else f"{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-    cls = obj if isinstance(obj, type) else type(obj)
-    check_method(cls, "train", ("self", "task"), what=f"{what} '{label}'")
-    if not isinstance(obj, type):
-        if options:
-            raise UserCodeError(f"{what} '{label}' is an object already built: client.algorithm_options cannot apply")
-        return obj
-    try:
-        return obj(**options)
-    except Exception as exc:  # user code: any failure is the scenario's, in one line
-        raise UserCodeError(f"{what} '{label}' could not be built with client.algorithm_options = {dict(options)} "
-                          f"({type(exc).__name__}: {exc})") from exc
+    return build_user_object(spec, options, what="client.algorithm", choices=sorted(CLIENT_ALGORITHMS),
+                             methods={"train": ("self", "task")})
 
 
 def algorithm_name(algorithm: Any) -> str:

@@ -21,7 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysim.results.results import ResultsError, _read_table, atomic_write
+from raysim.files import atomic_write
+from raysim.results.results import ResultsError, _read_table
 from raysim.sim import checkpoint
 
 CHECKPOINT = "checkpoint.zip"

@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from raysim.results.figures import pyplot
-from raysim.results.results import Results, ResultsError, atomic_write, load, read_sweep_index
+from raysim.files import atomic_write
+from raysim.results.results import Results, ResultsError, load, read_sweep_index
 from raysim.results.summary import arms_figure, summarize
 
 STYLE = """body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from raysim.files import atomic_write
 from raysim.results.contributions import contribution_summary, contributions_figure
 from raysim.results.figures import pyplot
 
@@ -308,17 +309,3 @@ def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_suffix(".parquet.tmp")
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Writes ``path`` whole or not at all: a temporary file beside it, renamed over it, removed
-    when the write fails (a full disk leaves neither a half file nor the temporary one)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        if isinstance(data, bytes):
-            tmp.write_bytes(data)
-        else:
-            tmp.write_text(data, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.algorithms.strategy import ServerStrategy, Strategy
-from raysim.inputs import UserCodeError, check_method, import_function, import_object
+from raysim.inputs import build_user_object, check_method, import_function
 from raysim.models.layout import ParamLayout
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
@@ -116,22 +116,10 @@ def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
 def user_strategy(spec: Any, options: dict) -> ServerStrategy:
     """A user's strategy: its class checked to define ``init(self, params)`` and ``aggregate(self,
     params, state, updates)`` (and ``broadcast(self, state)`` if any) before it is built with
-    ``options``."""
-    what = "server.strategy"
-    obj = import_object(spec, what=what, choices=sorted(STRATEGIES)) if isinstance(spec, str) else spec
-    cls = obj if isinstance(obj, type) else type(obj)
-    label = f"{what} '{spec if isinstance(spec, str) else cls.__qualname__}'"
-    check_method(cls, "init", ("self", "params"), what=label)
-    check_method(cls, "aggregate", ("self", "params", "state", "updates"), what=label)
-    if hasattr(cls, "broadcast"):
-        check_method(cls, "broadcast", ("self", "state"), what=label)
-    if not isinstance(obj, type):
-        return obj
-    try:
-        return obj(**options)
-    except Exception as exc:  # user code: any failure is the scenario's, in one line
-        raise UserCodeError(f"{label} could not be built with server.strategy_options = {options} "
-                          f"({type(exc).__name__}: {exc})") from exc
+    ``options`` (``inputs.build_user_object``)."""
+    return build_user_object(spec, options, what="server.strategy", choices=sorted(STRATEGIES),
+                             methods={"init": ("self", "params"), "aggregate": ("self", "params", "state", "updates")},
+                             optional={"broadcast": ("self", "state")})
 
 
 def composed_strategy(scenario: Scenario) -> Strategy:

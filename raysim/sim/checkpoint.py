@@ -26,9 +26,7 @@ import dataclasses
 import io
 import json
 import math
-import os
 import sys
-import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -36,6 +34,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from raysim.files import atomic_write
 FORMAT = "raysim-driver-state"
 VERSION = 1
 _DOCUMENT = "state.json"
@@ -330,17 +329,10 @@ def _plain(cls: type) -> bool:
 
 def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Named numeric arrays as one stored zip of ``.npy`` members (``np.savez``), written whole
-    or not at all (temporary file, then rename): a client's state in the per-client store."""
+    or not at all (``files.atomic_write``): a client's state in the per-client store."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(buffer.getvalue())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    atomic_write(path, buffer.getvalue())
 
 
 def read_arrays(path: Path, *, where: str) -> dict[str, np.ndarray]:

@@ -32,7 +32,6 @@ import numpy as np
 
 from raysim.sim.checkpoint import CheckpointError, read_arrays, write_arrays
 
-SLOTS = ("algorithm", "feedback")
 _FILE = re.compile(r"(\d+)\.([a-z]+)\.(\d+)\.npz")
 Arrays = dict[str, np.ndarray]
 
