@@ -67,28 +67,29 @@ def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[
 
 
 class PersonalLayers:
-    """The clients' heads, and how they enter and leave a task."""
+    """Which entries are a client's head, and how a head enters and leaves a task. The heads
+    themselves are per-client state: the driver keeps them in its per-client store
+    (sim/client_state.py), so a million clients' heads spill to disk like any other state."""
 
     def __init__(self, mask: np.ndarray):
         self.mask = mask
-        self.heads: dict[int, np.ndarray] = {}
 
     @property
     def body_fraction(self) -> float:
         return float(1 - self.mask.mean())
 
-    def start(self, global_params: np.ndarray, client: int) -> np.ndarray:
-        """The model a client trains from: the global body with its own head."""
-        head = self.heads.get(client)
+    def start(self, global_params: np.ndarray, head: np.ndarray | None) -> np.ndarray:
+        """The model a client trains from: the global body with its own head (the global one
+        before it has trained)."""
         if head is None:
             return global_params
         params = global_params.copy()
         params[self.mask] = head
         return params
 
-    def absorb(self, client: int, trained: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """Keeps the client's trained head and returns the delta with the head zeroed (not sent)."""
-        self.heads[client] = np.asarray(trained, dtype=np.float32)[self.mask]
+    def absorb(self, trained: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The client's trained head (to keep) and the delta with the head zeroed (not sent)."""
+        head = np.asarray(trained, dtype=np.float32)[self.mask]
         delta = np.array(delta, dtype=np.float64)
         delta[self.mask] = 0.0
-        return delta
+        return head, delta

@@ -1,7 +1,7 @@
-"""What the server keeps of each client across rounds: the client's own state and error-feedback
-memory, in the per-client store (``state_store.py``), and with personal layers each client's own
-head. Kept apart from the driver's loop so the per-client mechanisms read (and are
-checkpointed) together."""
+"""What the server keeps of each client across rounds, all in the per-client store
+(``state_store.py``, slots ``algorithm``, ``feedback`` and ``personal``): the client algorithm's
+own state, the error-feedback memory and, with personal layers, the client's own head. Kept apart
+from the driver's loop so the per-client mechanisms read (and are checkpointed) together."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from raysim.sim.state_store import ClientStore
 
 
 class ClientState:
-    """The ``store`` of every client's algorithm state and feedback memory, and the heads of
-    ``personal``."""
+    """The ``store`` of every client's algorithm state, feedback memory and head; ``personal``
+    says which entries a head is (None without personal layers)."""
 
     def __init__(self, *, store: ClientStore, personal: PersonalLayers | None):
         self.store = store
@@ -35,11 +35,14 @@ class ClientState:
     def keep_feedback(self, client: int, memory: np.ndarray) -> None:
         self.store.put(client, "feedback", {"memory": memory})
 
+    def head(self, client: int) -> np.ndarray | None:
+        """The client's own head (personal layers), None before it has trained one."""
+        return self.store.get(client, "personal").get("head") if self.personal is not None else None
+
     def start(self, global_params: np.ndarray, client: int) -> np.ndarray | None:
         """The model a client with a head trains from (the global body, its head); None if it has none."""
-        if self.personal is None or client not in self.personal.heads:
-            return None
-        return self.personal.start(global_params, client)
+        head = self.head(client)
+        return None if head is None else self.personal.start(global_params, head)
 
     def keep_head(self, client: int, start: np.ndarray, trained_delta: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """The delta the server sees: with personal layers, the client keeps the head it trained
@@ -47,4 +50,6 @@ class ClientState:
         otherwise ``delta`` unchanged."""
         if self.personal is None:
             return delta
-        return self.personal.absorb(client, start.astype(np.float64) + trained_delta, delta)
+        head, delta = self.personal.absorb(start.astype(np.float64) + trained_delta, delta)
+        self.store.put(client, "personal", {"head": head})
+        return delta

@@ -284,7 +284,7 @@ class Driver(Incentivised, Dispatching, Recording):
         accuracy per client on evaluated rounds, their sample-weighted means on the round row."""
         if self.holdout is None or not self._evaluating():
             return []
-        owners, slices = holdout_slices(self.holdout, self.clients.personal)
+        owners, slices = holdout_slices(self.holdout, self.clients.head)
         eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round)
         if eval_rows:
             held = np.array([r["samples"] for r in eval_rows], dtype=float)
@@ -320,7 +320,7 @@ class Driver(Incentivised, Dispatching, Recording):
         its distribution joins the round row."""
         if self.round % self.evaluation.every and not self.finished:
             return []
-        rows, spread = evaluate_clients(self.evaluation, self.holdout, self.clients.personal, self.executor.evaluate,
+        rows, spread = evaluate_clients(self.evaluation, self.holdout, self.clients.head, self.executor.evaluate,
                                         self.state.params, seed=self.seed, round_number=self.round)
         round_row.update(spread)
         return rows

@@ -19,8 +19,9 @@ from raysim.inputs import at_least
 from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
-    from raysim.algorithms.personal import PersonalLayers
     from raysim.sim.tasks import Shards
+
+HeadOf = Callable[[int], "np.ndarray | None"]  # a client's personal head, None when it has none
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +110,7 @@ def summarise(counts: Sequence[EvalCounts]) -> tuple[float, float]:
     return sum(c.correct for c in counts) / total, math.fsum(c.loss_sum for c in counts) / total
 
 
-def holdout_slices(holdout: Shards, personal: PersonalLayers | None, *, clients: Sequence[int] | None = None,
+def holdout_slices(holdout: Shards, head_of: HeadOf, *, clients: Sequence[int] | None = None,
                    finetune: EvaluationConfig | None = None, round_number: int = 0) -> tuple[list[int], list[EvalSlice]]:
     """What to score for the per-client evaluation: each client's held-out examples under the
     global model, then under its personalised model (its own head, fine-tuned with
@@ -126,7 +127,7 @@ def holdout_slices(holdout: Shards, personal: PersonalLayers | None, *, clients:
         idx = holdout.of(client)
         owners.append(client)
         slices.append(EvalSlice("train", idx))
-        head = personal.heads.get(client) if personal is not None else None
+        head = head_of(client)
         if head is not None or steps:
             owners.append(client)
             tune = FineTune(client, steps, finetune.finetune_lr, round_number) if steps else None
@@ -170,7 +171,7 @@ def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCo
     return list(rows.values())
 
 
-def evaluate_clients(config: EvaluationConfig, holdout: Shards, personal: PersonalLayers | None,
+def evaluate_clients(config: EvaluationConfig, holdout: Shards, head_of: HeadOf,
                      score: Callable[[np.ndarray, list[EvalSlice]], list[EvalCounts]], params: np.ndarray, *,
                      seed: int, round_number: int) -> tuple[list[dict], dict[str, float]]:
     """One client evaluation: the per-client rows (evaluation.parquet) and the round row's
@@ -178,7 +179,7 @@ def evaluate_clients(config: EvaluationConfig, holdout: Shards, personal: Person
     and ``client_eval_clients`` (how many were scored). ``score`` is the executor's evaluate, so
     the workers score the slices."""
     clients = evaluated_clients(config, holdout, seed=seed, round_number=round_number)
-    owners, slices = holdout_slices(holdout, personal, clients=clients, finetune=config, round_number=round_number)
+    owners, slices = holdout_slices(holdout, head_of, clients=clients, finetune=config, round_number=round_number)
     rows = holdout_rows(owners, slices, score(params, slices), round_number)
     spread: dict[str, float] = {"client_eval_clients": len(rows)}
     held = [r["samples"] for r in rows]

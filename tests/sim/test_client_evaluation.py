@@ -34,7 +34,7 @@ def test_pooled_client_accuracy_of_one_model_is_its_accuracy_on_the_union_of_cli
     held = Shards.from_parts(np.split(RNG.permutation(200), cuts))  # 10 clients of unequal sizes
     worker = _worker(held)
     config = EvaluationConfig(clients="all")
-    rows, spread = evaluate_clients(config, held, None, worker.evaluate, PARAMS, seed=0, round_number=1)
+    rows, spread = evaluate_clients(config, held, lambda client: None, worker.evaluate, PARAMS, seed=0, round_number=1)
     (union,) = worker.evaluate(PARAMS, [EvalSlice("train", held.indices)])
     assert len(rows) == 10 and sum(r["samples"] for r in rows) == 200
     assert math.isclose(spread["client_global_accuracy_weighted"], summarise([union])[0], rel_tol=1e-12)

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import torch
 
-from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.sgd import SGDConfig
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
@@ -73,9 +72,8 @@ def test_a_slice_with_a_head_scores_the_personalised_model():
 
 def test_holdout_rows_report_global_and_personal_accuracy_per_client():
     holdout = Shards.from_parts([np.array([0, 1]), np.array([], dtype=np.int64), np.array([5, 6, 7, 8])])
-    personal = PersonalLayers(np.array([False, True]))
-    personal.heads[2] = np.array([1.0], np.float32)
-    owners, slices = holdout_slices(holdout, personal)
+    heads = {2: np.array([1.0], np.float32)}
+    owners, slices = holdout_slices(holdout, heads.get)
     assert owners == [0, 2, 2]  # client 1 holds nothing out; client 2 also has its own head
     assert [s.head is not None for s in slices] == [False, False, True]
     rows = holdout_rows(owners, slices, [EvalCounts(1, 0.0, 2), EvalCounts(1, 0.0, 4), EvalCounts(3, 0.0, 4)], 7)
