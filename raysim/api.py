@@ -18,10 +18,11 @@ from typing import Any, Callable
 from raysim.data.datasets import forget_loaded
 from raysim.results.figures import pyplot
 from raysim.results.checkpoints import CHECKPOINT, CLIENT_STATE, read_checkpoint, write_checkpoint
+from raysim.results.metric import TaskMetrics
 from raysim.results.results import ResultsError, RunWriter, new_run_dir
 from raysim.runtime import DriverLost
 from raysim.runtime.memory import release_freed_memory
-from raysim.scenario.composition import UserObjects, driver_parts
+from raysim.scenario.composition import UserObjects, driver_parts, learning_task
 from raysim.scenario.preparation import InitialModel, Prepared, initial_model, prepare
 from raysim.scenario.sections import Scenario
 from raysim.scenario.vertical import VerticalScenario
@@ -79,6 +80,7 @@ def run(
             writer = RunWriter(
                 new_run_dir(Path(results_root), scenario.run.name),
                 scenario_toml=scenario_toml, histogram=driver.histogram,
+                task=TaskMetrics.of(scenario.task.kind, learning_task(scenario)),
             )
             driver.use_state_dir(writer.run_dir / CLIENT_STATE)
         startup_s = time.perf_counter() - started

@@ -85,7 +85,9 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="compare runs: accuracy vs simulated time and rounds, a table")
     compare.add_argument("runs", nargs="+", type=Path, help="run folders, scenario folders or a results root")
-    compare.add_argument("--target", type=float, default=0.8, help="accuracy for time-to-accuracy (default 0.8)")
+    compare.add_argument("--target", type=float, default=None,
+                         help="the runs' primary metric to reach for time-to-target (accuracy: default 0.8; "
+                              "required for a lower-is-better metric such as mse or perplexity)")
     compare.add_argument("--out", type=Path, default=Path("results/compare"), help="where to write the plot and table")
     compare.set_defaults(command=_compare)
 
@@ -173,16 +175,16 @@ def _run(args: argparse.Namespace) -> int:
     # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("acc {task.fields[accuracy]}"), TimeElapsedColumn(), console=console, disable=args.quiet,
+        TextColumn("{task.fields[metric]}"), TimeElapsedColumn(), console=console, disable=args.quiet,
         auto_refresh=False,
     )
     try:
         with interruptible() as signals, progress:
-            bar = progress.add_task(scenario.run.name, total=scenario.run.rounds, accuracy="-")
+            bar = progress.add_task(scenario.run.name, total=scenario.run.rounds, metric="-")
 
             def on_round(row: dict) -> None:
-                acc = row["test_accuracy"]
-                progress.update(bar, completed=row["round"], **({} if acc != acc else {"accuracy": f"{acc:.4f}"}))
+                name, value = next(((k[5:], v) for k, v in row.items() if k.startswith("test_")), ("", float("nan")))
+                progress.update(bar, completed=row["round"], **({} if value != value else {"metric": f"{name} {value:.4f}"}))
                 progress.refresh()
                 for sink in sinks:
                     sink.write(row)
@@ -238,7 +240,8 @@ def _sinks(names: list[str], results: Path, scenario) -> Callable[[str], list]:
 def _print_summary(summary: dict, run_dir: Path) -> None:
     table = Table(title=f"{summary['scenario']}: {summary['status']}", show_header=False)
     vertical = ("test_auc", "central_test_auc", "central_test_accuracy", "bytes_total", "he_seconds")
-    for key in ("rounds", "final_accuracy", "best_accuracy", "sim_time", "wall_time", "startup_s", "num_actors",
+    metric = summary.get("metric", "accuracy")
+    for key in ("rounds", f"final_{metric}", f"best_{metric}", "sim_time", "wall_time", "startup_s", "num_actors",
                 *(k for k in vertical if k in summary)):
         value = summary.get(key)
         table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
@@ -270,17 +273,18 @@ def _say(text: str) -> None:
 
 
 def _print_sweep_summary(sweep_dir: Path, keys: list[str]) -> None:
-    """Final accuracy per arm over the seeds (mean, std, 95% t-interval), written as CSV and
-    printed, with the per-round plot and its ribbons."""
+    """The final primary metric (accuracy, MSE, ...) per arm over the seeds (mean, std, 95%
+    t-interval), written as CSV and printed, with the per-round plot and its ribbons."""
     from raysim.results.results import load, save_figure
     from raysim.results.summary import arms_figure, summarize
 
     results = load(sweep_dir)
     by = keys or ["trial"]
-    summary = summarize(results.summary, by=by)
+    metric = results.metric
+    summary = summarize(results.summary, by=by, metric=f"final_{metric.name}")
     summary.arms.to_csv(sweep_dir / "summary.csv", index=False)
     summary.differences.to_csv(sweep_dir / "differences.csv", index=False)
-    save_figure(arms_figure(results.rounds, by), sweep_dir / "arms.png")
+    save_figure(arms_figure(results.rounds, by, metric=metric.column), sweep_dir / "arms.png")
     print(summary.arms.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if not summary.differences.empty:
         print(summary.differences.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -310,14 +314,20 @@ def _compare(args: argparse.Namespace) -> int:
     from raysim.results.report import plot_comparison, summarise
     from raysim.results.results import load
 
-    if not 0 < args.target <= 1:
-        raise ConfigError(f"--target must be an accuracy in (0, 1], got {args.target}")
     try:
         results = load(*args.runs)
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from exc
     if results.rounds.empty:
         raise ResultsError(f"no run under {[str(p) for p in args.runs]} finished a round: nothing to compare")
+    metric = results.metric
+    if args.target is None:
+        if metric.name != "accuracy":
+            raise ConfigError(f"--target is needed: the runs are judged by {metric.name}"
+                              f"{' (lower is better)' if metric.lower_is_better else ''}; e.g. --target 0.5")
+        args.target = 0.8
+    if metric.name == "accuracy" and not 0 < args.target <= 1:
+        raise ConfigError(f"--target must be an accuracy in (0, 1], got {args.target}")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

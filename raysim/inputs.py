@@ -112,12 +112,12 @@ def check_method(cls: type, name: str, parameters: tuple[str, ...], *, what: str
 
 def build_user_object(spec: Any, options: Mapping[str, Any], *, what: str, choices: list[str],
                       methods: Mapping[str, tuple[str, ...]],
-                      optional: Mapping[str, tuple[str, ...]] | None = None) -> Any:
+                      optional: Mapping[str, tuple[str, ...]] | None = None, options_key: str = "") -> Any:
     """The user object key ``what`` (``client.algorithm``, ``server.strategy``) stands for:
     ``spec`` names its class as ``package.module:Name``, or is the class or the object itself
     (handed to ``raysim.api.run``). The class must define each of ``methods`` taking exactly the
     parameters given (and each of ``optional`` it has); then a class is called with ``options``
-    (the key's ``_options``), an object is taken as it is. Nothing is called before the checks
+    (the key's ``_options``, or ``options_key``), an object is taken as it is. Nothing is called before the checks
     pass; UserCodeError names the key and the fix."""
     try:
         obj = import_object(spec, what=what, choices=choices) if isinstance(spec, str) else spec
@@ -125,6 +125,7 @@ def build_user_object(spec: Any, options: Mapping[str, Any], *, what: str, choic
         raise UserCodeError(str(exc)) from exc
     cls = obj if isinstance(obj, type) else type(obj)
     label = f"{what} '{spec if isinstance(spec, str) else cls.__qualname__}'"
+    options_key = options_key or f"{what}_options"
     for name, parameters in methods.items():
         check_method(cls, name, parameters, what=label)
     for name, parameters in (optional or {}).items():
@@ -132,12 +133,12 @@ def build_user_object(spec: Any, options: Mapping[str, Any], *, what: str, choic
             check_method(cls, name, parameters, what=label)
     if not isinstance(obj, type):
         if options:
-            raise UserCodeError(f"{label} is an object already built: {what}_options cannot apply")
+            raise UserCodeError(f"{label} is an object already built: {options_key} cannot apply")
         return obj
     try:
         return obj(**options)
     except Exception as exc:  # user code: any failure is the scenario's, in one line
-        raise UserCodeError(f"{label} could not be built with {what}_options = {dict(options)} "
+        raise UserCodeError(f"{label} could not be built with {options_key} = {dict(options)} "
                             f"({type(exc).__name__}: {exc})") from exc
 
 

@@ -417,6 +417,8 @@ DAMAGE = {
     "rounds.parquet": ["", "PAR1garbage", "x" * 100],
     "clients.parquet": ["", "PAR1"],
     "partition.parquet": ["PAR1"],
+    "task.json": ["[" * 100_000, "{}", '{"kind": "x", "metrics": ["mse"], "lower_is_better": []}',
+                  '{"kind": "x", "metrics": ["a.b"], "lower_is_better": []}', '{"kind": 1, "metrics": ["x"]}'],
 }
 DAMAGE_BYTES = {"summary.json": b"\xff\xfe{}", "rounds.parquet": b"PAR1\x00\xff" * 10}
 

@@ -128,3 +128,48 @@ class Diverges(CountingSGD):
         size = task.flat.layout.size
         return LocalResult(steps=1, loss=float("nan"), delta=np.full(size, np.nan, dtype=np.float32),
                            state={"seen": np.array([np.nan])})
+
+
+def sensor_readings(seed: int, sites: int = 4, per_site: int = 30) -> dict:
+    """A data set as a user's function returns it: readings of 3 sensors per site, a load to
+    predict (a linear function of the readings plus a site-specific offset) and each row's site."""
+    rng = np.random.default_rng(seed)
+    site = np.repeat(np.arange(sites), per_site)
+    x = rng.normal(size=(sites * per_site, 3)).astype(np.float32)
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.3 * site + rng.normal(scale=0.1, size=len(site))
+    test = rng.normal(size=(40, 3)).astype(np.float32)
+    return {"train_x": x, "train_y": y, "test_x": test, "test_y": test @ np.array([1.0, -2.0, 0.5]),
+            "train_client": np.array([f"site-{s}" for s in site])}
+
+
+def misshapen_readings(seed: int) -> dict:
+    data = sensor_readings(seed)
+    return {**data, "test_x": data["test_x"][:, :2]}
+
+
+class HuberTask:
+    """A user's learning task: the Huber loss, scored by its mean and the share of predictions
+    within ``tolerance`` of the target (higher is better)."""
+
+    metrics = ("huber", "within")
+    lower_is_better = frozenset({"huber"})
+    labels = "value"
+
+    def __init__(self, tolerance: float = 0.5):
+        self.tolerance = tolerance
+
+    def loss(self, outputs, targets):
+        import torch.nn.functional as F
+
+        return F.huber_loss(outputs.reshape(targets.shape), targets)
+
+    def sums(self, outputs, targets):
+        import torch.nn.functional as F
+
+        predicted = outputs.reshape(targets.shape)
+        return {"loss": float(F.huber_loss(predicted, targets, reduction="sum")),
+                "within": int(((predicted - targets).abs() <= self.tolerance).sum()), "count": len(targets)}
+
+    def scores(self, sums):
+        return {"huber": sums["loss"] / sums["count"], "within": sums["within"] / sums["count"],
+                "loss": sums["loss"] / sums["count"]}

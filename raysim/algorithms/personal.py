@@ -5,6 +5,10 @@ one of ``local_layers`` never leave the client. A client trains from the global 
 own head (the initial head on its first round), sends only the body's delta, and keeps the
 trained head for next time, so local models differ from the global one. Evaluation reports, on
 each client's own held-out examples, both the global model and the client's personalised model.
+
+``local_layers`` naming every layer is the local-only baseline: each client trains its own model
+on its own examples, nothing is sent (the global model stays the initial one), and the
+personalised score is each client's own model on its held-out examples.
 """
 
 from __future__ import annotations
@@ -50,8 +54,6 @@ def local_mask(layout: ParamLayout, prefixes: tuple[str, ...]) -> np.ndarray:
     unmatched = [p for p in prefixes if p not in matched]
     if unmatched:
         raise ValueError(f"local_layers {unmatched} match no state entry; the model has {list(layout.names)}")
-    if mask.all():
-        raise ValueError("local_layers cover the whole model: nothing would be federated")
     return mask
 
 

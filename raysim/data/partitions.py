@@ -117,6 +117,7 @@ class Shards:
     """
 
     kind: ClassVar[str] = "shards"
+    by_label: ClassVar[bool] = True  # needs class labels (refused for a regression task)
     shards_per_client: int = 2
     shard_size: int | None = None
 
@@ -161,6 +162,7 @@ class DirichletClasses:
     """
 
     kind: ClassVar[str] = "dirichlet"
+    by_label: ClassVar[bool] = True  # needs class labels (refused for a regression task)
     beta: float = 0.5
     min_samples: int = 10
 
@@ -220,6 +222,7 @@ class DirichletClients:
     """
 
     kind: ClassVar[str] = "dirichlet_clients"
+    by_label: ClassVar[bool] = True  # needs class labels (refused for a regression task)
     alpha: float = 0.5
 
     def __post_init__(self) -> None:
@@ -256,6 +259,7 @@ class LabelsPerClient:
     """
 
     kind: ClassVar[str] = "labels"
+    by_label: ClassVar[bool] = True  # needs class labels (refused for a regression task)
     labels: int = 2
 
     def __post_init__(self) -> None:

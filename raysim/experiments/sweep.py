@@ -207,7 +207,8 @@ def run_trial(config: dict, *, table: dict, sweep_dir: str) -> dict:
     for stale in set(attempts) - set(resumable):
         shutil.rmtree(stale)
     outcome = run(scenario, results_root=Path(sweep_dir) / "trials", resume=resumable[0] if resumable else None)
-    return {"final_accuracy": outcome.summary["final_accuracy"], "run_dir": str(outcome.run_dir),
+    metric = outcome.summary["metric"]
+    return {"metric": metric, "final": outcome.summary[f"final_{metric}"], "run_dir": str(outcome.run_dir),
             "resumed": bool(resumable)}
 
 
@@ -249,9 +250,9 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None,
             if error is not None:
                 say(f"  {name} ({values}) failed: {error}")
             else:
-                accuracy = metrics.get("final_accuracy")
-                say(f"  {name} ({values}) done{' (resumed)' if metrics.get('resumed') else ''}: final accuracy "
-                    f"{accuracy:.4f}" if accuracy is not None else f"  {name} ({values}) done")
+                final = metrics.get("final")
+                say(f"  {name} ({values}) done{' (resumed)' if metrics.get('resumed') else ''}: final "
+                    f"{metrics.get('metric')} {final:.4f}" if final is not None else f"  {name} ({values}) done")
 
         configs = [{"name": n, "values": v} for n, v in todo.items()]
         return tune.run_trials(run_trial, configs, params={"table": sweep.table, "sweep_dir": str(sweep_dir)},

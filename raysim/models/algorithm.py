@@ -56,7 +56,10 @@ class LocalTask:
     written either way. ``x`` and ``y`` are the client's examples (model inputs and targets),
     ``start`` the start weights (flat, float32; do not change them), ``state`` the client's own
     arrays ({} the first time), ``server`` the strategy's broadcast, ``generator`` seeded by
-    (run seed, dispatch, client), ``loss`` the task's loss on (outputs, targets).
+    (run seed, dispatch, client), ``loss`` the learning task's mean loss on (outputs, targets)
+    (``[task] kind``: cross-entropy for classification, MSE for regression, models/learning_task.py)
+    and ``batched_loss`` the same loss as ``torch.func.vmap`` batches it (the built-in SGD's
+    batched path; None: ``loss``).
 
     The parameters' gradients are views of ``flat.grad`` too, so a term added there reaches
     every parameter; ``optimizer.zero_grad()`` sets them to None by default, after which autograd
@@ -78,6 +81,7 @@ class LocalTask:
     settings: ClientSettings
     generator: torch.Generator
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy
+    batched_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Minibatches of ``settings.batch_size`` over ``settings.epochs`` epochs, each epoch in
@@ -133,7 +137,7 @@ class SGDClient:
     def train(self, task: LocalTask) -> LocalResult:
         outcome = train_locally(task.flat, task.x, task.y, base=task.start, epochs=task.settings.epochs,
                                 batch_size=task.settings.batch_size, sgd=task.settings.sgd,
-                                generator=task.generator, correction=self._correction(task))
+                                generator=task.generator, correction=self._correction(task), loss=task.loss)
         return self._result(task, outcome.delta, outcome.steps, outcome.mean_loss)
 
     def train_batch(self, tasks: list[LocalTask]) -> list[LocalResult]:
@@ -145,6 +149,7 @@ class SGDClient:
             epochs=first.settings.epochs, batch_size=first.settings.batch_size, sgd=first.settings.sgd,
             generators=[t.generator for t in tasks],
             corrections=None if corrections[0] is None else torch.stack(corrections),
+            loss=first.batched_loss or first.loss,
         )
         return [self._result(t, o.delta, o.steps, o.mean_loss) for t, o in zip(tasks, outcomes)]
 

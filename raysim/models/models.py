@@ -72,6 +72,40 @@ def _resnet18(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return model
 
 
+def _linear_regressor(input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_outputs))
+
+
+def _mlp_regressor(input_shape: tuple[int, ...], num_outputs: int) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
+                         nn.Linear(64, num_outputs))
+
+
+class CharLSTM(nn.Module):
+    """LEAF's Shakespeare model (Caldas et al. 2018, arXiv:1812.01097; as in FedProx's
+    experiments): an 8-dimensional character embedding, two LSTM layers of 256 units and a linear
+    layer to the vocabulary, read at the last position: the next character's logits [B, V]. On
+    sequences of targets (y [B, T]) it gives logits at every position [B, T, V] instead."""
+
+    def __init__(self, vocabulary: int, *, embedding: int = 8, hidden: int = 256, layers: int = 2,
+                 every_position: bool = False):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, embedding)
+        self.lstm = nn.LSTM(embedding, hidden, num_layers=layers, batch_first=True)
+        self.out = nn.Linear(hidden, vocabulary)
+        self.every_position = every_position
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        states, _ = self.lstm(self.embed(tokens.long()))
+        return self.out(states if self.every_position else states[:, -1])
+
+
+def _char_lstm(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    if len(input_shape) != 1:
+        raise ValueError(f"model 'char_lstm' needs sequences of token ids (length,), got shape {input_shape}")
+    return CharLSTM(num_classes)
+
+
 def _image_shape(input_shape: tuple[int, ...], model: str) -> tuple[int, int, int]:
     if len(input_shape) != 3:
         raise ValueError(f"model '{model}' needs image inputs (channels, height, width), got shape {input_shape}")
@@ -83,6 +117,10 @@ MODELS: dict[str, ModelInfo] = {
     "mlp2nn": ModelInfo("FedAvg 2NN: MLP 784-200-200-10 with ReLU (199,210 params)", _mlp2nn),
     "cnn": ModelInfo("FedAvg CNN: two 5x5 convs, 512 FC (1,663,370 params on 28x28)", _cnn),
     "resnet18": ModelInfo("torchvision ResNet-18 with a CIFAR stem", _resnet18),
+    "linear_regressor": ModelInfo("linear regression on tabular features (one linear layer)", _linear_regressor),
+    "mlp_regressor": ModelInfo("MLP regressor: features-64-64-outputs with ReLU", _mlp_regressor),
+    "char_lstm": ModelInfo("LEAF's Shakespeare model: embedding 8, 2 LSTM layers of 256, next-character logits",
+                           _char_lstm),
 }
 
 

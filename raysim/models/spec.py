@@ -10,6 +10,15 @@ if TYPE_CHECKING:
     import torch
 
 
+# What the built-in models predict: class scores (classification, next_token) or values
+# (regression), so a task on the wrong kind of model is refused at load (models.py builds them).
+MODEL_TARGETS = {"logreg": "class", "mlp2nn": "class", "cnn": "class", "resnet18": "class", "char_lstm": "class",
+                 "linear_regressor": "value", "mlp_regressor": "value"}
+# Built-in models that ``resources.vectorize = "auto"`` trains client by client: torch.func has no
+# batching rule for the LSTM kernel and falls back to a slow loop under vmap.
+NOT_VECTORIZED = frozenset({"char_lstm"})
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str

@@ -9,13 +9,16 @@ then single vector additions, and FedNova's normaliser knows exactly which updat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn.functional as F
 
 from raysim.algorithms.sgd import SGDConfig
 from raysim.models.params import FlatModel
+
+if TYPE_CHECKING:
+    from raysim.models.learning_task import LearningTask
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,7 @@ def train_locally(
     sgd: SGDConfig,
     generator: torch.Generator,
     correction: torch.Tensor | None = None,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
 ) -> LocalOutcome:
     """Runs ``epochs`` passes of minibatch SGD from ``base`` and returns the model delta.
 
@@ -50,6 +54,7 @@ def train_locally(
         sgd: learning rate, momentum, weight decay and FedProx mu.
         generator: seeded per (run seed, round, client), so batch order is reproducible.
         correction: SCAFFOLD's c - c_i, added to every gradient; None for other algorithms.
+        loss: the learning task's mean loss on (outputs, targets) (models/learning_task.py).
     """
     model.load(base)
     params, grad = model.params, model.grad
@@ -64,12 +69,12 @@ def train_locally(
         for start in range(0, n, size):
             idx = order[start : start + size]
             grad.zero_()
-            loss = F.cross_entropy(model.module(x[idx]), y[idx])
-            loss.backward()
+            value = loss(model.module(x[idx]), y[idx])
+            value.backward()
             with torch.no_grad():
                 _apply_step(params, grad, anchor, velocity, sgd, correction)
             steps += 1
-            loss_sum += loss.item() * len(idx)
+            loss_sum += value.item() * len(idx)
             seen += len(idx)
     delta = model.flat.detach() - base
     return LocalOutcome(delta=delta, steps=steps, mean_loss=loss_sum / max(seen, 1))
@@ -97,10 +102,11 @@ def _apply_step(
 
 
 @torch.no_grad()
-def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 256,
-             inputs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> tuple[int, float]:
-    """(number correct, summed cross-entropy) of the model's current weights on (x, y): sums, so
-    parts of a data set evaluated on different workers add up to the whole.
+def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, task: LearningTask, batch_size: int = 256,
+             inputs: Callable[[torch.Tensor], torch.Tensor] | None = None) -> dict[str, float]:
+    """The learning task's sums (``task.sums``: for classification the number correct and the
+    summed cross-entropy) for the model's current weights on (x, y): sums, so parts of a data
+    set evaluated on different workers add up to the whole.
 
     In batches of 256: the FedAvg CNN's first activations take 0.4 GB for 2,000 examples, a
     transient that set the whole run's peak memory, and 256 scored 5,000 examples faster too
@@ -109,14 +115,13 @@ def evaluate(model: FlatModel, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     Fashion-MNIST rows as floats and their lookup indices are 31 MB per worker at once.
     """
     model.module.eval()
-    correct, loss_sum = 0, 0.0
+    totals: dict[str, float] = {}
     for start in range(0, x.shape[0], batch_size):
         rows = x[start : start + batch_size]
-        logits = model.module(rows if inputs is None else inputs(rows))
-        target = y[start : start + batch_size]
-        loss_sum += float(F.cross_entropy(logits, target, reduction="sum"))
-        correct += int((logits.argmax(dim=1) == target).sum())
-    return correct, loss_sum
+        outputs = model.module(rows if inputs is None else inputs(rows))
+        for name, value in task.sums(outputs, y[start : start + batch_size]).items():
+            totals[name] = totals.get(name, 0) + value
+    return totals
 
 
 def train_group(
@@ -130,6 +135,7 @@ def train_group(
     sgd: SGDConfig,
     generators: list[torch.Generator],
     corrections: torch.Tensor | None = None,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[LocalOutcome]:
     """Trains G clients of equal data size at once as a batch of models (torch.func.vmap).
 
@@ -149,6 +155,8 @@ def train_group(
         xs, ys: [G, n, ...] examples and [G, n] labels of the G clients.
         generators: one per client, seeded as for :func:`train_locally`.
         corrections: [G, num_trainable] SCAFFOLD corrections, or None.
+        loss: the learning task's mean loss as ``vmap`` batches it (``batched_loss`` of
+            models/learning_task.py's tasks); None: :func:`_mean_cross_entropy`.
     """
     from torch.func import functional_call, grad_and_value, vmap
 
@@ -161,11 +169,13 @@ def train_group(
     names, shapes = layout.names, layout.shapes
     sizes = [int(torch.Size(s).numel()) for s in shapes]
 
-    def loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        params = {n: t.view(s) for n, t, s in zip(names, torch.split(flat, sizes), shapes)}
-        return _mean_cross_entropy(functional_call(model.module, params, (x,)), y)
+    objective = loss or _mean_cross_entropy
 
-    step_fn = vmap(grad_and_value(loss))
+    def client_loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        params = {n: t.view(s) for n, t, s in zip(names, torch.split(flat, sizes), shapes)}
+        return objective(functional_call(model.module, params, (x,)), y)
+
+    step_fn = vmap(grad_and_value(client_loss))
     group, n = xs.shape[0], xs.shape[1]
     size = n if batch_size == 0 else min(batch_size, n)
     anchor = base[: layout.num_trainable]

@@ -2,9 +2,9 @@
 
 The charts are matplotlib PNGs embedded as base64 and the tables plain HTML, with no script
 and nothing fetched from elsewhere: the file can be mailed, archived or opened offline and
-shows the same thing. Sections: test accuracy against rounds and simulated time, each
+shows the same thing. Sections: the runs' primary test metric (accuracy, MSE, ...) against rounds and simulated time, each
 client's participation, the distribution of client evaluations ([evaluation] or
-``personal.holdout``), bytes on the network, and, for a sweep, each arm's final accuracy with
+``personal.holdout``), bytes on the network, and, for a sweep, each arm's final metric with
 its 95% t-interval and the paired differences between arms.
 """
 
@@ -41,23 +41,24 @@ def report_page(path: Path) -> str:
     """The HTML page of the runs under ``path``."""
     results = load(path)
     index = read_sweep_index(path)
-    sections = [("Accuracy", _figure(_accuracy, results))]
+    name = results.metric.name
+    sections = [(f"Test {name}", _figure(_metric, results))]
     if index is not None:
         by = [k for k in index["keys"] if k != "run.seed"] or ["trial"]
         try:
-            summary = summarize(results.summary, by=by)
+            summary = summarize(results.summary, by=by, metric=f"final_{name}")
         except (KeyError, ValueError, TypeError) as exc:  # a damaged or foreign index or summary.json
             raise ResultsError(f"{path / 'sweep.json'} does not fit the runs' summaries under {path} "
                                f"({exc.args[0] if exc.args else exc}); the index or a summary.json is damaged") from exc
-        sections.append(("Sweep: final test accuracy over seeds (mean, std, 95% t-interval)",
+        sections.append((f"Sweep: final test {name} over seeds (mean, std, 95% t-interval)",
                          summary.arms.to_html(index=False, float_format=lambda v: f"{v:.4f}")))
         if not summary.differences.empty:
             sections.append(("Sweep: paired differences between arms over the same seeds",
                              summary.differences.to_html(index=False, float_format=lambda v: f"{v:.4f}")))
-        sections.append(("Sweep: accuracy by round, mean over seeds with 95% t-interval", _figure(_arms, results, by)))
+        sections.append((f"Sweep: {name} by round, mean over seeds with 95% t-interval", _figure(_arms, results, by)))
     sections.append(("Participation: applied updates per client", _figure(_participation, results)))
     if not results.evaluation.empty:
-        sections.append(("Client evaluation: per-client accuracy at the last evaluated round",
+        sections.append((f"Client evaluation: per-client {name} at the last evaluated round",
                          _figure(_evaluation, results)))
     sections.append(("Bytes on the (simulated) network", _figure(_bytes, results)))
     runs = results.summary.drop(columns=[c for c in results.summary.columns if results.summary[c].map(
@@ -86,21 +87,22 @@ def _runs(frame: pd.DataFrame):
     return frame.groupby(["scenario", "run_id"], sort=True)
 
 
-def _accuracy(results: Results):
+def _metric(results: Results):
     import matplotlib.pyplot as plt
 
+    metric = results.metric
     fig, (by_round, by_time) = plt.subplots(1, 2, figsize=(12, 4))
-    for (scenario, _), rounds in _runs(results.rounds.dropna(subset=["test_accuracy"])):
-        by_round.plot(rounds["round"], rounds["test_accuracy"], marker=".", label=scenario)
-        by_time.plot(rounds["sim_time"], rounds["test_accuracy"], marker=".", label=scenario)
-    by_round.set(xlabel="round", ylabel="test accuracy", title="accuracy vs rounds")
-    by_time.set(xlabel="simulated time (s)", ylabel="test accuracy", title="accuracy vs simulated time")
+    for (scenario, _), rounds in _runs(results.rounds.dropna(subset=[metric.column])):
+        by_round.plot(rounds["round"], rounds[metric.column], marker=".", label=scenario)
+        by_time.plot(rounds["sim_time"], rounds[metric.column], marker=".", label=scenario)
+    by_round.set(xlabel="round", ylabel=metric.label, title=f"{metric.name} vs rounds")
+    by_time.set(xlabel="simulated time (s)", ylabel=metric.label, title=f"{metric.name} vs simulated time")
     _finish(by_round, by_time, legend=results.rounds["scenario"].nunique() <= 12)
     return fig
 
 
 def _arms(results: Results, by: list[str]):
-    return arms_figure(results.rounds, by)
+    return arms_figure(results.rounds, by, metric=results.metric.column)
 
 
 def _participation(results: Results):
@@ -121,10 +123,11 @@ def _evaluation(results: Results):
     frame = results.evaluation
     last = frame[frame["round"] == frame.groupby("run_id")["round"].transform("max")]
     fig, ax = plt.subplots(figsize=(8, 3.5))
-    kinds = [k for k in ("global", "personal") if f"{k}_accuracy" in last]
-    ax.hist([last[f"{k}_accuracy"] for k in kinds], bins=20, label=[f"{k} model" for k in kinds])
-    ax.set(xlabel="accuracy on the client's own test examples", ylabel="clients",
-           title="per-client accuracy (all runs, last evaluated round)")
+    name = results.metric.name
+    kinds = [k for k in ("global", "personal") if f"{k}_{name}" in last]
+    ax.hist([last[f"{k}_{name}"] for k in kinds], bins=20, label=[f"{k} model" for k in kinds])
+    ax.set(xlabel=f"{name} on the client's own test examples", ylabel="clients",
+           title=f"per-client {name} (all runs, last evaluated round)")
     _finish(ax)
     return fig
 

@@ -39,6 +39,7 @@ import pandas as pd
 from raysim.files import atomic_write
 from raysim.results.contributions import contribution_summary, contributions_figure
 from raysim.results.figures import pyplot
+from raysim.results.metric import Metric, TaskMetrics, read_task, write_task
 
 
 class ResultsError(ValueError):
@@ -46,7 +47,7 @@ class ResultsError(ValueError):
 
 
 # Columns that ``raysim compare`` and ``--resume`` read from each table.
-_COLUMNS = {"rounds": ("round", "sim_time", "test_accuracy", "bytes_up"), "clients": ("round", "status", "staleness"),
+_COLUMNS = {"rounds": ("round", "sim_time", "test_loss", "bytes_up"), "clients": ("round", "status", "staleness"),
             "partition": ("client_id", "label", "count"), "evaluation": ("round",),
             "contributions": ("round", "client_id", "method", "value"), "incentives": ("round", "client_id"),
             "messages": ("round",)}
@@ -57,14 +58,17 @@ _EXTRA_TABLES = ("contributions", "incentives", "messages")  # written when a ro
 
 
 class RunWriter:
-    def __init__(self, run_dir: Path, *, scenario_toml: str, histogram: np.ndarray):
+    def __init__(self, run_dir: Path, *, scenario_toml: str, histogram: np.ndarray,
+                 task: TaskMetrics = TaskMetrics()):
         self.run_dir = run_dir
+        self.task = task
         try:
             run_dir.mkdir(parents=True, exist_ok=False)
         except OSError as exc:  # a results root that is a file, or not writable
             raise ResultsError(f"cannot create the run folder {run_dir} ({exc.strerror}): "
                                "choose another --results folder") from exc
         atomic_write(run_dir / "scenario.toml", scenario_toml)
+        write_task(run_dir, task)
         clients, labels = np.indices(histogram.shape).reshape(2, -1)
         partition = pd.DataFrame({"client_id": clients, "label": labels, "count": histogram[clients, labels]})
         _atomic_parquet(partition, run_dir / "partition.parquet")
@@ -78,6 +82,10 @@ class RunWriter:
         """Reopens a run's tables, dropping rows past the checkpoint's round (they will be redone)."""
         writer = cls.__new__(cls)
         writer.run_dir = run_dir
+        try:
+            writer.task = read_task(run_dir)
+        except ValueError as exc:
+            raise ResultsError(str(exc)) from exc
         writer.rounds = [r for r in _records(run_dir / "rounds.parquet") if r["round"] <= after_round]
         writer.clients = [r for r in _records(run_dir / "clients.parquet") if r["round"] <= after_round]
         writer.evaluations = [r for r in _records(run_dir / "evaluation.parquet") if r["round"] <= after_round]
@@ -108,14 +116,16 @@ class RunWriter:
             atomic_write(self.run_dir / "ledger.json", tables["ledger"])
 
     def finish(self, *, status: str, scenario_name: str, extra: dict) -> dict:
-        accuracy = [r["test_accuracy"] for r in self.rounds if not np.isnan(r["test_accuracy"])]
+        metric = self.task.primary
+        scored = [r[metric.column] for r in self.rounds if not np.isnan(r.get(metric.column, np.nan))]
         summary = {
             "scenario": scenario_name,
             "run_id": self.run_dir.name,
             "status": status,
             "rounds": len(self.rounds),
-            "final_accuracy": accuracy[-1] if accuracy else None,
-            "best_accuracy": max(accuracy) if accuracy else None,
+            "metric": metric.name,
+            f"final_{metric.name}": scored[-1] if scored else None,
+            f"best_{metric.name}": metric.best(scored) if scored else None,
             "sim_time": self.rounds[-1]["sim_time"] if self.rounds else 0.0,
             "wall_time": self.rounds[-1]["wall_time"] if self.rounds else 0.0,
             "python": platform.python_version(),
@@ -123,7 +133,7 @@ class RunWriter:
         }
         atomic_write(self.run_dir / "summary.json", json.dumps(summary, indent=2, default=float))
         if self.rounds:
-            plot_accuracy(pd.DataFrame(self.rounds), self.run_dir / "accuracy.png", title=scenario_name)
+            plot_metric(pd.DataFrame(self.rounds), self.run_dir / "accuracy.png", title=scenario_name, metric=metric)
         if self.tables.get("contributions"):
             contributions = pd.DataFrame(self.tables["contributions"])
             _atomic_parquet(contribution_summary(contributions), self.run_dir / "contribution_summary.parquet")
@@ -154,6 +164,16 @@ class Results:
     contributions: pd.DataFrame = field(default_factory=pd.DataFrame)
     incentives: pd.DataFrame = field(default_factory=pd.DataFrame)
     messages: pd.DataFrame = field(default_factory=pd.DataFrame)  # network.log_messages
+    metrics: tuple[Metric, ...] = (Metric(),)  # the runs' primary metrics (one, when all runs share a task)
+
+    @property
+    def metric(self) -> Metric:
+        """The primary metric every run shares (comparisons, figures); ResultsError when the runs'
+        tasks report different ones, which no single figure or target could mean."""
+        if len(self.metrics) != 1:
+            raise ResultsError(f"the runs report different metrics ({', '.join(m.name for m in self.metrics)}): "
+                               "compare runs of one task at a time")
+        return self.metrics[0]
 
 
 def load(*paths: str | Path) -> Results:
@@ -167,15 +187,22 @@ def load(*paths: str | Path) -> Results:
         raise FileNotFoundError(f"no raysim runs (folders with summary.json or rounds.parquet) under {list(map(str, paths))}")
     frames: dict[str, list[pd.DataFrame]] = {"rounds": [], "clients": [], "partition": [], "evaluation": [], "summary": [],
                                              **{name: [] for name in _EXTRA_TABLES}}
+    metrics = []
     for run_dir in run_dirs:
         scenario, run_id = run_dir.parent.name, run_dir.name
         if (run_dir / "rounds.parquet").exists() and not (run_dir / "clients.parquet").exists():
             raise ResultsError(f"{run_dir / 'clients.parquet'} is missing next to rounds.parquet: the run folder is "
                                "incomplete (copied in part?); remove it or copy it whole")
+        try:
+            metric = read_task(run_dir).primary
+        except ValueError as exc:
+            raise ResultsError(str(exc)) from exc
+        metrics.append(metric)
         for name in ("rounds", "clients", "partition", "evaluation", *_EXTRA_TABLES):
             path = run_dir / f"{name}.parquet"
             if path.exists():
-                frames[name].append(_read_table(path).assign(scenario=scenario, run_id=run_id))
+                required = (metric.column,) if name == "rounds" else ()
+                frames[name].append(_read_table(path, required).assign(scenario=scenario, run_id=run_id))
         summary_path = run_dir / "summary.json"
         if summary_path.exists():
             frames["summary"].append(pd.DataFrame([_read_summary(summary_path)]).assign(scenario=scenario, run_id=run_id))
@@ -184,7 +211,8 @@ def load(*paths: str | Path) -> Results:
         for name, parts in frames.items():
             frames[name] = [part.assign(**swept.get(part["scenario"].iat[0], {})) if len(part) else part
                             for part in parts]
-    return Results(**{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()})
+    return Results(**{k: pd.concat(v, ignore_index=True) if v else pd.DataFrame() for k, v in frames.items()},
+                   metrics=tuple(dict.fromkeys(metrics)))
 
 
 SWEEP_INDEX = "sweep.json"  # in a sweep's folder: the swept keys and each trial's values
@@ -239,16 +267,17 @@ def _find_runs(path: Path) -> list[Path]:
     return [p.parent for p in path.rglob("scenario.toml")]
 
 
-def plot_accuracy(rounds: pd.DataFrame, path: Path, *, title: str) -> None:
-    """Test accuracy against rounds and against simulated time, side by side."""
+def plot_metric(rounds: pd.DataFrame, path: Path, *, title: str, metric: Metric) -> None:
+    """The run's primary test metric (accuracy, MSE, ...) against rounds and against simulated
+    time, side by side (the file keeps its name, accuracy.png, for every task)."""
     plt = pyplot()
 
-    evaluated = rounds.dropna(subset=["test_accuracy"])
+    evaluated = rounds.dropna(subset=[metric.column]) if metric.column in rounds else rounds.iloc[:0]
     fig, (by_round, by_time) = plt.subplots(1, 2, figsize=(10, 4))
-    by_round.plot(evaluated["round"], evaluated["test_accuracy"], marker=".")
-    by_round.set(xlabel="round", ylabel="test accuracy", title=title)
-    by_time.plot(evaluated["sim_time"], evaluated["test_accuracy"], marker=".")
-    by_time.set(xlabel="simulated time (s)", ylabel="test accuracy", title=f"{title}: by simulated time")
+    by_round.plot(evaluated["round"], evaluated.get(metric.column, []), marker=".")
+    by_round.set(xlabel="round", ylabel=metric.label, title=title)
+    by_time.plot(evaluated["sim_time"], evaluated.get(metric.column, []), marker=".")
+    by_time.set(xlabel="simulated time (s)", ylabel=metric.label, title=f"{title}: by simulated time")
     for ax in (by_round, by_time):
         ax.grid(alpha=0.3)
     save_figure(fig, path)
@@ -265,17 +294,18 @@ def save_figure(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    """A run's Parquet table, or ResultsError naming the file when it is damaged or foreign."""
+def _read_table(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A run's Parquet table, or ResultsError naming the file when it is damaged or foreign;
+    ``required`` adds numeric columns it must have (the round table's column of the run's metric)."""
     try:
         frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors
         raise ResultsError(f"{path} is not a readable Parquet table ({' '.join(str(exc).split())}); "
                            "the file is damaged: re-run or remove that run") from exc
-    missing = [c for c in _COLUMNS[path.stem] if c not in frame.columns]
+    missing = [c for c in (*_COLUMNS[path.stem], *required) if c not in frame.columns]
     if missing:
         raise ResultsError(f"{path} lacks the columns {missing}: not a raysim {path.stem} table")
-    numeric = [c for c in (*_COLUMNS[path.stem], *_READ_IF_PRESENT.get(path.stem, ())) if c in frame.columns]
+    numeric = [c for c in (*_COLUMNS[path.stem], *required, *_READ_IF_PRESENT.get(path.stem, ())) if c in frame.columns]
     for column in (c for c in numeric if c not in _TEXT_COLUMNS):
         numbers = pd.to_numeric(frame[column], errors="coerce")  # None stays missing, text does not pass
         if (numbers.isna() & frame[column].notna()).any():

@@ -23,6 +23,7 @@ from raysim.data.pixels import PixelScale
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
 from raysim.models.algorithm import ClientSettings, LocalTask, algorithm_name, build_algorithm, checked
+from raysim.models.learning_task import build_task
 from raysim.models.training import evaluate, train_locally
 from raysim.seeding import Stream, derive_seed
 from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
@@ -60,6 +61,7 @@ class ClientWorker:
                                                      torch.as_tensor(test_y).to(self.device))
         self.model = FlatModel(model.build(), device=self.device)
         self.algorithm = build_algorithm(plan.algorithm, plan.algorithm_options)
+        self.learning_task = build_task(plan.task, plan.task_options)
         self._head_mask = local_mask(self.model.layout, plan.local_layers) if plan.local_layers else None
 
     def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
@@ -104,7 +106,8 @@ class ClientWorker:
             model=self.model.module, flat=self.model, x=x, y=y, start=base, state=dict(task.state),
             server=dict(task.server), client_id=task.client_id, round=task.round,
             settings=ClientSettings(epochs=task.epochs, batch_size=self.plan.batch_size, sgd=sgd),
-            generator=self._generator(task),
+            generator=self._generator(task), loss=self.learning_task.loss,
+            batched_loss=getattr(self.learning_task, "batched_loss", None),
         )
 
     def _inputs(self, rows: torch.Tensor) -> torch.Tensor:
@@ -140,8 +143,8 @@ class ClientWorker:
             self.model.load(weights)
             x, y = self.test if part.split == "test" else (self.x, self.y)
             idx = torch.as_tensor(part.indices, device=self.device)
-            correct, loss_sum = evaluate(self.model, x[idx], y[idx], inputs=self._inputs)
-            counts.append(EvalCounts(correct=correct, loss_sum=loss_sum, count=len(part.indices)))
+            sums = evaluate(self.model, x[idx], y[idx], task=self.learning_task, inputs=self._inputs)
+            counts.append(EvalCounts(count=len(part.indices), sums=sums))
         return counts
 
     def evaluate_models(self, models: list[np.ndarray], slices: list[EvalSlice]) -> list[list[EvalCounts]]:
@@ -159,5 +162,6 @@ class ClientWorker:
         picks = shard[torch.randint(len(shard), (tune.steps * size,), generator=generator).to(self.device)]
         base = torch.as_tensor(np.asarray(params, dtype=np.float32)).to(self.device)
         outcome = train_locally(self.model, self._inputs(self.x[picks]), self.y[picks], base=base, epochs=1,
-                                batch_size=size, sgd=SGDConfig(lr=tune.lr), generator=generator)
+                                batch_size=size, sgd=SGDConfig(lr=tune.lr), generator=generator,
+                                loss=self.learning_task.loss)
         return (base + outcome.delta).cpu().numpy()

@@ -101,8 +101,12 @@ def _check_population(scenario: Scenario) -> Population | None:
     natural = isinstance(scenario.data.partition, Natural)
     if scenario.data.dataset == "synthetic" and not natural:
         raise ValueError("data.dataset = 'synthetic' has one client per device: set data.partition = 'natural'")
-    if natural and scenario.data.dataset != "synthetic":
-        raise ValueError(f"data.partition = 'natural' needs a dataset with devices (synthetic), not {scenario.data.dataset!r}")
+    data = scenario.data
+    if natural and data.dataset in ("mnist", "fashion_mnist", "cifar10"):
+        raise ValueError(f"data.partition = 'natural' needs data with its own clients (synthetic's devices, a "
+                         f"LEAF folder's users, a table's data.client column), not {data.dataset!r}")
+    if natural and data.dataset == "table" and not data.client:
+        raise ValueError("data.partition = 'natural' groups a table's rows by data.client: name the client column")
     if not scenario.system.trace:
         return None
     return Population(scenario.system, scenario.data.num_clients, scenario.run.seed)

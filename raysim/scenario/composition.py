@@ -17,6 +17,7 @@ from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.algorithms.strategy import ServerStrategy, Strategy
 from raysim.inputs import build_user_object, check_method, import_function
 from raysim.models.layout import ParamLayout
+from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
 from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, Scenario
@@ -169,7 +170,14 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         network=network if network.topology != "star" else None, links=links, chain=chain,
         contribution=scenario.contribution if scenario.contribution.active else None,
         incentive=scenario.incentive if scenario.incentive.active else None,
+        task=learning_task(scenario),
     )
+
+
+def learning_task(scenario: Scenario) -> LearningTask:
+    """The learning task ``[task] kind`` names (models/learning_task.py), a user's built with
+    ``options`` and checked (UserCodeError naming ``task.kind``)."""
+    return build_task(scenario.task.kind, scenario.task.options)
 
 
 def built_policy(scenario: Scenario) -> Any:
@@ -184,9 +192,10 @@ def built_policy(scenario: Scenario) -> Any:
 
 
 def check_user_code(scenario: Scenario, objects: UserObjects | None = None) -> None:
-    """Builds a user's strategy and policy once at load, so a wrong signature or a failing
+    """Builds a user's strategy, policy and task once at load, so a wrong signature or a failing
     constructor is a ConfigError before anything runs (a user's client algorithm is built by
     the workers, which import torch: ``preparation.initial_model``)."""
     if (objects is not None and objects.strategy is not None) or ":" in scenario.server.strategy:
         make_strategy(scenario, objects)
     built_policy(scenario)
+    learning_task(scenario)

@@ -19,15 +19,16 @@ import numpy as np
 from raysim.algorithms.personal import holdout_split, local_mask
 from raysim.contribution.plant import plant
 from raysim.contribution.validation import split_validation
-from raysim.data import Dataset, PixelScale, label_histogram, load_dataset, partition
+from raysim.data import Dataset, PixelScale, label_histogram, partition
 from raysim.inputs import ConfigError, UserCodeError
 from raysim.models.layout import ParamLayout
-from raysim.models.spec import ModelSpec
+from raysim.models.spec import NOT_VECTORIZED, ModelSpec
 from raysim.network.hierarchy import assign_edges, read_edge_trace
 from raysim.privacy.stage import PrivacyConfig
 from raysim.scenario.composition import (
-    UserObjects, attackers, check_user_code, client_algorithm, client_sgd, user_weighting,
+    UserObjects, attackers, check_user_code, client_algorithm, client_sgd, learning_task, user_weighting,
 )
+from raysim.scenario.data_source import load_data
 from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.seeding import Stream, derive_seed, rng
 from raysim.sim.tasks import Shards, TrainingPlan
@@ -65,14 +66,12 @@ def prepare(scenario: Scenario, objects: UserObjects | None = None) -> Prepared:
     check_privacy_packages(scenario.privacy)
     check_user_code(scenario, objects)
     data = scenario.data
-    dataset = load_dataset(
-        data.dataset, root=data.root or None, download=data.download, seed=scenario.data_seed,
-        num_devices=data.num_clients, synthetic_alpha=data.synthetic.alpha,
-        synthetic_beta=data.synthetic.beta, synthetic_iid=data.synthetic.iid,
-    )
+    targets = learning_task(scenario).labels  # "class" or "value"
+    dataset = load_data(scenario, targets)
+    classes = dataset.train_y if targets == "class" else np.zeros(len(dataset.train_y), dtype=np.int64)
     try:
         parts = partition(
-            dataset.train_y, data.num_clients, data.partition,
+            classes, data.num_clients, data.partition,
             seed=derive_seed(scenario.data_seed, Stream.PARTITION), natural=dataset.natural_parts,
             num_classes=dataset.num_classes,
         )
@@ -98,7 +97,8 @@ def prepare(scenario: Scenario, objects: UserObjects | None = None) -> Prepared:
         objects=objects,
         dataset=dataset,
         shards=Shards.from_parts(parts),
-        histogram=label_histogram(dataset.train_y, parts, dataset.num_classes),
+        histogram=(label_histogram(dataset.train_y, parts, dataset.num_classes) if targets == "class"
+                   else np.zeros((len(parts), 0), dtype=np.int64)),
         model=ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options)),
         holdout=holdout,
         validation=validation,
@@ -109,6 +109,7 @@ def prepare(scenario: Scenario, objects: UserObjects | None = None) -> Prepared:
             algorithm=algorithm, algorithm_options=algorithm_options,
             flipped_labels=frozenset(attackers(scenario)) if scenario.attack.kind == "label_flip" else frozenset(),
             num_classes=dataset.num_classes, local_layers=personal.local_layers,
+            task=scenario.task.kind, task_options=dict(scenario.task.options),
         ),
     )
 
@@ -153,7 +154,8 @@ def initial_model(scenario: Scenario, model: ModelSpec, state_of: StateOf | None
             local_mask(layout, scenario.personal.local_layers)
         except ValueError as exc:
             raise ConfigError(f"personal.local_layers: {exc}") from exc
-    return InitialModel(params=params, layout=layout, vectorize=_vectorize(scenario.resources.vectorize, layout))
+    return InitialModel(params=params, layout=layout,
+                        vectorize=_vectorize(scenario.resources.vectorize, layout, recurrent=model.name in NOT_VECTORIZED))
 
 
 # The packages of the ``privacy`` extra each [privacy] option imports when the run starts.
@@ -216,12 +218,13 @@ def check_edge_trace(scenario: Scenario) -> None:
 VECTORIZE_AUTO_MAX_PARAMS = 1_000_000
 
 
-def _vectorize(choice: str, layout: ParamLayout) -> bool:
+def _vectorize(choice: str, layout: ParamLayout, *, recurrent: bool = False) -> bool:
     """Whether clients are trained as batches of models: ``auto`` picks it for small models
-    without buffers, where per-step overhead dominates (see benchmarks/README.md)."""
+    without buffers, where per-step overhead dominates (see benchmarks/README.md), and not for
+    the LSTM, which vmap runs as a loop (models/spec.py)."""
     possible = layout.num_trainable == layout.size
     if choice == "on" and not possible:
         raise ConfigError("resources.vectorize = 'on' needs a model without buffers (e.g. no BatchNorm): use 'off'")
     if choice == "auto":
-        return possible and layout.size <= VECTORIZE_AUTO_MAX_PARAMS
+        return possible and not recurrent and layout.size <= VECTORIZE_AUTO_MAX_PARAMS
     return choice == "on"

@@ -23,6 +23,7 @@ from raysim.contribution import ContributionConfig
 from raysim.data import DATASETS, IID, PARTITIONS
 from raysim.incentives.config import IncentiveConfig
 from raysim.inputs import ConfigError, at_least, is_file
+from raysim.models.learning_task import TASK_KINDS
 from raysim.network.config import NetworkConfig
 from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
@@ -39,6 +40,11 @@ STRATEGIES = {
     "scaffold": "SCAFFOLD (option II): client and server control variates correct client drift",
 }
 WEIGHTINGS = ("samples", "uniform")
+# the user's own data, by data.dataset, and the keys that apply to each ("function": a user's
+# "package.module:function")
+USER_DATA = {"table": "Parquet or CSV file", "leaf": "LEAF folder holding train/ and test/"}
+USER_DATA_KEYS = {"path": ("table", "leaf"), "label": ("table",), "features": ("table",), "client": ("table",),
+                  "test_path": ("table",), "options": ("function",)}
 MAX_SYNTHETIC_DEVICES = 100_000  # Synthetic devices average ~400 x 60 floats: ~10 GB at this bound
 AGGREGATORS = ("mean", *ROBUST_AGGREGATORS)
 # run.name is the run's folder under --results: no separator, no '.' or '..', nothing a shell,
@@ -91,18 +97,65 @@ class DataConfig:
     # the data seed (synthetic devices, partition, held-out examples); absent: run.seed. Setting it
     # lets repeats over training seeds share one partition, or vary it on its own
     seed: int | None = None
+    # the user's own data: dataset = "table" (a Parquet or CSV file at ``path``, data/table.py),
+    # "leaf" (a LEAF folder at ``path``, data/leaf.py) or "package.module:function" (data/user_data.py,
+    # called with ``options``)
+    path: str = ""
+    label: str = ""  # table: the label column
+    features: tuple[str, ...] = ()  # table: the feature columns (empty: all but the label and client)
+    client: str = ""  # table: the column naming each row's client (partition = "natural" groups by it)
+    test_path: str = ""  # table: a test file with the same columns; else test_share of the rows
+    test_share: float = 0.2
+    standardize: bool = True  # table: features scaled by the training rows' mean and std
+    options: dict = field(default_factory=dict)  # a user function's keyword arguments
 
     def __post_init__(self) -> None:
         if self.seed is not None:
             at_least("seed", self.seed, 0)
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}")
+        if self.dataset not in (*DATASETS, *USER_DATA) and ":" not in self.dataset:
+            raise ValueError(f"dataset = {self.dataset!r} is unknown; choose one of {sorted(DATASETS)}, "
+                             f"'table' (a Parquet or CSV file), 'leaf' (a LEAF folder) or a function of yours "
+                             f"as 'package.module:function'")
+        self._check_user_data_keys()
         at_least("num_clients", self.num_clients, 1)
         if self.root:
             is_file("root", self.root)  # only for its error: a root that cannot be a path
         if self.dataset == "synthetic" and self.num_clients > MAX_SYNTHETIC_DEVICES:
             raise ValueError(f"num_clients = {self.num_clients} synthetic devices would need about "
                              f"{self.num_clients / 1e4:.3g} GB of memory: use at most {MAX_SYNTHETIC_DEVICES}")
+
+    def _check_user_data_keys(self) -> None:
+        """Each key of the user's own data applies to its kind only, and the needed ones are set."""
+        kind = "function" if ":" in self.dataset else self.dataset
+        for key in ("path", "label", "features", "client", "test_path", "options"):
+            if getattr(self, key) and kind not in USER_DATA_KEYS[key]:
+                raise ValueError(f"{key} is for dataset = {' or '.join(repr(k) for k in USER_DATA_KEYS[key])}, "
+                                 f"not {self.dataset!r}: leave it out")
+        if kind in ("table", "leaf") and not self.path:
+            raise ValueError(f"dataset = {kind!r} needs path (the {USER_DATA[kind]})")
+        if kind == "table" and not self.label:
+            raise ValueError("dataset = 'table' needs label (the column to predict)")
+        if not 0 < self.test_share < 1:
+            raise ValueError(f"test_share must be in (0, 1), got {self.test_share}")
+        for key in ("path", "test_path"):
+            if getattr(self, key):
+                is_file(key, getattr(self, key))  # only for its error: a value that cannot be a path
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskConfig:
+    """``[task]``: what the model learns (models/learning_task.py): ``kind`` is "classification",
+    "regression", "next_token" or a task of yours as "package.module:Name", built with ``options``."""
+
+    kind: str = "classification"
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS and ":" not in self.kind:
+            raise ValueError(f"kind = {self.kind!r} is unknown; choose one of {sorted(TASK_KINDS)} "
+                             "or name a class of yours as 'package.module:Name'")
+        if self.options and ":" not in self.kind:
+            raise ValueError("options are for a task of yours ('package.module:Name')")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,6 +293,7 @@ class Scenario:
     run: RunConfig
     data: DataConfig
     model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
     selection: SelectionConfig = field(default_factory=lambda: SelectionConfig(clients_per_round=10))
@@ -321,7 +375,8 @@ def user_code(scenario: Any) -> dict[str, str]:
         return {}
     named = {"model.name": scenario.model.name, "server.weighting": scenario.server.weighting,
              "client.algorithm": scenario.client.algorithm, "server.strategy": scenario.server.strategy,
-             "policy.kind": getattr(scenario.policy, "kind", "")}
+             "policy.kind": getattr(scenario.policy, "kind", ""), "task.kind": scenario.task.kind,
+             "data.dataset": scenario.data.dataset}
     return {key: value for key, value in named.items() if isinstance(value, str) and ":" in value}
 
 

@@ -39,6 +39,7 @@ from raysim.seeding import Stream, rng
 from raysim.sim.evaluation import EVAL_CHUNK, EvalSlice, summarise
 
 if TYPE_CHECKING:
+    from raysim.models.learning_task import LearningTask
     from raysim.sim.executor import Executor
 
 
@@ -46,11 +47,12 @@ class RoundGame:
     """One server step's coalition models and their scores, cached by coalition."""
 
     def __init__(self, strategy: Strategy, start: ServerState, updates: Sequence[Update], *, executor: Executor,
-                 slices: list[EvalSlice], metric: str):
+                 slices: list[EvalSlice], metric: str, task: LearningTask):
         self.by_client = {u.client_id: u for u in updates}
         if len(self.by_client) != len(updates):
             raise ValueError("a server step applied two updates of one client: its players are not distinct")
         self.strategy, self.start, self.executor, self.slices, self.metric = strategy, start, executor, slices, metric
+        self.task = task
         self.scored: dict[Coalition, float] = {}
 
     @property
@@ -69,8 +71,8 @@ class RoundGame:
         if missing:
             counts = self.executor.evaluate_models([self.model(c) for c in missing], self.slices)
             for coalition, scored in zip(missing, counts):
-                accuracy, loss = summarise(scored)
-                self.scored[coalition] = accuracy if self.metric == "accuracy" else -loss
+                scores = summarise(scored, self.task)
+                self.scored[coalition] = scores["accuracy"] if self.metric == "accuracy" else -scores["loss"]
         return [self.scored[c] for c in coalitions]
 
 
@@ -82,8 +84,9 @@ def validation_slices(indices: np.ndarray) -> list[EvalSlice]:
 class Ledger:
     """The run's contributions so far: each (method, client)'s cumulative value."""
 
-    def __init__(self, config: ContributionConfig, *, validation: np.ndarray, population: int, seed: int):
-        self.config, self.population, self.seed = config, population, seed
+    def __init__(self, config: ContributionConfig, *, validation: np.ndarray, population: int, seed: int,
+                 task: LearningTask):
+        self.config, self.population, self.seed, self.task = config, population, seed, task
         self.validation = validation
         self.cumulative: dict[tuple[str, int], float] = {}
 
@@ -92,7 +95,7 @@ class Ledger:
         """The step's contribution rows, and each method's values by client, of the clients it
         valued only (fedsv's absent clients and unvalued rounds are in the rows, not here)."""
         game = RoundGame(strategy, start, updates, executor=executor, slices=validation_slices(self.validation),
-                         metric=self.config.metric)
+                         metric=self.config.metric, task=self.task)
         rows, values = [], {}
         for index, method in enumerate(self.config.methods):
             started = time.perf_counter()

@@ -28,7 +28,7 @@ from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
 from raysim.sim.contribution import Ledger
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
-from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise
+from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise, utility
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.incentives import Incentives, Incentivised
 from raysim.sim.parts import DriverParts
@@ -81,8 +81,10 @@ class Driver(Incentivised, Dispatching, Recording):
         self.download_bytes = downlink.payload_bytes if downlink else self.exchange_bytes
         self.holdout = holdout
         self.evaluation = parts.evaluation
+        self.task = parts.task
         contribution, incentive = parts.contribution, parts.incentive
-        self.ledger = (Ledger(contribution, validation=validation, population=len(self.sizes), seed=self.seed)
+        self.ledger = (Ledger(contribution, validation=validation, population=len(self.sizes), seed=self.seed,
+                              task=self.task)
                        if contribution is not None else None)
         self.incentives = (Incentives(incentive, pay_by=incentive.method or contribution.methods[0],
                                       cohort=self.clients_per_round) if incentive is not None else None)
@@ -280,33 +282,38 @@ class Driver(Incentivised, Dispatching, Recording):
                            self._network_tables())
 
     def _evaluate_holdout(self, round_row: dict) -> list[dict]:
-        """With personal layers' held-out slices (and no [evaluation]): global and personalised
-        accuracy per client on evaluated rounds, their sample-weighted means on the round row."""
+        """With personal layers' held-out slices (and no [evaluation]): the task's metrics of the
+        global and the personalised model per client on evaluated rounds, the sample-weighted
+        means of the primary one on the round row (``holdout_{global,personal}_<metric>``)."""
         if self.holdout is None or not self._evaluating():
             return []
         owners, slices = holdout_slices(self.holdout, self.clients.head)
-        eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round)
+        eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round,
+                                 self.task)
         if eval_rows:
             held = np.array([r["samples"] for r in eval_rows], dtype=float)
+            metric = self.task.metrics[0]
             for kind in ("global", "personal"):
-                accuracy = np.array([r[f"{kind}_accuracy"] for r in eval_rows])
-                round_row[f"holdout_{kind}_accuracy"] = float((accuracy * held).sum() / held.sum())
+                values = np.array([r[f"{kind}_{metric}"] for r in eval_rows])
+                round_row[f"holdout_{kind}_{metric}"] = float((values * held).sum() / held.sum())
         return eval_rows
 
     def _committee(self, updates: list[Update], rows: list) -> list[Update]:
         """Ledger with a committee (BFLC, arXiv:2004.00773): each of this round's members scores
-        every update by the accuracy of the model it would give on the member's own validation
+        every update by the task's primary metric (``utility``: accuracy for classification) of
+        the model it would give on the member's own validation
         slice (a fixed chunk of the test set); the ``reject`` updates of lowest median score are
         dropped (their tasks marked rejected) and the rest aggregated and committed."""
         if len(updates) < 2:
             return updates
         chunks = self.test_slices
 
-        def accuracy(member: int, delta: np.ndarray) -> float:
+        def score(member: int, delta: np.ndarray) -> float:
             candidate = (self.state.params.astype(np.float64) + delta).astype(self.state.params.dtype)
-            return summarise(self.executor.evaluate(candidate, [chunks[member % len(chunks)]]))[0]
+            scored = self.executor.evaluate(candidate, [chunks[member % len(chunks)]])
+            return utility(summarise(scored, self.task), self.task)
 
-        scores = score_updates(self.chain.members(self.round + 1), [u.delta for u in updates], accuracy)
+        scores = score_updates(self.chain.members(self.round + 1), [u.delta for u in updates], score)
         kept = set(committee_accept(scores, min(self.chain.config.reject, len(updates) - 1)).tolist())
         tasks = {task.info.client_id: task for task, staleness in rows if staleness is not None}
         for index, update in enumerate(updates):
@@ -321,7 +328,7 @@ class Driver(Incentivised, Dispatching, Recording):
         if self.round % self.evaluation.every and not self.finished:
             return []
         rows, spread = evaluate_clients(self.evaluation, self.holdout, self.clients.head, self.executor.evaluate,
-                                        self.state.params, seed=self.seed, round_number=self.round)
+                                        self.state.params, seed=self.seed, round_number=self.round, task=self.task)
         round_row.update(spread)
         return rows
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from raysim.inputs import at_least
 from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
+    from raysim.models.learning_task import LearningTask
     from raysim.sim.tasks import Shards
 
 HeadOf = Callable[[int], "np.ndarray | None"]  # a client's personal head, None when it has none
@@ -86,11 +87,12 @@ class EvalSlice:
 
 @dataclass(frozen=True)
 class EvalCounts:
-    """Sums over one slice, so slices scored on different workers add up exactly."""
+    """One slice's ``count`` of examples and the learning task's ``sums`` over them
+    (models/learning_task.py; classification: the number correct, the summed loss), so slices
+    scored on different workers add up exactly."""
 
-    correct: int
-    loss_sum: float
     count: int
+    sums: Mapping[str, float]
 
 
 EVAL_CHUNK = 1000  # test rows per slice: fixed, so the floats do not depend on the number of workers
@@ -102,12 +104,13 @@ def central_slices(test_size: int) -> list[EvalSlice]:
             for start in range(0, test_size, EVAL_CHUNK)]
 
 
-def summarise(counts: Sequence[EvalCounts]) -> tuple[float, float]:
-    """(accuracy, mean loss) over slices; NaN for no examples."""
-    total = sum(c.count for c in counts)
-    if not total:
-        return float("nan"), float("nan")
-    return sum(c.correct for c in counts) / total, math.fsum(c.loss_sum for c in counts) / total
+def summarise(counts: Sequence[EvalCounts], task: LearningTask) -> dict[str, float]:
+    """The task's metrics and mean ``"loss"`` over slices, from their sums added in slice order
+    (exactly: ``math.fsum``); NaN for no examples."""
+    if not sum(c.count for c in counts):
+        return {name: math.nan for name in (*task.metrics, "loss")}
+    names = dict.fromkeys(name for c in counts for name in c.sums)
+    return dict(task.scores({name: math.fsum(c.sums.get(name, 0) for c in counts) for name in names}))
 
 
 def holdout_slices(holdout: Shards, head_of: HeadOf, *, clients: Sequence[int] | None = None,
@@ -146,44 +149,70 @@ def evaluated_clients(config: EvaluationConfig, holdout: Shards, *, seed: int, r
     return sorted(int(c) for c in chosen)
 
 
-def distribution(accuracy: Sequence[float], samples: Sequence[int], *, worst_k: int = 0) -> dict[str, float]:
-    """The spread of per-client accuracies for a round row: unweighted mean; weighted mean (the
-    pooled accuracy: for one model it equals the accuracy on the union of the client test sets);
-    std over clients (ddof 0: these K clients are the population described, not a sample);
-    10th percentile (linear interpolation); min; mean of the ``worst_k`` lowest (0: ceil(K / 10))."""
-    a = np.sort(np.asarray(accuracy, dtype=float))
+def test_columns(scores: Mapping[str, float]) -> dict[str, float]:
+    """A central evaluation's round-row columns: ``test_<metric>`` for each of the task's
+    metrics, then ``test_loss`` (``summarise([], task)`` gives the NaNs of an unscored round)."""
+    return {f"test_{name}": value for name, value in scores.items()}
+
+
+def utility(scores: Mapping[str, float], task: LearningTask) -> float:
+    """The task's primary metric, negated where lower is better, so that more is always better
+    (the ledger committee's score of a candidate model)."""
+    metric = task.metrics[0]
+    return -scores[metric] if metric in task.lower_is_better else scores[metric]
+
+
+def distribution(values: Sequence[float], samples: Sequence[int], *, worst_k: int = 0,
+                 lower_is_better: bool = False) -> dict[str, float]:
+    """The spread of a per-client metric for a round row: unweighted mean; weighted mean (for
+    accuracy or MSE the pooled value: for one model it equals the metric on the union of the
+    client test sets); std over clients (ddof 0: these K clients are the population described,
+    not a sample); then from the worst side: the 10th percentile of accuracy (linear
+    interpolation) and its min, or, where lower is better, the 90th percentile and the max; the
+    mean of the ``worst_k`` worst (0: ceil(K / 10))."""
+    a = np.sort(np.asarray(values, dtype=float))
+    worst_first = a[::-1] if lower_is_better else a
     n = np.asarray(samples, dtype=float)
     k = worst_k or math.ceil(len(a) / 10)
-    return {"mean": float(a.mean()), "weighted": float(np.dot(accuracy, n) / n.sum()), "std": float(a.std()),
-            "p10": float(np.percentile(a, 10)), "min": float(a[0]), "worst_k": float(a[:k].mean())}
+    edge = {"p90": float(np.percentile(a, 90)), "max": float(a[-1])} if lower_is_better else \
+        {"p10": float(np.percentile(a, 10)), "min": float(a[0])}
+    return {"mean": float(a.mean()), "weighted": float(np.dot(values, n) / n.sum()), "std": float(a.std()),
+            **edge, "worst_k": float(worst_first[:k].mean())}
 
 
-def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCounts], round_number: int) -> list[dict]:
-    """One row per client: accuracy of the global and of its personalised model (the global one
-    again when it has no head yet) on its held-out examples."""
+def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCounts], round_number: int,
+                 task: LearningTask) -> list[dict]:
+    """One row per client: the task's metrics (``global_<metric>``, ``personal_<metric>``) of the
+    global and of its personalised model (the global one again when it has no head yet) on its
+    held-out examples."""
     rows: dict[int, dict] = {}
     for client, part, scored in zip(owners, slices, counts):
         row = rows.setdefault(client, {"round": round_number, "client_id": client, "samples": scored.count})
         personalised = part.head is not None or part.finetune is not None
-        row["personal_accuracy" if personalised else "global_accuracy"] = scored.correct / scored.count
+        scores = task.scores(scored.sums)
+        row.update({f"{'personal' if personalised else 'global'}_{name}": scores[name] for name in task.metrics})
     for row in rows.values():
-        row.setdefault("personal_accuracy", row["global_accuracy"])
+        for name in task.metrics:
+            row.setdefault(f"personal_{name}", row[f"global_{name}"])
     return list(rows.values())
 
 
 def evaluate_clients(config: EvaluationConfig, holdout: Shards, head_of: HeadOf,
                      score: Callable[[np.ndarray, list[EvalSlice]], list[EvalCounts]], params: np.ndarray, *,
-                     seed: int, round_number: int) -> tuple[list[dict], dict[str, float]]:
+                     seed: int, round_number: int, task: LearningTask) -> tuple[list[dict], dict[str, float]]:
     """One client evaluation: the per-client rows (evaluation.parquet) and the round row's
-    distribution columns, ``client_{global,personal}_accuracy_{mean,weighted,std,p10,min,worst_k}``
+    distribution columns of the task's primary metric, e.g.
+    ``client_{global,personal}_accuracy_{mean,weighted,std,p10,min,worst_k}`` (``distribution``),
     and ``client_eval_clients`` (how many were scored). ``score`` is the executor's evaluate, so
     the workers score the slices."""
     clients = evaluated_clients(config, holdout, seed=seed, round_number=round_number)
     owners, slices = holdout_slices(holdout, head_of, clients=clients, finetune=config, round_number=round_number)
-    rows = holdout_rows(owners, slices, score(params, slices), round_number)
+    rows = holdout_rows(owners, slices, score(params, slices), round_number, task)
     spread: dict[str, float] = {"client_eval_clients": len(rows)}
     held = [r["samples"] for r in rows]
+    metric = task.metrics[0]
     for kind in ("global", "personal"):
-        stats = distribution([r[f"{kind}_accuracy"] for r in rows], held, worst_k=config.worst_k)
-        spread.update({f"client_{kind}_accuracy_{name}": value for name, value in stats.items()})
+        stats = distribution([r[f"{kind}_{metric}"] for r in rows], held, worst_k=config.worst_k,
+                             lower_is_better=metric in task.lower_is_better)
+        spread.update({f"client_{kind}_{metric}_{name}": value for name, value in stats.items()})
     return rows, spread

@@ -10,8 +10,9 @@ trade-off the comparison measures. Each round records the consensus distance ove
 (Kong et al., arXiv:2102.04828), the mixing's ``contraction_rate`` (one meaning in every mode:
 the per-round factor by which the mixing shrinks the consensus distance at worst, over the
 graph's period, ``mixing.contraction_rate``; lower mixes better), and on evaluated rounds the
-accuracy of the nodes' average and the mean and worst accuracy of the nodes' own models (all
-nodes, or ``network.eval_nodes`` drawn from the seed, as each costs one test-set pass).
+task's metrics of the nodes' average and the mean and worst of its primary metric (accuracy)
+over the nodes' own models (all nodes, or ``network.eval_nodes`` drawn from the seed, as each
+costs one test-set pass).
 
 ``gossip_mode = "pairwise"`` replaces the synchronous mixing by randomized pairwise gossip
 (Boyd, Ghosh, Prabhakar, Shah 2006): every node's rate-1 Poisson clock (one unit = one round)
@@ -95,6 +96,8 @@ class GossipRounds(NodeRounds):
         n, wanted = len(self.sizes), self.network.eval_nodes
         nodes = (np.arange(n) if not wanted or wanted >= n
                  else np.sort(rng(self.seed, Stream.TOPOLOGY, EVAL_DRAW, self.round).choice(n, wanted, replace=False)))
-        accuracy = np.array([self._accuracy(self.models[i])[0] for i in nodes])
-        return {"mean_node_accuracy": float(accuracy.mean()), "worst_node_accuracy": float(accuracy.min()),
+        metric = self.task.metrics[0]
+        values = np.array([self._scores(self.models[i])[metric] for i in nodes])
+        worst = values.max() if metric in self.task.lower_is_better else values.min()
+        return {f"mean_node_{metric}": float(values.mean()), f"worst_node_{metric}": float(worst),
                 "nodes_evaluated": len(nodes)}

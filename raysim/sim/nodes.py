@@ -26,7 +26,7 @@ from raysim.models.layout import ParamLayout
 from raysim.network.transport import Transport
 from raysim.sim import checkpoint
 from raysim.sim.driver import Driver
-from raysim.sim.evaluation import central_slices, summarise
+from raysim.sim.evaluation import central_slices, summarise, test_columns
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import ServerView
@@ -46,6 +46,7 @@ class NodeRounds:
                  client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor],
                  holdout: Shards | None = None, validation: np.ndarray | None = None):
         self.network, self.population, self.limits = parts.network, parts.population, parts.limits
+        self.task = parts.task
         self.schedule, self.seed, self.model_bytes = parts.schedule, parts.seed, parts.exchange_bytes
         self.sizes = np.asarray(client_sizes)
         self.models = np.repeat(np.asarray(initial_params)[None], len(self.sizes), axis=0)
@@ -128,16 +129,17 @@ class NodeRounds:
     def _evaluating(self) -> bool:
         return self.round % self.limits.eval_every == 0 or self.finished
 
-    def _accuracy(self, params: np.ndarray) -> tuple[float, float]:
-        return summarise(self.executor.evaluate(np.asarray(params, dtype=self.models.dtype), self.test_slices))
+    def _scores(self, params: np.ndarray) -> dict[str, float]:
+        """The task's metrics and mean loss of ``params`` on the test set."""
+        return summarise(self.executor.evaluate(np.asarray(params, dtype=self.models.dtype), self.test_slices),
+                         self.task)
 
     # -- records -------------------------------------------------------------------------------
 
     def _round_row(self, scored: np.ndarray, rows: list[dict], extra: dict, traffic: dict) -> dict:
-        accuracy = loss = float("nan")
-        nodes = {}
+        scores, nodes = summarise([], self.task), {}
         if self._evaluating():
-            accuracy, loss = self._accuracy(scored)
+            scores = self._scores(scored)
             nodes = self._node_columns()
         wall = time.perf_counter()
         applied = [r for r in rows if r["status"] == "applied"]
@@ -145,7 +147,7 @@ class NodeRounds:
         row = {
             "round": self.round, "version": self.round, "sim_time": self.now,
             "wall_time": wall - self._run_started_wall, "round_wall_s": wall - self._round_started_wall,
-            "clients": len(applied), "samples": samples, "test_accuracy": accuracy, "test_loss": loss,
+            "clients": len(applied), "samples": samples, **test_columns(scores),
             "train_loss": sum(r["train_loss"] * r["samples"] for r in applied) / samples if samples else float("nan"),
             "bytes_down": int(sum(r["bytes_down"] for r in rows)), "bytes_up": int(sum(r["bytes_up"] for r in rows)),
             "failed_lost": len(rows) - len(applied), **traffic.get("columns", {}), **extra, **nodes,

@@ -15,6 +15,7 @@ from raysim.compression.channel import Channel
 from raysim.network.config import NetworkConfig
 from raysim.contribution import ContributionConfig
 from raysim.incentives.config import IncentiveConfig
+from raysim.models.learning_task import Classification, LearningTask
 from raysim.privacy.stage import PrivacyStage
 from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.network import Chain, NetworkLinks
@@ -67,3 +68,4 @@ class DriverParts:
     chain: Chain | None = None  # ledger: a block per aggregation
     contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
     incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)
+    task: LearningTask = field(default_factory=Classification)  # [task]: what evaluations score and report

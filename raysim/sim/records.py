@@ -13,7 +13,7 @@ import numpy as np
 
 from raysim.algorithms.strategy import Update
 from raysim.sim.dispatch import Task
-from raysim.sim.evaluation import summarise
+from raysim.sim.evaluation import summarise, test_columns
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,7 @@ class Recording:
     """Round and client rows (see the module's docstring)."""
 
     def _round_row(self, updates: list[Update], client_rows: list[dict], metrics: dict) -> dict:
-        accuracy = loss = float("nan")
-        if self._evaluating():
-            accuracy, loss = summarise(self.executor.evaluate(self.state.params, self.test_slices))
+        scored = self.executor.evaluate(self.state.params, self.test_slices) if self._evaluating() else []
         wall = time.perf_counter()
         samples = sum(u.num_samples for u in updates)
         applied = [r for r in client_rows if r["status"] == "applied"]
@@ -50,8 +48,7 @@ class Recording:
             "round_wall_s": wall - self._round_started_wall,
             "clients": len(updates),
             "samples": samples,
-            "test_accuracy": accuracy,
-            "test_loss": loss,
+            **test_columns(summarise(scored, self.task)),
             "train_loss": (sum(r["train_loss"] * r["samples"] for r in applied) / samples) if samples else float("nan"),
             "bytes_down": int(sum(r["bytes_down"] for r in client_rows)),
             "bytes_up": int(sum(r["bytes_up"] for r in client_rows)),

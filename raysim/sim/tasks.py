@@ -30,6 +30,10 @@ class TrainingPlan:
     flipped_labels: frozenset[int] = frozenset()  # label-flip attackers train on y -> C - 1 - y
     num_classes: int = 0
     local_layers: tuple[str, ...] = ()  # personal heads' name prefixes (an EvalSlice's head fills them)
+    # the learning task ([task] kind: a name of models/learning_task.py:TASK_KINDS, a user's
+    # "package.module:Name" or the class itself), built with task_options by each worker
+    task: Any = "classification"
+    task_options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

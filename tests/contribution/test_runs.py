@@ -13,6 +13,7 @@ from raysim.algorithms.strategy import Strategy, Update
 from raysim.api import run
 from raysim.cli import main
 from raysim.inputs import ConfigError
+from raysim.models.learning_task import Classification
 from raysim.results import load
 from raysim.results.checkpoints import read_checkpoint
 from raysim.sim.contribution import RoundGame
@@ -60,7 +61,7 @@ class Recorder:
 
     def evaluate_models(self, models, slices):
         self.models += [np.array(m) for m in models]
-        return [[EvalCounts(correct=0, loss_sum=float(np.sum(m)), count=1)] for m in models]
+        return [[EvalCounts(count=1, sums={"correct": 0, "loss": float(np.sum(m)), "count": 1})] for m in models]
 
 
 @pytest.mark.parametrize("strategy", [
@@ -76,7 +77,7 @@ def test_coalition_models_are_the_rounds_own_aggregation(strategy):
     start, _ = _step(strategy, start, [Update(9, 10, 1, draw.normal(size=5))])  # an optimizer with state
     updates = [Update(c, n, 1, draw.normal(size=5), scale=s) for c, n, s in [(7, 10, 1.0), (2, 30, 0.5), (4, 20, 1.0)]]
     recorder = Recorder()
-    game = RoundGame(strategy, start, updates, executor=recorder, slices=[], metric="loss")
+    game = RoundGame(strategy, start, updates, executor=recorder, slices=[], metric="loss", task=Classification())
     assert game.players == [2, 4, 7]
     values = game.evaluate([(2, 4, 7), (), (2, 7), (2, 4, 7)])
     assert len(recorder.models) == 3  # the repeated coalition is scored once

@@ -48,7 +48,7 @@ def test_the_report_is_one_self_contained_file(sweep_dir, tmp_path):
     assert "<script" not in page and "http" not in page.replace('lang="en"', "")
     sources = re.findall(r'src="([^"]*)"', page)
     assert len(sources) == 5 and all(s.startswith("data:image/png;base64,") for s in sources)
-    for heading in ("Accuracy", "Sweep: final test accuracy", "paired differences", "Participation",
+    for heading in ("Test accuracy", "Sweep: final test accuracy", "paired differences", "Participation",
                     "Client evaluation", "Bytes"):
         assert heading in page
 

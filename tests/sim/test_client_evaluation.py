@@ -14,6 +14,7 @@ from raysim.inputs import ConfigError
 from raysim.models.spec import ModelSpec
 from raysim.runtime.worker import ClientWorker
 from raysim.scenario.preparation import initial_model, prepare
+from raysim.models.learning_task import Classification
 from raysim.sim.evaluation import EvalSlice, EvaluationConfig, distribution, evaluate_clients, summarise
 from raysim.sim.tasks import Shards, TrainingPlan
 
@@ -34,10 +35,11 @@ def test_pooled_client_accuracy_of_one_model_is_its_accuracy_on_the_union_of_cli
     held = Shards.from_parts(np.split(RNG.permutation(200), cuts))  # 10 clients of unequal sizes
     worker = _worker(held)
     config = EvaluationConfig(clients="all")
-    rows, spread = evaluate_clients(config, held, lambda client: None, worker.evaluate, PARAMS, seed=0, round_number=1)
+    rows, spread = evaluate_clients(config, held, lambda client: None, worker.evaluate, PARAMS, seed=0, round_number=1,
+                                    task=Classification())
     (union,) = worker.evaluate(PARAMS, [EvalSlice("train", held.indices)])
     assert len(rows) == 10 and sum(r["samples"] for r in rows) == 200
-    assert math.isclose(spread["client_global_accuracy_weighted"], summarise([union])[0], rel_tol=1e-12)
+    assert math.isclose(spread["client_global_accuracy_weighted"], summarise([union], Classification())["accuracy"], rel_tol=1e-12)
     unweighted = np.mean([r["global_accuracy"] for r in rows])
     assert math.isclose(spread["client_global_accuracy_mean"], unweighted)
 

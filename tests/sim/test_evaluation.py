@@ -10,6 +10,7 @@ import torch
 from raysim.algorithms.sgd import SGDConfig
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
+from raysim.models.learning_task import Classification
 from raysim.models.training import evaluate
 from raysim.runtime.worker import ClientWorker
 from raysim.sim.evaluation import EVAL_CHUNK, EvalCounts, EvalSlice, central_slices, summarise
@@ -35,7 +36,8 @@ def _worker(local_layers: tuple[str, ...] = ()) -> ClientWorker:
 def _whole(params: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[int, float]:
     model = FlatModel(SPEC.build())
     model.load(params)
-    return evaluate(model, torch.as_tensor(x), torch.as_tensor(y))
+    sums = evaluate(model, torch.as_tensor(x), torch.as_tensor(y), task=Classification())
+    return sums["correct"], sums["loss"]
 
 
 def test_the_test_set_is_cut_into_fixed_chunks():
@@ -45,17 +47,19 @@ def test_the_test_set_is_cut_into_fixed_chunks():
 
 
 def test_summarise_adds_counts_and_is_nan_without_examples():
-    accuracy, loss = summarise([EvalCounts(3, 1.5, 4), EvalCounts(1, 0.5, 4)])
-    assert accuracy == 0.5 and loss == 0.25
-    assert all(math.isnan(v) for v in summarise([]))
+    task = Classification()
+    scores = summarise([EvalCounts(4, {"correct": 3, "loss": 1.5, "count": 4}),
+                        EvalCounts(4, {"correct": 1, "loss": 0.5, "count": 4})], task)
+    assert scores == {"accuracy": 0.5, "loss": 0.25}
+    assert list(summarise([], task)) == ["accuracy", "loss"] and all(math.isnan(v) for v in summarise([], task).values())
 
 
 def test_chunks_scored_on_a_worker_add_up_to_the_whole_test_set():
     counts = _worker().evaluate(PARAMS, central_slices(len(TEST_Y)))
     correct, loss_sum = _whole(PARAMS, TEST_X, TEST_Y)
     assert [c.count for c in counts] == [1000, 1000, 500]
-    assert sum(c.correct for c in counts) == correct
-    assert math.isclose(math.fsum(c.loss_sum for c in counts), loss_sum, rel_tol=1e-5)
+    assert sum(c.sums["correct"] for c in counts) == correct
+    assert math.isclose(math.fsum(c.sums["loss"] for c in counts), loss_sum, rel_tol=1e-5)
 
 
 def test_a_slice_with_a_head_scores_the_personalised_model():
@@ -65,9 +69,9 @@ def test_a_slice_with_a_head_scores_the_personalised_model():
                                                  EvalSlice("train", np.arange(10), head=head)])
     personalised = PARAMS.copy()
     personalised[12:] = head
-    assert (plain.correct, plain.count) == (_whole(PARAMS, TRAIN_X[:10], TRAIN_Y[:10])[0], 10)
-    assert personal.correct == _whole(personalised, TRAIN_X[:10], TRAIN_Y[:10])[0]
-    assert personal.loss_sum != plain.loss_sum
+    assert (plain.sums["correct"], plain.count) == (_whole(PARAMS, TRAIN_X[:10], TRAIN_Y[:10])[0], 10)
+    assert personal.sums["correct"] == _whole(personalised, TRAIN_X[:10], TRAIN_Y[:10])[0]
+    assert personal.sums["loss"] != plain.sums["loss"]
 
 
 def test_holdout_rows_report_global_and_personal_accuracy_per_client():
@@ -76,7 +80,8 @@ def test_holdout_rows_report_global_and_personal_accuracy_per_client():
     owners, slices = holdout_slices(holdout, heads.get)
     assert owners == [0, 2, 2]  # client 1 holds nothing out; client 2 also has its own head
     assert [s.head is not None for s in slices] == [False, False, True]
-    rows = holdout_rows(owners, slices, [EvalCounts(1, 0.0, 2), EvalCounts(1, 0.0, 4), EvalCounts(3, 0.0, 4)], 7)
+    counts = [EvalCounts(n, {"correct": c, "loss": 0.0, "count": n}) for c, n in ((1, 2), (1, 4), (3, 4))]
+    rows = holdout_rows(owners, slices, counts, 7, Classification())
     assert rows == [
         {"round": 7, "client_id": 0, "samples": 2, "global_accuracy": 0.5, "personal_accuracy": 0.5},
         {"round": 7, "client_id": 2, "samples": 4, "global_accuracy": 0.25, "personal_accuracy": 0.75},

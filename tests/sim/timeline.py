@@ -45,7 +45,7 @@ class FakeExecutor:
         pass
 
     def evaluate(self, params, slices):
-        return [EvalCounts(correct=0, loss_sum=0.0, count=len(s.indices)) for s in slices]
+        return [EvalCounts(count=len(s.indices), sums={"correct": 0, "loss": 0.0, "count": len(s.indices)}) for s in slices]
 
     def shutdown(self):
         pass

@@ -1,0 +1,72 @@
+"""The learning tasks' sums and metrics (models/learning_task.py) against direct computations,
+and the run metric's direction (results/metric.py): pure, no Ray."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+from raysim.inputs import UserCodeError
+from raysim.models.learning_task import NextToken, Regression, build_task
+from raysim.results.metric import Metric, read_task
+from raysim.sim.evaluation import EvalCounts, distribution, summarise
+
+RNG = np.random.default_rng(0)
+
+
+def test_regression_metrics_summed_over_slices_equal_sklearn_on_the_whole():
+    predicted, target = RNG.normal(size=50), RNG.normal(size=50) * 2 + 1
+    task = Regression()
+    slices = [EvalCounts(n, task.sums(torch.tensor(predicted[a:b, None]), torch.tensor(target[a:b])))
+              for a, b, n in ((0, 20, 20), (20, 50, 30))]
+    scores = summarise(slices, task)
+    assert scores["mse"] == pytest.approx(mean_squared_error(target, predicted), rel=1e-12)
+    assert scores["mae"] == pytest.approx(mean_absolute_error(target, predicted), rel=1e-12)
+    assert scores["r2"] == pytest.approx(r2_score(target, predicted), rel=1e-9)
+    assert scores["loss"] == scores["mse"]
+
+
+def test_next_token_perplexity_is_the_exponent_of_the_mean_token_loss_over_every_position():
+    logits, targets = torch.randn(4, 7, 80), torch.randint(0, 80, (4, 7))
+    task = NextToken()
+    scores = task.scores(task.sums(logits, targets))
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 80), targets.reshape(-1)).item()
+    assert scores["loss"] == pytest.approx(loss, rel=1e-6)
+    assert scores["perplexity"] == pytest.approx(math.exp(loss), rel=1e-6)
+    assert scores["accuracy"] == (logits.argmax(-1) == targets).float().mean().item()
+    assert task.loss(logits, targets).item() == pytest.approx(loss, rel=1e-6)
+    assert task.batched_loss(logits, targets).item() == pytest.approx(loss, rel=1e-6)
+
+
+def test_a_lower_is_better_metric_reaches_its_target_from_above_and_its_worst_is_the_max():
+    mse = Metric("mse", lower_is_better=True)
+    assert list(mse.best_so_far(np.array([3.0, 1.0, 2.0]))) == [3.0, 1.0, 1.0] and mse.best([3, 1, 2]) == 1
+    assert list(mse.reaches(np.array([3.0, 0.5]), 1.0)) == [False, True]
+    spread = distribution([1.0, 4.0, 2.0, 3.0], [1, 1, 1, 1], worst_k=1, lower_is_better=True)
+    assert spread["max"] == 4.0 and spread["worst_k"] == 4.0 and "min" not in spread and "p90" in spread
+
+
+def test_a_user_task_is_checked_at_load():
+    task = build_task("tests.user_code:HuberTask", {"tolerance": 1.0})
+    assert task.metrics == ("huber", "within") and task.tolerance == 1.0
+    with pytest.raises(UserCodeError, match="task.options"):
+        build_task("tests.user_code:HuberTask", {"width": 1.0})
+    with pytest.raises(UserCodeError, match="task.kind 'tests.user_code:CountingSGD' has no method loss"):
+        build_task("tests.user_code:CountingSGD", {})
+
+
+@pytest.mark.parametrize("content", ['{"kind": "x", "metrics": ["__import__(\'os\')"], "lower_is_better": []}',
+                                     '{"kind": "x", "metrics": ["mse"], "lower_is_better": ["r2"]}',
+                                     "[" * 10000, "not json", '{"metrics": []}'])
+def test_a_foreign_task_file_is_refused_by_name(tmp_path, content):
+    (tmp_path / "task.json").write_text(content)
+    with pytest.raises(ValueError, match="task.json is not a raysim task file"):
+        read_task(tmp_path)
+
+
+def test_a_run_folder_without_a_task_file_is_a_classification_run(tmp_path):
+    assert read_task(tmp_path).primary == Metric("accuracy", lower_is_better=False)
