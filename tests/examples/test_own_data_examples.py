@@ -41,7 +41,7 @@ def test_smart_city_compares_fedavg_fedprox_and_local_only_per_site(tmp_path):
     _run(["-m", "smart_city.compare", "--rounds", "3", "--results", str(tmp_path / "results"), "--out", str(out)],
          package="smart_city", cwd=tmp_path)
     rows = {r["method"]: r for r in json.loads(out.read_text())["rows"]}
-    assert set(rows) == {"fedavg", "fedprox", "local_only"}
+    assert set(rows) == {"fedavg", "fedprox", "site_bias", "local_only"}
     assert sum(r["sites_best"] for r in rows.values()) == 20
     assert all(r["worst_site_mse"] >= r["mean_site_mse"] > 0 for r in rows.values())
 

@@ -31,12 +31,30 @@ def _rounds(run_dir: Path) -> pd.DataFrame:
     return rounds.drop(columns=[c for c in rounds.columns if "wall" in c])
 
 
-def test_a_table_with_a_client_column_regresses_per_site_alike_across_actor_packings(tmp_path, ray_runtime):
-    outcomes = [run(parse_scenario(_regression(run={"executor": "ray", "rounds": 3},
-                                               resources={"clients_per_actor": per_actor, "num_cpus": 0.25})),
-                    results_root=tmp_path / str(per_actor)) for per_actor in (1, 3)]
+LEAF = {"femnist": {"data": {"dataset": "leaf", "num_clients": 4, "path": str(FIXTURES / "leaf" / "femnist")},
+                    "task": {"kind": "classification"}, "model": {"name": "logreg"}},
+        "shakespeare": {"data": {"dataset": "leaf", "num_clients": 3, "path": str(FIXTURES / "leaf" / "shakespeare")},
+                        "task": {"kind": "next_token"}, "model": {"name": "char_lstm"}, "client": {"lr": 0.5}},
+        "function": {"data": {"dataset": "tests.user_code:sensor_readings", "num_clients": 4}}}
+
+
+def _alike_across_packings(table: dict, root: Path) -> list:
+    outcomes = [run(parse_scenario({**table, "run": {**table["run"], "executor": "ray"},
+                                    "resources": {"clients_per_actor": per_actor, "num_cpus": 0.25}}),
+                    results_root=root / str(per_actor)) for per_actor in (1, 3)]
     first, second = (_rounds(o.run_dir) for o in outcomes)
     pd.testing.assert_frame_equal(first, second)
+    return outcomes
+
+
+@pytest.mark.parametrize("kind", sorted(LEAF))
+def test_leaf_folders_and_a_data_function_run_alike_across_actor_packings(kind, tmp_path, ray_runtime):
+    _alike_across_packings(_regression(run={"rounds": 2}, selection={"clients_per_round": 3}, **LEAF[kind]), tmp_path)
+
+
+def test_a_table_with_a_client_column_regresses_per_site_alike_across_actor_packings(tmp_path, ray_runtime):
+    outcomes = _alike_across_packings(_regression(run={"rounds": 3}), tmp_path)
+    first = _rounds(outcomes[0].run_dir)
     assert {"test_mse", "test_mae", "test_r2", "test_loss"} <= set(first.columns) and "test_accuracy" not in first
     assert first["test_mse"].iloc[-1] < first["test_mse"].iloc[0]
     clients = pd.read_parquet(outcomes[0].run_dir / "clients.parquet")
@@ -67,10 +85,27 @@ def test_compare_judges_regression_runs_by_mse_and_needs_a_target(tmp_path, caps
     assert table[f"rounds_to_{target:g}"].iloc[0] <= 2 and "final_mse" in table
 
 
-def test_leaf_femnist_writers_are_the_clients(tmp_path, ray_runtime):
-    scenario = tiny_table(run={"executor": "ray", "rounds": 2}, data={"dataset": "leaf", "num_clients": 4,
-                                                                        "path": str(FIXTURES / "leaf" / "femnist")},
-                          selection={"clients_per_round": 2}, resources={"num_cpus": 0.25})
+def test_a_sweep_of_regression_runs_is_summarised_and_reported_by_mse(tmp_path):
+    from raysim.results.results import load, write_sweep_index
+    from raysim.results.summary import summarize
+
+    sweep, trials = tmp_path / "sweep", {}
+    for index, (lr, seed) in enumerate([(0.01, 0), (0.01, 1), (0.1, 0), (0.1, 1)]):
+        name = f"reg-t{index}"
+        table = _regression(run={"rounds": 2, "seed": seed, "name": name}, client={"lr": lr})
+        run(parse_scenario(table), results_root=sweep / "trials")
+        trials[name] = {"client.lr": lr, "run.seed": seed}
+    write_sweep_index(sweep, name="reg", keys=["client.lr", "run.seed"], trials=trials)
+    results = load(sweep)
+    arms = summarize(results.summary, by=["client.lr"], metric=f"final_{results.metric.name}").arms
+    assert results.metric.name == "mse" and len(arms) == 2 and arms["mean"].notna().all()
+    assert main(["report", str(sweep), "--out", str(tmp_path / "report.html")]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "Sweep: final test mse over seeds" in page and "Test mse" in page and "accuracy" not in page
+
+
+def test_leaf_femnist_writers_are_the_clients(tmp_path):
+    scenario = tiny_table(run={"rounds": 2}, data=LEAF["femnist"]["data"], selection={"clients_per_round": 2})
     outcome = run(parse_scenario(scenario), results_root=tmp_path)
     rounds = _rounds(outcome.run_dir)
     assert rounds["test_accuracy"].notna().all() and outcome.summary["metric"] == "accuracy"

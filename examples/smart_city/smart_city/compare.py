@@ -2,12 +2,13 @@
 
     PYTHONPATH=examples/smart_city python -m smart_city.compare [--rounds 30] [--out compare.json]
 
-Runs ``smart_city.toml`` three times through ``raysim.api.run`` (FedAvg as written; FedProx with
-``client.proximal_mu``; local-only with every layer local, ``personal.local_layers``, so each site
-trains its own model and nothing is federated) and prints, per method, the sites' MSE on their
-own held-out readings at the last round: mean over sites, sample-weighted mean, worst site, and
-how many sites it serves best. The federated methods are scored by the global model; local-only
-by each site's own model.
+Runs ``smart_city.toml`` four times through ``raysim.api.run`` (FedAvg as written; FedProx with
+``client.proximal_mu``; ``site_bias``: FedAvg of the weights with each site's own bias, FedPer's
+personal layer (``personal.local_layers = ["1.bias"]``); local-only with every layer local, so
+each site trains its own model and nothing is federated) and prints, per method, the sites' MSE
+on their own held-out readings at the last round: mean over sites, sample-weighted mean, worst
+site, and how many sites it serves best. FedAvg and FedProx are scored by the global model; the
+other two by each site's own model (global weights and own bias, or wholly its own).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from raysim.api import run
 from raysim.scenario.sections import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[1] / "smart_city.toml"
-METHODS = {"fedavg": (), "fedprox": ("client.proximal_mu=0.1",), "local_only": ('personal.local_layers=["1."]',)}
+METHODS = {"fedavg": (), "fedprox": ("client.proximal_mu=0.1",), "site_bias": ('personal.local_layers=["1.bias"]',),
+           "local_only": ('personal.local_layers=["1."]',)}
 
 
 def site_mse(overrides: tuple[str, ...], *, rounds: int, results: Path, executor: str) -> pd.Series:
