@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from raysim.data.datasets import forget_loaded
+from raysim.inputs import ConfigError
 from raysim.results.figures import pyplot
 from raysim.results.checkpoints import CHECKPOINT, CLIENT_STATE, read_checkpoint, write_checkpoint
 from raysim.results.metric import TaskMetrics
@@ -25,6 +26,7 @@ from raysim.runtime.memory import release_freed_memory
 from raysim.scenario.composition import UserObjects, driver_parts, learning_task
 from raysim.scenario.preparation import InitialModel, Prepared, initial_model, prepare
 from raysim.scenario.sections import Scenario
+from raysim.scenario.flower import FlowerScenario
 from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.checkpoint import CheckpointError
 from raysim.sim.driver import Driver
@@ -66,6 +68,13 @@ def run(
 
         return RunOutcome(*run_vertical(scenario, results_root=results_root, address=address, on_round=on_round,
                                         resume=resume, on_start=on_start))
+    if isinstance(scenario, FlowerScenario):  # [flower]: a Flower ServerApp and ClientApp on raysim's clock
+        from raysim.api_flower import run_flower
+
+        if resume is not None:
+            raise ConfigError("a Flower run cannot be resumed (it keeps no checkpoint): run its scenario again")
+        return RunOutcome(*run_flower(scenario, results_root=results_root, address=address, on_round=on_round,
+                                      on_start=on_start))
     started = time.perf_counter()
     objects = UserObjects(client_algorithm=client_algorithm, strategy=strategy, policy=policy)
     scenario = objects.named(scenario)

@@ -11,7 +11,6 @@ party learns (``disclosure``), and the federated and central test AUC and accura
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from raysim.inputs import ConfigError
 from raysim.results.results import RunWriter, new_run_dir
+from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.vertical import PreparedVertical, VerticalScenario, central_reference, prepare_vertical
 from raysim.sim import vertical as sim
 from raysim.vertical import disclosure
@@ -36,20 +36,14 @@ def run_vertical(scenario: VerticalScenario, *, results_root: str | Path = "resu
         raise ConfigError("a vertical run cannot be resumed (it keeps no checkpoint): run its scenario again")
     started = time.perf_counter()
     use_ray = scenario.run.executor == "ray" or bool(address)
-    session, started_here, parties = None, False, None
-    try:
-        if use_ray:  # Ray first, the data after it (runtime/session.py)
-            from raysim.runtime import session
-
-            started_here = session.start(scenario.ray, address=address)
+    with ray_for_run(scenario.ray, address=address, needed=use_ray):  # Ray first, the data after it
         prepared = prepare_vertical(scenario)
         parties = _parties(scenario, prepared, use_ray)
-        return _train(scenario, prepared, parties, started, on_round, Path(results_root), on_start)
-    finally:
-        if parties is not None and hasattr(parties, "close"):
-            parties.close()
-        if session is not None:
-            session.stop(started_here)
+        try:
+            return _train(scenario, prepared, parties, started, on_round, Path(results_root), on_start)
+        finally:
+            if hasattr(parties, "close"):
+                parties.close()
 
 
 def _parties(scenario: VerticalScenario, prepared: PreparedVertical, use_ray: bool):
@@ -87,8 +81,22 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
     labels = prepared.shares[0].labels
     writer = RunWriter(new_run_dir(results_root, scenario.run.name), scenario_toml=scenario.to_toml(),
                        histogram=np.bincount(labels, minlength=prepared.table.num_classes)[None, :])
-    status = "failed"
-    try:
+
+    def summary_fields() -> dict:
+        """The summary's own fields, read when the run ends."""
+        return {
+            "kind": "vertical", "trainer": v.trainer, "privacy": scenario.privacy,
+            "disclosure": disclosure.statement(v.trainer, names, sim.COORDINATOR, v.lr.hide_gradients),
+            "hide_gradients": v.lr.hide_gradients, "dataset": v.dataset,
+            "parties": names, "intersection": alignment.intersection, "train_rows": alignment.train_rows,
+            "test_rows": alignment.test_rows, "duplicate_ids": alignment.duplicates, "psi_bytes": psi_bytes,
+            "psi_sim_time": psi_time, **{key: writer.rounds[-1][key] for key in (
+                "test_auc", "central_test_auc", "test_accuracy", "central_test_accuracy", "bytes_total", "he_seconds")},
+            "startup_s": startup_s, "num_actors": len(getattr(calls, "handles", ())),
+            "executor": "ray" if hasattr(calls, "handles") else "local", "total_s": time.perf_counter() - started,
+        }
+
+    with writer.settled(scenario_name=scenario.run.name, extra=summary_fields) as summary:
         if on_start is not None:
             on_start(writer.run_dir)
         for row in rows:
@@ -97,25 +105,4 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
             writer.append(row, sim.party_rows(row["round"], names, ledger))
             if on_round is not None:
                 on_round(row)
-        status = "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        if not writer.rounds:
-            shutil.rmtree(writer.run_dir, ignore_errors=True)
-        else:
-            last = writer.rounds[-1]
-            summary = writer.finish(status=status, scenario_name=scenario.run.name, extra={
-                "kind": "vertical", "trainer": v.trainer, "privacy": scenario.privacy,
-                "disclosure": disclosure.statement(v.trainer, names, sim.COORDINATOR, v.lr.hide_gradients),
-                "hide_gradients": v.lr.hide_gradients, "dataset": v.dataset,
-                "parties": names, "intersection": alignment.intersection, "train_rows": alignment.train_rows,
-                "test_rows": alignment.test_rows, "duplicate_ids": alignment.duplicates, "psi_bytes": psi_bytes,
-                "psi_sim_time": psi_time, "test_auc": last["test_auc"], "central_test_auc": last["central_test_auc"],
-                "test_accuracy": last["test_accuracy"], "central_test_accuracy": last["central_test_accuracy"],
-                "bytes_total": last["bytes_total"], "he_seconds": last["he_seconds"],
-                "startup_s": startup_s, "num_actors": len(getattr(calls, "handles", ())),
-                "executor": "ray" if hasattr(calls, "handles") else "local", "total_s": time.perf_counter() - started,
-            })
     return writer.run_dir, summary

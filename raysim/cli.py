@@ -130,6 +130,7 @@ def _validate(args: argparse.Namespace) -> int:
     """Runs everything ``run`` does before training (data, partition, model, user code), without Ray."""
     from raysim.scenario.preparation import initial_model, prepare
     from raysim.scenario.sections import read_table
+    from raysim.scenario.flower import FlowerScenario, load_apps
     from raysim.scenario.vertical import VerticalScenario, load_any, prepare_vertical
 
     if "sweep" in read_table(args.scenario):  # a sweep's file: every trial's scenario is checked
@@ -140,6 +141,11 @@ def _validate(args: argparse.Namespace) -> int:
         console.print(f"[green]ok[/]: its \\[sweep] gives {len(sweep.trials)} valid trials")
     else:
         scenario = load_any(args.scenario, tuple(args.overrides))
+    if isinstance(scenario, FlowerScenario):
+        load_apps(scenario.flower)
+        console.print(f"[green]ok[/]: {args.scenario} is a valid Flower scenario ({scenario.run.name}, "
+                      f"{scenario.flower.num_nodes} nodes) and both apps load")
+        return 0
     if isinstance(scenario, VerticalScenario):
         prepare_vertical(scenario)
         console.print(f"[green]ok[/]: {args.scenario} is a valid vertical scenario ({scenario.run.name}, "
@@ -158,11 +164,12 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
+    from raysim.scenario.flower import FlowerScenario
     from raysim.scenario.sections import user_code
     from raysim.scenario.vertical import load_any
     from raysim.sim.dispatch import RunStalled
     from raysim.sim.server_step import RunDiverged, StrategyError
-    from raysim.sim.tasks import ClientError
+    from raysim.sim.tasks import ClientError, FlowerAppError
 
     if (args.scenario is None) == (args.resume is None):
         raise ConfigError("give a scenario file, or --resume RUN_DIR (not both)")
@@ -180,7 +187,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     try:
         with interruptible() as signals, progress:
-            bar = progress.add_task(scenario.run.name, total=scenario.run.rounds, metric="-")
+            rounds = (scenario.flower.run_config.get("num-server-rounds") if isinstance(scenario, FlowerScenario)
+                      else scenario.run.rounds)
+            bar = progress.add_task(scenario.run.name, total=rounds, metric="-")
 
             def on_round(row: dict) -> None:
                 name, value = next(((k[5:], v) for k, v in row.items() if k.startswith("test_")), ("", float("nan")))
@@ -203,7 +212,7 @@ def _run(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled, StrategyError) as exc:
+    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled, StrategyError, FlowerAppError) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

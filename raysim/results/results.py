@@ -26,12 +26,15 @@ is interrupted keeps every round it finished and never leaves a half-written fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -114,6 +117,25 @@ class RunWriter:
             _atomic_parquet(pd.DataFrame(tables["nodes"]), self.run_dir / "network.parquet")
         if "ledger" in tables:
             atomic_write(self.run_dir / "ledger.json", tables["ledger"])
+
+    @contextlib.contextmanager
+    def settled(self, *, scenario_name: str, extra: Callable[[], dict]) -> Iterator[dict]:
+        """Ends the run folder however the ``with`` body ends: removed when no round was recorded
+        (a run stopped before its first leaves nothing), else finished as completed, interrupted
+        or failed with ``extra()``'s summary fields, which fill the dict it yields."""
+        summary: dict = {}
+        status = "failed"
+        try:
+            yield summary
+            status = "completed"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            if not self.rounds:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+            else:
+                summary.update(self.finish(status=status, scenario_name=scenario_name, extra=extra()))
 
     def finish(self, *, status: str, scenario_name: str, extra: dict) -> dict:
         metric = self.task.primary

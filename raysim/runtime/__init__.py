@@ -14,3 +14,4 @@ class DriverLost(RuntimeError):
 
 class WorkersLost(RuntimeError):
     """Client actors keep dying with no work finishing in between: the run cannot progress."""
+

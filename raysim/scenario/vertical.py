@@ -230,8 +230,13 @@ def parse_vertical(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) ->
 
 
 def load_any(path: str | Path, overrides: tuple[str, ...] = ()):
-    """A scenario file as a ``Scenario``, or as a ``VerticalScenario`` when it has ``[vertical]``."""
+    """A scenario file as a ``Scenario``, or as a ``VerticalScenario`` when it has ``[vertical]``,
+    or a ``FlowerScenario`` when it has ``[flower]``."""
     table = read_table(path)
+    if "flower" in table:
+        from raysim.scenario.flower import parse_flower
+
+        return parse_flower(table, overrides)
     return parse_vertical(table, overrides) if "vertical" in table else parse_scenario(table, overrides)
 
 

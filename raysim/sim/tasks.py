@@ -101,6 +101,11 @@ def group_tasks(tasks: Sequence[TrainTask], costs: Sequence[float], *, vectorize
     return sorted(groups, key=lambda g: g[0].task_id)
 
 
+class FlowerAppError(RuntimeError):
+    """A Flower app raised (or returned no Message): the run ends (exit 1) naming the app and,
+    for a ClientApp, the node and the message (sim/flower_grid.py)."""
+
+
 class ClientError(RuntimeError):
     """A client's local training raised; carries the client id and the original traceback."""
 

@@ -1,0 +1,178 @@
+"""``run(flower scenario)``: an unmodified Flower ServerApp and ClientApp on raysim's clock.
+
+The ServerApp runs in this process against ``sim/flower_grid.py``'s Grid; the ClientApps answer
+on client actors (Ray) or here (``run.executor = "local"``). As for any run, bad input (flwr
+missing, an object that is not an app) fails before Ray starts or a folder exists, and a run
+stopped before its first server round leaves none. The folder: ``rounds.parquet`` has one row
+per server round (a message group: Flower's strategies use the round number) with its simulated
+end, messages sent and lost, bytes of the actual records, and the replies' metrics averaged
+Flower's way (weighted by ``num-examples``) as ``train_<name>`` and ``evaluate_<name>``, the
+evaluate replies' ``flower.metric`` as ``test_<metric>`` and their ``flower.loss`` as
+``test_loss``; ``clients.parquet`` one row per message (node, type, fate, times, bytes, the
+reply's metrics); ``summary.json`` as usual. Python's ``random`` (Flower's node sampling),
+numpy's and torch's global generators (a ServerApp's initial model) are seeded from ``run.seed``
+before the ServerApp starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from raysim.results.metric import TaskMetrics
+from raysim.results.results import RunWriter, new_run_dir
+from raysim.runtime.run_ray import ray_for_run
+from raysim.scenario.flower import FlowerScenario, load_apps
+from raysim.seeding import Stream, derive_seed
+from raysim.sim.system import Population
+
+RUN_ID = 1  # one run per grid
+
+
+def run_flower(scenario: FlowerScenario, *, results_root: str | Path = "results", address: str | None = None,
+               on_round: Callable[[dict], None] | None = None,
+               on_start: Callable[[Path], None] | None = None) -> tuple[Path, dict]:
+    """Runs a Flower scenario to the end (it keeps no checkpoint: ``raysim.api.run`` refuses to
+    resume one); returns the run folder and the summary."""
+    started = time.perf_counter()
+    apps = load_apps(scenario.flower)
+    use_ray = scenario.run.executor == "ray" or bool(address)
+    with ray_for_run(scenario.ray, address=address, needed=use_ray):
+        if use_ray:
+            from raysim.runtime.flower_nodes import RayFlowerNodes
+
+            nodes = RayFlowerNodes(scenario.flower.client_app, scenario.resources, num_nodes=scenario.flower.num_nodes)
+        else:
+            nodes = _local_nodes(apps.client, scenario.flower.client_app)
+        try:
+            return _serve(scenario, apps, nodes, started, Path(results_root), on_round, on_start,
+                          executor="ray" if use_ray else "local")
+        finally:
+            if hasattr(nodes, "close"):
+                nodes.close()
+
+
+def _local_nodes(app, name: str):
+    """The ClientApp answering in this process; the generators it seeds per delivery are put back
+    after it, so the ServerApp's own draws are those of a run on Ray."""
+    from raysim.sim.flower_grid import answer
+
+    def answer_all(deliveries):
+        with kept_generators():
+            return [answer(app, delivery, name=name) for delivery in deliveries]
+
+    return answer_all
+
+
+@contextlib.contextmanager
+def kept_generators():
+    """Python's, numpy's and torch's global generator states, restored on exit."""
+    import torch
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+
+
+def seed_generators(seed: int) -> None:
+    """Seeds Python's ``random`` (Flower's node sampling), numpy's and torch's global generators
+    (a ServerApp's initial model) from the run's seed."""
+    import torch
+
+    random.seed(derive_seed(seed, Stream.FLOWER))
+    np.random.seed(derive_seed(seed, Stream.FLOWER, 1) % 2**32)
+    torch.manual_seed(derive_seed(seed, Stream.FLOWER, 2))
+
+
+def _serve(scenario: FlowerScenario, apps, nodes, started: float, results_root: Path,
+           on_round: Callable[[dict], None] | None, on_start: Callable[[Path], None] | None, *,
+           executor: str) -> tuple[Path, dict]:
+    from flwr.app import Context, RecordDict
+    from flwr.common.constant import SUPERLINK_NODE_ID
+    from flwr.supercore.task_identity import TaskIdentity
+
+    from raysim.sim.flower_grid import SimulatedGrid
+    from raysim.sim.tasks import FlowerAppError
+
+    flower, seed = scenario.flower, scenario.run.seed
+    metric = flower.metric
+    task = TaskMetrics("flower", (metric,), frozenset({metric}) if flower.lower_is_better else frozenset())
+    writer = RunWriter(new_run_dir(results_root, scenario.run.name), scenario_toml=scenario.to_toml(),
+                       histogram=np.zeros((flower.num_nodes, 0), dtype=np.int64), task=task)
+    startup_s = time.perf_counter() - started
+
+    def record(log) -> None:
+        round_row, client_rows = rows_of(log, len(writer.rounds) + 1, flower.metric, flower.loss, started)
+        writer.append(round_row, client_rows)
+        if on_round is not None:
+            on_round(round_row)
+
+    grid = SimulatedGrid(run_id=RUN_ID, num_nodes=flower.num_nodes, execute=nodes, seed=seed,
+                         population=Population(scenario.system, flower.num_nodes, seed),
+                         run_config=flower.run_config, local_epochs=flower.local_epochs, on_round=record)
+
+    def summary_fields() -> dict:
+        """The summary's own fields, read when the run ends."""
+        return {
+            "kind": "flower", "server_app": flower.server_app, "client_app": flower.client_app,
+            "num_nodes": flower.num_nodes, "startup_s": startup_s, "total_s": time.perf_counter() - started,
+            "executor": executor, "num_actors": len(getattr(nodes, "actors", ())),
+        }
+
+    with writer.settled(scenario_name=scenario.run.name, extra=summary_fields) as summary:
+        if on_start is not None:
+            on_start(writer.run_dir)
+        TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = RUN_ID, SUPERLINK_NODE_ID, 1
+        seed_generators(seed)
+        context = Context(run_id=RUN_ID, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(),
+                          run_config=dict(flower.run_config))
+        try:
+            apps.server(grid, context)
+        except FlowerAppError:
+            raise
+        except Exception as exc:  # the user's ServerApp (or a strategy it runs): the run ends, named
+            raise FlowerAppError(f"flower.server_app '{flower.server_app}' raised {type(exc).__name__}: {exc}") from exc
+        grid.finish()
+    return writer.run_dir, summary
+
+
+def rows_of(log, number: int, metric: str, loss: str, started: float) -> tuple[dict, list[dict]]:
+    """A server round's row and its messages' rows (see the module's docstring)."""
+    rows = [{"round": number, "group_id": log.label, "staleness": 0, **row} for row in log.rows]
+    replied = [r for r in rows if r["status"] == "replied"]
+    round_row = {"round": number, "group_id": log.label, "sim_time": log.ended,
+                 "wall_time": time.perf_counter() - started, "messages": len(rows), "replies": len(replied),
+                 "bytes_down": int(sum(r["bytes_down"] for r in rows)), "bytes_up": int(sum(r["bytes_up"] for r in rows)),
+                 **{f"failed_{s}": sum(r["status"] == s for r in rows) for s in ("offline", "dropout", "late")}}
+    for kind in ("train", "evaluate"):
+        round_row.update({f"{kind}_{k}": v for k, v in weighted_means([r for r in replied if r["message_type"] == kind]).items()})
+    evaluated = weighted_means([r for r in replied if r["message_type"] == "evaluate"])
+    round_row[f"test_{metric}"] = evaluated.get(metric, math.nan)
+    round_row["test_loss"] = evaluated.get(loss, math.nan)
+    return round_row, rows
+
+
+def weighted_means(rows: list[dict]) -> dict[str, float]:
+    """Each reply metric's mean weighted by the replies' ``num-examples``, as Flower's strategies
+    aggregate them by default (an unweighted mean when no reply reports examples)."""
+    names = sorted({k[7:] for r in rows for k in r if k.startswith("metric_")} - {"num-examples"})
+    weights = np.array([r.get("metric_num-examples", 0.0) for r in rows], dtype=float)
+    if not weights.sum():
+        weights = np.ones(len(rows))
+    means = {}
+    for name in names:
+        values = np.array([r.get(f"metric_{name}", math.nan) for r in rows], dtype=float)
+        present = ~np.isnan(values)
+        if present.any() and weights[present].sum():
+            means[name] = float(np.dot(values[present], weights[present]) / weights[present].sum())
+    return means
