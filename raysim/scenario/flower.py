@@ -25,7 +25,7 @@ from raysim.scenario.config import apply_override, build, to_table
 from raysim.scenario.sections import RunConfig
 from raysim.sim.system import SystemConfig
 
-FLWR_RANGE = ">=1.40,<1.43"  # the flwr versions the Grid here is written and tested against
+FLWR_RANGE = ">=1.42,<1.43"  # the flwr versions the Grid here is written and tested against
 
 
 @dataclass(frozen=True, kw_only=True)
