@@ -153,6 +153,11 @@ def test_a_missing_extra_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
     assert "pip install 'raysim[flower]'" in capsys.readouterr().err
 
 
+def test_the_shipped_flower_scenario_is_valid(capsys):
+    assert main(["validate", "scenarios/flower_quickstart.toml"]) == 0
+    assert "valid Flower scenario" in capsys.readouterr().err  # the console writes to stderr
+
+
 def test_without_a_flower_scenario_nothing_imports_flwr():
     code = ("import sys, raysim.api, raysim.cli; from raysim.scenario.vertical import load_any; "
             "load_any('scenarios/quickstart.toml'); assert 'flwr' not in sys.modules, 'flwr imported'")
