@@ -27,6 +27,7 @@ is interrupted keeps every round it finished and never leaves a half-written fil
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import platform
@@ -320,7 +321,10 @@ def _read_table(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
     """A run's Parquet table, or ResultsError naming the file when it is damaged or foreign;
     ``required`` adds numeric columns it must have (the round table's column of the run's metric)."""
     try:
-        frame = pd.read_parquet(path)
+        # one read of the whole file: a run in progress replaces its tables after every round
+        # (os.replace), and a reader that opens the path again part-way (pyarrow reads the footer,
+        # then the pages) could mix two versions ("Page was smaller than expected")
+        frame = pd.read_parquet(io.BytesIO(path.read_bytes()))
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError, its IO errors OSErrors
         raise ResultsError(f"{path} is not a readable Parquet table ({' '.join(str(exc).split())}); "
                            "the file is damaged: re-run or remove that run") from exc

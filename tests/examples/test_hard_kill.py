@@ -5,6 +5,7 @@ and resumed from its checkpoint with ``--resume --trust-code``."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -41,7 +42,9 @@ def _killed_after(name: str, results: Path, rounds: int, overrides: tuple[str, .
     while recorded < rounds and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
         tables = list(results.glob("*/*/rounds.parquet"))
-        recorded = len(pd.read_parquet(tables[0])) if tables and (tables[0].parent / "checkpoint.zip").exists() else 0
+        # the bytes in one read: the run replaces the file after every round (results._read_table)
+        recorded = (len(pd.read_parquet(io.BytesIO(tables[0].read_bytes())))
+                    if tables and (tables[0].parent / "checkpoint.zip").exists() else 0)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert recorded >= rounds, "the run ended or stalled before it could be killed"
