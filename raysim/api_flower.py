@@ -154,9 +154,10 @@ def rows_of(log, number: int, metric: str, loss: str, started: float) -> tuple[d
                  "wall_time": time.perf_counter() - started, "messages": len(rows), "replies": len(replied),
                  "bytes_down": int(sum(r["bytes_down"] for r in rows)), "bytes_up": int(sum(r["bytes_up"] for r in rows)),
                  **{f"failed_{s}": sum(r["status"] == s for r in rows) for s in ("offline", "dropout", "late")}}
-    for kind in ("train", "evaluate"):
-        round_row.update({f"{kind}_{k}": v for k, v in weighted_means([r for r in replied if r["message_type"] == kind]).items()})
-    evaluated = weighted_means([r for r in replied if r["message_type"] == "evaluate"])
+    means = {kind: weighted_means([r for r in replied if r["message_type"] == kind]) for kind in ("train", "evaluate")}
+    for kind, values in means.items():
+        round_row.update({f"{kind}_{k}": v for k, v in values.items()})
+    evaluated = means["evaluate"]
     round_row[f"test_{metric}"] = evaluated.get(metric, math.nan)
     round_row["test_loss"] = evaluated.get(loss, math.nan)
     return round_row, rows

@@ -67,27 +67,24 @@ class RoundLog:
 def answer(app: Callable[[Message, Context], Message], delivery: Delivery, *, name: str) -> tuple[Message, Context]:
     """Runs ``app`` on one delivery, on the node's side: Python's, numpy's and torch's global
     generators seeded from the delivery first (Flower apps draw from them), so a reply does not
-    depend on which actor or process computed it. The message is the node's own copy: Flower's
-    strategies send one content object to every node, and one node's app changing it must not
-    reach another's."""
+    depend on which actor or process computed it. The message and the context are the node's own
+    copies, as on an actor: Flower's strategies send one content object to every node, and a
+    context changed by a node whose reply is then lost must stay as it was (the grid keeps the
+    returned one only for a delivered reply)."""
     import copy
     import random
     import traceback
 
     import numpy as np
+    import torch
 
     random.seed(delivery.seed)
     np.random.seed(delivery.seed % 2**32)
-    try:
-        import torch
-    except ImportError:
-        torch = None
-    if torch is not None:
-        torch.manual_seed(delivery.seed)
-    message = copy.deepcopy(delivery.message)
+    torch.manual_seed(delivery.seed)
+    message, context = copy.deepcopy(delivery.message), copy.deepcopy(delivery.context)
     metadata = message.metadata
     try:
-        reply = app(message, delivery.context)
+        reply = app(message, context)
     except Exception as exc:  # the user's app: any failure ends the run, named
         raise FlowerAppError(f"flower.client_app '{name}' raised on node {metadata.dst_node_id} (partition "
                              f"{delivery.partition}) for the {metadata.message_type!r} message of group "
@@ -96,7 +93,17 @@ def answer(app: Callable[[Message, Context], Message], delivery: Delivery, *, na
         raise FlowerAppError(f"flower.client_app '{name}' returned a {type(reply).__name__} for the "
                              f"{metadata.message_type!r} message on node {metadata.dst_node_id}: it must return a "
                              "Message (Message(content, reply_to=msg))")
-    return reply, delivery.context
+    return reply, context
+
+
+def partition_of(message: Message) -> int:
+    """The partition (raysim client) a message goes to: its node id less ``FIRST_NODE``."""
+    return message.metadata.dst_node_id - FIRST_NODE
+
+
+def kind_of(message: Message) -> str:
+    """A message's category ("train", "evaluate", "query"), without its action."""
+    return message.metadata.message_type.split(".")[0]
 
 
 def payload_bytes(content: RecordDict | None) -> int:
@@ -154,8 +161,7 @@ class SimulatedGrid(Grid):
         ids = []
         with self._lock:
             for message in messages:
-                node = message.metadata.dst_node_id - FIRST_NODE
-                if not 0 <= node < self.num_nodes:
+                if not 0 <= partition_of(message) < self.num_nodes:
                     raise ValueError(f"message to node {message.metadata.dst_node_id}, which is none of this "
                                      f"grid's nodes ({FIRST_NODE} to {FIRST_NODE + self.num_nodes - 1})")
                 self._counter += 1
@@ -208,8 +214,7 @@ class SimulatedGrid(Grid):
     def _settle(self, message: Message, result: tuple[Message, Context] | None, start: float,
                 timeout: float | None) -> tuple[dict, float]:
         """Times one message and decides its fate; keeps a delivered reply and the node's new context."""
-        partition = message.metadata.dst_node_id - FIRST_NODE
-        kind = message.metadata.message_type.split(".")[0]
+        partition, kind = partition_of(message), kind_of(message)
         row = {"node_id": message.metadata.dst_node_id, "client_id": partition, "message_type": kind,
                "sent_at": start, "bytes_down": payload_bytes(message.content), "bytes_up": 0, "examples": 0}
         waited = start + timeout if timeout is not None else start  # when the server gives up on a lost reply
@@ -219,9 +224,10 @@ class SimulatedGrid(Grid):
         content = reply.content if reply.has_content() else None
         metrics, up = reported(content), payload_bytes(content)
         epochs = float(self.run_config.get(self.local_epochs, 1)) if kind == "train" else 1.0
-        timing = self.population.timing(partition, start=start, samples=int(metrics.get("num-examples", 0)),
-                                        epochs=epochs, model_bytes=row["bytes_down"], update_bytes=up)
-        row.update(examples=int(metrics.get("num-examples", 0)), download_s=timing.download_s,
+        examples = int(metrics.get("num-examples", 0))
+        timing = self.population.timing(partition, start=start, samples=examples, epochs=epochs,
+                                        model_bytes=row["bytes_down"], update_bytes=up)
+        row.update(examples=examples, download_s=timing.download_s,
                    compute_s=timing.compute_s, upload_s=timing.upload_s)
         dropped = self.population.dropout_time(partition, self._task_key(message), timing)
         if dropped is not None:
@@ -235,7 +241,7 @@ class SimulatedGrid(Grid):
         return row, timing.end
 
     def _delivery(self, message: Message) -> Delivery:
-        partition = message.metadata.dst_node_id - FIRST_NODE
+        partition = partition_of(message)
         return Delivery(partition, message, self.contexts[partition],
                         derive_seed(self.seed, Stream.FLOWER, self._task_key(message), partition))
 
@@ -244,7 +250,7 @@ class SimulatedGrid(Grid):
         return zlib.crc32(f"{message.metadata.group_id}/{message.metadata.message_type}".encode())
 
     def _profile(self, message: Message):
-        return self.population.profile(message.metadata.dst_node_id - FIRST_NODE)
+        return self.population.profile(partition_of(message))
 
     def _start_of(self, message: Message) -> float:
         """When a call's messages leave: now, for a ServerApp's own call (its main thread); for the
@@ -259,7 +265,7 @@ class SimulatedGrid(Grid):
         """The server round a call belongs to: its ``group_id`` when the strategy sets one (the
         legacy strategies: the round number); else (the Message API's strategies set none) a new
         round starts with each train call, or with a call of a type the round has had already."""
-        group, kind = message.metadata.group_id, message.metadata.message_type.split(".")[0]
+        group, kind = message.metadata.group_id, kind_of(message)
         current = self._round
         if group:
             fresh = current is None or current.label != group

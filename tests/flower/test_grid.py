@@ -64,3 +64,24 @@ def test_an_offline_node_gives_no_reply_and_runs_nothing():
     g.finish()
     assert not replies and {row["status"] for row in rows[-1].rows} == {"offline"}
     assert g.now == pytest.approx(1e5 + 5.0)  # the server waited out its deadline
+
+
+def test_a_node_whose_reply_is_lost_keeps_its_context_as_it_was():
+    """The app changes its Context in place; only a delivered reply's context is kept, in this
+    process as on an actor (answer works on the node's own copy)."""
+    rows: list = []
+    g = grid(SystemConfig(dropout=0.5), rows)
+    counting = ClientApp()
+
+    @counting.train()
+    def count(msg: Message, context: Context) -> Message:
+        context.state["seen"] = MetricRecord({"n": 1})
+        return Message(RecordDict({"metrics": MetricRecord({"num-examples": 10})}), reply_to=msg)
+
+    g.execute = lambda deliveries: [answer(counting, d, name="counting") for d in deliveries]
+    g.send_and_receive(messages(g))
+    g.finish()
+    fates = {row["client_id"]: row["status"] for row in rows[-1].rows}
+    assert set(fates.values()) == {"replied", "dropout"}  # seed 0 drops some, keeps others
+    for node, fate in fates.items():
+        assert ("seen" in g.contexts[node].state) == (fate == "replied")
