@@ -128,6 +128,14 @@ class Regression:
         return {"mse": mse, "mae": _ratio(sums["absolute"], count), "r2": r2, "loss": mse}
 
 
+def primary(task: Any) -> tuple[str, bool]:
+    """The metric that judges a run (the task's first) and whether less of it is better: what
+    summaries, time-to-target and the worst-client statistics read (a ``LearningTask`` or the
+    record of one in a run folder, results/metric.py)."""
+    metric = task.metrics[0]
+    return metric, metric in task.lower_is_better
+
+
 def _tokens(outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return outputs.reshape(-1, outputs.shape[-1]), targets.reshape(-1)
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from raysim.files import atomic_write
+from raysim.models.learning_task import primary
 
 TASK_FILE = "task.json"
 
@@ -65,7 +66,7 @@ class TaskMetrics:
 
     @property
     def primary(self) -> Metric:
-        return Metric(self.metrics[0], self.metrics[0] in self.lower_is_better)
+        return Metric(*primary(self))
 
 
 def write_task(run_dir: Path, task: TaskMetrics) -> None:

@@ -192,10 +192,10 @@ def built_policy(scenario: Scenario) -> Any:
 
 
 def check_user_code(scenario: Scenario, objects: UserObjects | None = None) -> None:
-    """Builds a user's strategy, policy and task once at load, so a wrong signature or a failing
+    """Builds a user's strategy and policy once at load, so a wrong signature or a failing
     constructor is a ConfigError before anything runs (a user's client algorithm is built by
-    the workers, which import torch: ``preparation.initial_model``)."""
+    the workers, which import torch: ``preparation.initial_model``; the task by ``prepare``,
+    which needs it for the data)."""
     if (objects is not None and objects.strategy is not None) or ":" in scenario.server.strategy:
         make_strategy(scenario, objects)
     built_policy(scenario)
-    learning_task(scenario)

@@ -16,15 +16,15 @@ from raysim.data.leaf import load_leaf
 from raysim.data.table import TableSpec, load_table
 from raysim.data.user_data import load_user_data
 from raysim.inputs import ConfigError
+from raysim.models.learning_task import LearningTask
 from raysim.models.spec import MODEL_TARGETS
-from raysim.scenario.composition import learning_task
 from raysim.scenario.sections import Scenario
 
 
-def load_data(scenario: Scenario, labels: str) -> Dataset:
-    """Loads ``[data]``'s data set with targets of the task's kind ``labels`` ("class" or
-    "value"), checked against the task and the model."""
-    data = scenario.data
+def load_data(scenario: Scenario, task: LearningTask) -> Dataset:
+    """Loads ``[data]``'s data set with targets of the kind the task learns (``task.labels``:
+    "class" or "value"), checked against the task and the model."""
+    data, labels = scenario.data, task.labels
     if data.dataset == "table":
         dataset = load_table(TableSpec(path=data.path, label=data.label, features=tuple(data.features),
                                        client=data.client, test_path=data.test_path, test_share=data.test_share,
@@ -37,15 +37,15 @@ def load_data(scenario: Scenario, labels: str) -> Dataset:
         dataset = load_dataset(data.dataset, root=data.root or None, download=data.download, seed=scenario.data_seed,
                                num_devices=data.num_clients, synthetic_alpha=data.synthetic.alpha,
                                synthetic_beta=data.synthetic.beta, synthetic_iid=data.synthetic.iid)
-    check_fits_task(scenario, dataset, labels)
+    check_fits_task(scenario, dataset, task)
     return dataset
 
 
-def check_fits_task(scenario: Scenario, dataset: Dataset, labels: str) -> None:
+def check_fits_task(scenario: Scenario, dataset: Dataset, task: LearningTask) -> None:
     """Refuses what the task cannot mean: real-valued targets for a class task (and the reverse),
     a built-in model of the other kind, a partition, an attack or planted noise that needs
     classes, contributions valued by an accuracy the task does not report."""
-    kind = scenario.task.kind
+    kind, labels = scenario.task.kind, task.labels
     is_classes = np.issubdtype(dataset.train_y.dtype, np.integer)
     if labels == "class" and not is_classes:
         raise ConfigError(f"task.kind = {kind!r} needs class labels, but data.dataset = {scenario.data.dataset!r} "
@@ -71,7 +71,6 @@ def check_fits_task(scenario: Scenario, dataset: Dataset, labels: str) -> None:
         if scenario.contribution.active and scenario.contribution.plant.label_noise:
             raise ConfigError(f"contribution.plant.label_noise replaces classes, and task.kind = {kind!r} has none: "
                               "plant sizes or duplicates instead")
-    task = learning_task(scenario)
     if scenario.contribution.active and scenario.contribution.metric == "accuracy" and "accuracy" not in task.metrics:
         raise ConfigError(f"contribution.metric = 'accuracy', and task.kind = {kind!r} reports "
                           f"{list(task.metrics)}: set contribution.metric = 'loss'")

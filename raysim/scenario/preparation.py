@@ -66,8 +66,9 @@ def prepare(scenario: Scenario, objects: UserObjects | None = None) -> Prepared:
     check_privacy_packages(scenario.privacy)
     check_user_code(scenario, objects)
     data = scenario.data
-    targets = learning_task(scenario).labels  # "class" or "value"
-    dataset = load_data(scenario, targets)
+    task = learning_task(scenario)  # a user's, checked here (UserCodeError naming task.kind)
+    targets = task.labels  # "class" or "value"
+    dataset = load_data(scenario, task)
     classes = dataset.train_y if targets == "class" else np.zeros(len(dataset.train_y), dtype=np.int64)
     try:
         parts = partition(

@@ -28,6 +28,7 @@ from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
 from raysim.sim.contribution import Ledger
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
+from raysim.models.learning_task import primary
 from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise, utility
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.incentives import Incentives, Incentivised
@@ -292,7 +293,7 @@ class Driver(Incentivised, Dispatching, Recording):
                                  self.task)
         if eval_rows:
             held = np.array([r["samples"] for r in eval_rows], dtype=float)
-            metric = self.task.metrics[0]
+            metric, _ = primary(self.task)
             for kind in ("global", "personal"):
                 values = np.array([r[f"{kind}_{metric}"] for r in eval_rows])
                 round_row[f"holdout_{kind}_{metric}"] = float((values * held).sum() / held.sum())

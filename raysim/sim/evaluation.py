@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable, Literal, Mapping, Sequence
 import numpy as np
 
 from raysim.inputs import at_least
+from raysim.models.learning_task import primary
 from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
@@ -158,8 +159,8 @@ def test_columns(scores: Mapping[str, float]) -> dict[str, float]:
 def utility(scores: Mapping[str, float], task: LearningTask) -> float:
     """The task's primary metric, negated where lower is better, so that more is always better
     (the ledger committee's score of a candidate model)."""
-    metric = task.metrics[0]
-    return -scores[metric] if metric in task.lower_is_better else scores[metric]
+    metric, lower_is_better = primary(task)
+    return -scores[metric] if lower_is_better else scores[metric]
 
 
 def distribution(values: Sequence[float], samples: Sequence[int], *, worst_k: int = 0,
@@ -210,9 +211,9 @@ def evaluate_clients(config: EvaluationConfig, holdout: Shards, head_of: HeadOf,
     rows = holdout_rows(owners, slices, score(params, slices), round_number, task)
     spread: dict[str, float] = {"client_eval_clients": len(rows)}
     held = [r["samples"] for r in rows]
-    metric = task.metrics[0]
+    metric, lower_is_better = primary(task)
     for kind in ("global", "personal"):
         stats = distribution([r[f"{kind}_{metric}"] for r in rows], held, worst_k=config.worst_k,
-                             lower_is_better=metric in task.lower_is_better)
+                             lower_is_better=lower_is_better)
         spread.update({f"client_{kind}_{metric}_{name}": value for name, value in stats.items()})
     return rows, spread

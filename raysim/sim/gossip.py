@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from raysim.models.learning_task import primary
 from raysim.network.graphs import build
 from raysim.network.mixing import (
     consensus_distance, contraction_rate, metropolis_hastings, one_peer_contraction, one_peer_matrix,
@@ -96,8 +97,8 @@ class GossipRounds(NodeRounds):
         n, wanted = len(self.sizes), self.network.eval_nodes
         nodes = (np.arange(n) if not wanted or wanted >= n
                  else np.sort(rng(self.seed, Stream.TOPOLOGY, EVAL_DRAW, self.round).choice(n, wanted, replace=False)))
-        metric = self.task.metrics[0]
+        metric, lower_is_better = primary(self.task)
         values = np.array([self._scores(self.models[i])[metric] for i in nodes])
-        worst = values.max() if metric in self.task.lower_is_better else values.min()
+        worst = values.max() if lower_is_better else values.min()
         return {f"mean_node_{metric}": float(values.mean()), f"worst_node_{metric}": float(worst),
                 "nodes_evaluated": len(nodes)}
