@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from raysim.data.datasets import forget_loaded
+from raysim.files import check_received_folder
 from raysim.inputs import ConfigError
 from raysim.results.figures import pyplot
 from raysim.results.checkpoints import CHECKPOINT, CLIENT_STATE, read_checkpoint, write_checkpoint
@@ -79,6 +80,8 @@ def run(
     objects = UserObjects(client_algorithm=client_algorithm, strategy=strategy, policy=policy)
     scenario = objects.named(scenario)
     scenario_toml = scenario.to_toml()
+    if resume is not None:
+        check_received_folder(resume, deep=(CLIENT_STATE,))
     checkpoint = read_checkpoint(resume, scenario_toml=scenario_toml) if resume is not None else None
     with _driver(scenario, address=address, objects=objects) as driver:
         if checkpoint is not None:

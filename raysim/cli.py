@@ -22,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from raysim.data import DatasetError, DatasetNotFoundError
+from raysim.files import UnsafeFolderError, atomic_write, check_received_folder, refuse_link
 from raysim.inputs import ConfigError
 from raysim.results.results import ResultsError
 
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.command(args)
-    except (ConfigError, DatasetNotFoundError, DatasetError, ResultsError) as exc:
+    except (ConfigError, DatasetNotFoundError, DatasetError, ResultsError, UnsafeFolderError) as exc:
         _error("error", exc)
         return 2
     except KeyboardInterrupt:
@@ -133,6 +134,7 @@ def _validate(args: argparse.Namespace) -> int:
     from raysim.scenario.flower import FlowerScenario, load_apps
     from raysim.scenario.vertical import VerticalScenario, load_any, prepare_vertical
 
+    _say_named_code(read_table(args.scenario), args.overrides)
     if "sweep" in read_table(args.scenario):  # a sweep's file: every trial's scenario is checked
         from raysim.experiments.sweep import load_sweep
 
@@ -159,13 +161,28 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say_named_code(table: dict, overrides: list[str]) -> None:
+    """``validate`` says which code the scenario names before anything imports or calls it: each
+    ``package.module:Name`` passes the one gate (``inputs.import_object``), which refuses Python's
+    standard library and callables that are not Python code, and is called only with the
+    parameters its signature has (``inputs.check_call``)."""
+    from raysim.inputs import named_code
+    from raysim.scenario.config import apply_override
+
+    for assignment in overrides:
+        apply_override(table, assignment)
+    for key, spec in named_code(table).items():
+        print(f"names code: {key} = {spec!r} (imported from module {spec.partition(':')[0]!r}, checked, then "
+              "built or called)")
+
+
 def _run(args: argparse.Namespace) -> int:
     from raysim.api import run
+    from raysim.results.checkpoints import CLIENT_STATE
     from raysim.runtime import DriverLost, WorkersLost
     from raysim.runtime.interrupts import interruptible
     from raysim.runtime.session import ResourceError
     from raysim.scenario.flower import FlowerScenario
-    from raysim.scenario.sections import user_code
     from raysim.scenario.vertical import load_any
     from raysim.sim.dispatch import RunStalled
     from raysim.sim.server_step import RunDiverged, StrategyError
@@ -175,9 +192,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("give a scenario file, or --resume RUN_DIR (not both)")
     if args.resume is not None and args.overrides:
         raise ConfigError("--set cannot change a run that is resumed: it continues its own scenario.toml")
-    scenario = load_any(args.resume / "scenario.toml" if args.resume else args.scenario, tuple(args.overrides))
-    if args.resume is not None and not args.trust_code:
-        _refuse_received_code(args.resume / "scenario.toml", user_code(scenario))
+    if args.resume is None:
+        scenario = load_any(args.scenario, tuple(args.overrides))
+    else:
+        check_received_folder(args.resume, deep=(CLIENT_STATE,))
+        scenario = _received_scenario(args.resume / "scenario.toml", trust_code=args.trust_code)
     open_tracking, sinks = _sinks(args.track, args.results, scenario), []
     # no refresh thread: Ray must start while this process runs no other thread (session.py)
     progress = Progress(
@@ -219,13 +238,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _refuse_received_code(path: Path, code: dict[str, str]) -> None:
-    """A results folder is data: resuming one imports none of the code its scenario names (importing
-    a module runs it) unless the user says so on the command line, for this run."""
-    if code:
-        named = ", ".join(f"{key} = {spec!r} (module {spec.partition(':')[0]!r})" for key, spec in code.items())
-        raise ConfigError(f"{path} names code to import: {named}; a results folder is data and --resume "
+def _received_scenario(path: Path, *, trust_code: bool):
+    """A results folder's scenario. A folder is data: unless the user passes --trust-code for this
+    run, the decision is taken on the TOML as data (no module it names is imported, no class built)
+    and the file is then parsed with every import refused."""
+    from raysim.inputs import importing_nothing, named_code
+    from raysim.scenario.sections import read_table
+    from raysim.scenario.vertical import load_any
+
+    if trust_code:
+        return load_any(path)
+    named = named_code(read_table(path))
+    if named:
+        listed = ", ".join(f"{key} = {spec!r} (module {spec.partition(':')[0]!r})" for key, spec in named.items())
+        raise ConfigError(f"{path} names code to import: {listed}; a results folder is data and --resume "
                           "imports no code it names: pass --trust-code if you trust that code")
+    with importing_nothing("a results folder is data: --resume imports nothing it names without --trust-code"):
+        return load_any(path)
 
 
 def _sinks(names: list[str], results: Path, scenario) -> Callable[[str], list]:
@@ -291,8 +320,8 @@ def _print_sweep_summary(sweep_dir: Path, keys: list[str]) -> None:
     by = keys or ["trial"]
     metric = results.metric
     summary = summarize(results.summary, by=by, metric=f"final_{metric.name}")
-    summary.arms.to_csv(sweep_dir / "summary.csv", index=False)
-    summary.differences.to_csv(sweep_dir / "differences.csv", index=False)
+    atomic_write(sweep_dir / "summary.csv", summary.arms.to_csv(index=False))
+    atomic_write(sweep_dir / "differences.csv", summary.differences.to_csv(index=False))
     save_figure(arms_figure(results.rounds, by, metric=metric.column), sweep_dir / "arms.png")
     print(summary.arms.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     if not summary.differences.empty:
@@ -304,6 +333,8 @@ def _report(args: argparse.Namespace) -> int:
     from raysim.results.html import report_page, write_page
 
     out = args.out or args.path / "report.html"
+    if args.out is None:  # inside the received folder: no link there may redirect the page
+        refuse_link(out, what=f"writing the report into {args.path}")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder: give the report's file name, e.g. {out / 'report.html'}")
     try:
@@ -343,7 +374,7 @@ def _compare(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out}: cannot create the folder ({exc.strerror})") from exc
     table = summarise(results, target=args.target)
     try:
-        table.to_csv(args.out / "comparison.csv", index=False)
+        atomic_write(args.out / "comparison.csv", table.to_csv(index=False))
         plot_comparison(results, args.out / "comparison.png")
     except OSError as exc:  # a full disk, a read-only folder
         raise ConfigError(f"--out {args.out}: cannot write the comparison ({exc.strerror or exc})") from exc
@@ -357,6 +388,7 @@ def _verify(args: argparse.Namespace) -> int:
     not a chain (or --head not a hash). Whether the head was checked, and against what, is said."""
     from raysim.results.ledger import verify_run
 
+    check_received_folder(args.run_dir)
     verdict, head = verify_run(args.run_dir, head=args.head)
     console.print(head, highlight=False, soft_wrap=True)
     if verdict.valid:

@@ -8,10 +8,14 @@ It sits at the bottom, beside ``seeding``, because the floors that validate thei
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
+import re
+import sys
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Iterator, Mapping
 
 # No scenario quantity (seconds, megabits, rates, factors) comes near this; beyond it, sums and
 # products of simulated times and sizes lose all precision or overflow to inf mid-run.
@@ -41,23 +45,132 @@ def at_least(name: str, value: float, minimum: float) -> None:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
-def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
-    """Imports ``package.module:attr``; errors (ConfigError) name the scenario field and the fix.
+# Where a scenario may not name code: Python's own library (``os:system``, ``shutil:rmtree``,
+# ``subprocess:Popen``, ``runpy:run_path``; ``this`` prints on import) holds nothing written for
+# raysim's protocols, and ``__main__`` is whatever script is running, not the one that wrote the file.
+_REFUSED_MODULES = frozenset(sys.stdlib_module_names) | {"__main__"}
+_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
 
-    Importing runs the module's top-level code (unavoidable, and why a scenario naming user
-    code is trusted code); nothing imported is called here.
+# Set while a scenario is read as data (a received folder resumed without --trust-code): then no
+# name it holds is imported, whatever key it sits under.
+_IMPORTS_REFUSED: ContextVar[str | None] = ContextVar("raysim_imports_refused", default=None)
+
+
+@contextlib.contextmanager
+def importing_nothing(reason: str) -> Iterator[None]:
+    """Within the block every :func:`import_object` refuses (ConfigError ending with ``reason``),
+    so a scenario can be parsed and checked as data without running any module it names."""
+    token = _IMPORTS_REFUSED.set(reason)
+    try:
+        yield
+    finally:
+        _IMPORTS_REFUSED.reset(token)
+
+
+def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
+    """The one gate every ``package.module:Name`` a scenario names passes (models, data functions,
+    tasks, client algorithms, strategies, policies, weightings, Flower apps); errors (ConfigError)
+    name the scenario field and the fix.
+
+    Refused before anything is imported: a malformed name, a module of Python's standard library
+    or ``__main__``, and any name at all inside :func:`importing_nothing`. Refused after the import
+    and before anything is called: an object defined in the standard library (re-exported by the
+    user's module) and a callable that is not Python code (a builtin, a ufunc, a ``partial``).
+    Importing runs the module's top-level code (unavoidable, and why a scenario naming user code
+    is trusted code); nothing imported is called here (see :func:`check_call` for the call).
     """
-    if ":" not in spec:
+    if not isinstance(spec, str) or ":" not in spec:
         raise ConfigError(f"{what} '{spec}' is unknown: use one of {choices} or 'package.module:Name'")
+    refused = _IMPORTS_REFUSED.get()
+    if refused is not None:
+        raise ConfigError(f"{what} = {spec!r} names code to import, and {refused}")
+    if not _SPEC.fullmatch(spec):
+        raise ConfigError(f"{what} = {spec[:120]!r} is not of the form 'package.module:Name' (Python names "
+                          "separated by dots, one colon)")
     module_name, _, attr = spec.partition(":")
+    _refuse_module(module_name, spec, what=what, imported=False)
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # ImportError, or whatever the module's own code raised on import
         raise ConfigError(f"{what} '{spec}': cannot import module '{module_name}' ({type(exc).__name__}: {exc})") from exc
     try:
-        return getattr(module, attr)
+        obj = getattr(module, attr)
     except AttributeError as exc:
         raise ConfigError(f"{what} '{spec}': module '{module_name}' has no attribute '{attr}'") from exc
+    _refuse_foreign(obj, spec, what=what)
+    return obj
+
+
+def _refuse_module(module_name: str, spec: str, *, what: str, imported: bool) -> None:
+    top = module_name.partition(".")[0]
+    if top in _REFUSED_MODULES or top == "builtins":
+        where = "defined in" if imported else "in"
+        fix = ("a script or notebook cannot be imported by name: move it to a module on the path"
+               if top == "__main__" else "name code written for this key, in your own package")
+        raise ConfigError(f"{what} = {spec!r} is {where} {'__main__' if top == '__main__' else 'Python' + chr(39) + 's standard library'}"
+                          f" ({module_name}): {fix}; nothing was {'called' if imported else 'imported'}")
+
+
+def _refuse_foreign(obj: Any, spec: str, *, what: str) -> None:
+    """Refuses what a user's module merely re-exports from the standard library, and callables
+    that are not Python code, whose parameters cannot be read before the call."""
+    defined_in = getattr(obj, "__module__", None) if inspect.isfunction(obj) or isinstance(obj, type) \
+        else type(obj).__module__
+    _refuse_module(defined_in or "builtins", spec, what=what, imported=True)
+    python_call = inspect.isfunction(obj) or isinstance(obj, type) or not callable(obj) \
+        or inspect.isfunction(getattr(type(obj), "__call__", None))
+    if not python_call:
+        raise ConfigError(f"{what} = {spec!r} is {_kind(obj)}, a callable that is not Python code: name a function or "
+                          "class written for this key; nothing was called")
+
+
+def named_code(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Every value of a scenario's raw TOML table that names code (``package.module:Name``), by its
+    dotted key, found without importing or building anything: what the trust decision on a
+    received scenario is taken on. It looks at every key, so no new key can slip past it."""
+    found: dict[str, str] = {}
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            found.update(named_code(value, f"{dotted}."))
+        elif isinstance(value, list):
+            found.update(named_code({f"{key}[{i}]": v for i, v in enumerate(value)}, prefix))
+        elif isinstance(value, str) and _SPEC.fullmatch(value):
+            found[dotted] = value
+    return found
+
+
+def check_call(target: Any, given: Collection[str], *, what: str) -> None:
+    """Checks, before ``target`` is called with keyword arguments named ``given``, that it is
+    Python code taking each of them and needing no other: a function's parameters, or a class's
+    ``__init__`` (read from the code objects, which decorators cannot disguise). ConfigError
+    naming ``what`` otherwise; nothing is called."""
+    function = target.__init__ if isinstance(target, type) else target
+    if isinstance(target, type) and function is object.__init__:
+        takes, required, any_keyword = (), (), False
+    elif inspect.isfunction(function):
+        code = function.__code__
+        if code.co_posonlyargcount:
+            raise ConfigError(f"{what} takes positional-only parameters: it is not written to be called with "
+                              "named options; nothing was called")
+        positional = code.co_varnames[:code.co_argcount]
+        keyword_only = code.co_varnames[code.co_argcount:code.co_argcount + code.co_kwonlyargcount]
+        required = (*positional[:len(positional) - len(function.__defaults__ or ())],
+                    *(name for name in keyword_only if name not in (function.__kwdefaults__ or {})))
+        if isinstance(target, type):  # the constructor's self is not an option
+            positional, required = positional[1:], required[1:]
+        takes, any_keyword = (*positional, *keyword_only), bool(code.co_flags & inspect.CO_VARKEYWORDS)
+        _refuse_module(function.__module__ or "builtins", getattr(function, "__qualname__", "?"),
+                       what=f"{what}: its constructor", imported=True)
+    else:
+        raise ConfigError(f"{what} is {_kind(target)}, whose parameters cannot be read before the call: name a "
+                          "Python function or class; nothing was called")
+    unknown = sorted(set(given) - set(takes)) if not any_keyword else []
+    missing = [name for name in required if name not in given]
+    if unknown or missing:
+        raise ConfigError(f"{what} takes ({', '.join(takes)}{', **' if any_keyword else ''}): "
+                          + (f"it has no parameter {unknown}" if unknown else f"{missing} would be missing")
+                          + "; the options must name its parameters; nothing was called")
 
 
 def import_class(spec: str, *, what: str, choices: list[str], base: type, base_name: str) -> type:
@@ -135,6 +248,10 @@ def build_user_object(spec: Any, options: Mapping[str, Any], *, what: str, choic
         if options:
             raise UserCodeError(f"{label} is an object already built: {options_key} cannot apply")
         return obj
+    try:
+        check_call(obj, options, what=f"{label} (built with {options_key})")
+    except ConfigError as exc:
+        raise UserCodeError(str(exc)) from exc
     try:
         return obj(**options)
     except Exception as exc:  # user code: any failure is the scenario's, in one line

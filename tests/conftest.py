@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +79,24 @@ def server_step_of(strategy, state, updates):
     from raysim.sim.server_step import server_step
 
     return server_step(strategy, state, updates, privacy=None, round_number=state.version + 1, dropped=())
+
+
+EVERYONE = {"selection": {"clients_per_round": 8}}  # the tiny scenario's 8 devices (ledger, hierarchical)
+
+
+@pytest.fixture(scope="module")
+def ledger_run(tmp_path_factory) -> Path:
+    """A finished 2-round ledger run: scenario.toml, rounds.parquet with block_hash, ledger.json."""
+    root = tmp_path_factory.mktemp("received")
+    from raysim.api import run
+
+    scenario = parse_scenario(tiny_table(run={"rounds": 2}, network={"topology": "ledger"}, **EVERYONE))
+    return run(scenario, results_root=root).run_dir
+
+
+@pytest.fixture
+def received(ledger_run, tmp_path) -> Path:
+    """A copy of the run, as someone else's folder: results/<scenario>/<run id>."""
+    return Path(shutil.copytree(ledger_run, tmp_path / "from_them" / "tiny" / ledger_run.name))
+
+

@@ -24,7 +24,7 @@ import numpy as np
 
 from raysim.data.datasets import Dataset
 from raysim.data.idx import DatasetError
-from raysim.inputs import import_object
+from raysim.inputs import check_call, import_object
 
 REQUIRED = ("train_x", "train_y", "test_x", "test_y")
 OPTIONAL = ("train_client", "num_classes")
@@ -34,24 +34,20 @@ def load_user_data(spec: str, options: Mapping[str, Any], *, seed: int, labels: 
     """Calls the user's function and checks what it returns; ``labels`` is the task's kind of
     target ("class" or "value"). DatasetError names ``data.dataset`` and what is wrong."""
     function = import_object(spec, what="data.dataset", choices=[])
-    if not callable(function):
-        raise DatasetError(f"data.dataset '{spec}' is not a function: it names a {type(function).__name__}")
+    if not inspect.isfunction(function):
+        raise DatasetError(f"data.dataset '{spec}' is not a Python function: it names "
+                           f"{'a class' if isinstance(function, type) else 'a ' + type(function).__name__}; "
+                           "nothing was called")
     arguments = dict(options)
-    if "seed" in _parameters(function):
+    if "seed" in function.__code__.co_varnames[:function.__code__.co_argcount + function.__code__.co_kwonlyargcount]:
         arguments.setdefault("seed", seed)
+    check_call(function, arguments, what=f"data.dataset '{spec}' (called with data.options)")
     try:
         returned = function(**arguments)
     except Exception as exc:  # user code: any failure is the scenario's, in one line
         raise DatasetError(f"data.dataset '{spec}' raised {type(exc).__name__}: {exc} "
                            f"(called with data.options = {dict(options)})") from exc
     return _checked(spec, returned, labels)
-
-
-def _parameters(function: Any) -> set[str]:
-    try:
-        return set(inspect.signature(function).parameters)
-    except (TypeError, ValueError):
-        return set()
 
 
 def _checked(spec: str, returned: Any, labels: str) -> Dataset:

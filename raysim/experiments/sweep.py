@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from raysim.api import run
+from raysim.files import check_received_folder
 from raysim.inputs import ConfigError
 from raysim.results.results import read_sweep_index, write_sweep_index
 from raysim.scenario.config import apply_override, parse_value, set_value
@@ -221,6 +222,7 @@ def run_sweep(sweep: Sweep, sweep_dir: Path, *, address: str | None = None,
     from raysim.runtime import session, tune
 
     sweep_dir = sweep_dir.absolute()
+    check_received_folder(sweep_dir, what="the sweep folder")
     index = read_sweep_index(sweep_dir)
     if index is not None and index["trials"] != json.loads(json.dumps(sweep.trials)):
         raise ConfigError(f"{sweep_dir} holds another sweep (other keys or values): choose another --out, "

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from raysim.inputs import import_class
+from raysim.inputs import ConfigError, check_call, import_class
 from raysim.models.layout import ParamLayout
 from raysim.models.params import FlatModel
 
@@ -144,16 +144,27 @@ def _build_user_model(
     name: str, *, input_shape: tuple[int, ...], num_classes: int, options: Mapping[str, Any]
 ) -> nn.Module:
     cls = import_class(name, what="model.name", choices=sorted(MODELS), base=nn.Module, base_name="torch.nn.Module")
+    arguments = dict(options) if options else _shape_arguments(cls, input_shape, num_classes)
     try:
-        if options:
-            return cls(**options)
-        try:
-            return cls(input_shape=input_shape, num_classes=num_classes)
-        except TypeError:
-            return cls()
+        check_call(cls, arguments, what=f"model.name '{name}' (built with model.options)")
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
+    try:
+        return cls(**arguments)
     except Exception as exc:  # user code: any failure is the scenario's, reported in one line
         raise ValueError(f"model.name '{name}' could not be built with model.options = {dict(options)} "
                          f"({type(exc).__name__}: {exc})") from exc
+
+
+def _shape_arguments(cls: type, input_shape: tuple[int, ...], num_classes: int) -> dict[str, Any]:
+    """Without model.options, a user's model is given the data's shape and class count when its
+    constructor takes them (read before the call, not by calling and catching TypeError), else nothing."""
+    shape = {"input_shape": input_shape, "num_classes": num_classes}
+    try:
+        check_call(cls, shape, what="model.name")
+    except ConfigError:
+        return {}
+    return shape
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import platform
 import shutil
 import time
@@ -40,7 +39,7 @@ from typing import Callable, Iterator
 import numpy as np
 import pandas as pd
 
-from raysim.files import atomic_write
+from raysim.files import atomic_file, atomic_write, check_received_folder
 from raysim.results.contributions import contribution_summary, contributions_figure
 from raysim.results.figures import pyplot
 from raysim.results.metric import Metric, TaskMetrics, read_task, write_task
@@ -212,6 +211,7 @@ def load(*paths: str | Path) -> Results:
                                              **{name: [] for name in _EXTRA_TABLES}}
     metrics = []
     for run_dir in run_dirs:
+        check_received_folder(run_dir)
         scenario, run_id = run_dir.parent.name, run_dir.name
         if (run_dir / "rounds.parquet").exists() and not (run_dir / "clients.parquet").exists():
             raise ResultsError(f"{run_dir / 'clients.parquet'} is missing next to rounds.parquet: the run folder is "
@@ -311,10 +311,11 @@ def save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path) as handle:
+            fig.savefig(handle, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def _read_table(path: Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -362,6 +363,5 @@ def _records(path: Path) -> list[dict]:
 
 
 def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_file(path) as handle:
+        frame.to_parquet(handle, index=False)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import psutil
 
+from raysim.files import atomic_write
+
 
 def registry_dir() -> Path:
     return Path(os.environ.get("RAYSIM_STATE_DIR") or Path.home() / ".cache" / "raysim") / "local-ray"
@@ -39,9 +41,7 @@ def record() -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     known = json.loads(path.read_text())["processes"] if path.exists() else []
     merged = {pid: created for pid, created in known + processes}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"owner": [owner.pid, owner.create_time()], "processes": sorted(merged.items())}))
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps({"owner": [owner.pid, owner.create_time()], "processes": sorted(merged.items())}))
 
 
 def release() -> None:

@@ -368,17 +368,5 @@ def read_table(path: str | Path) -> dict:
     return table
 
 
-def user_code(scenario: Any) -> dict[str, str]:
-    """The keys of a scenario that name code to import (``package.module:Name``), with their
-    values: what preparing or running it would import (a vertical scenario names none)."""
-    if not isinstance(scenario, Scenario):
-        return {}
-    named = {"model.name": scenario.model.name, "server.weighting": scenario.server.weighting,
-             "client.algorithm": scenario.client.algorithm, "server.strategy": scenario.server.strategy,
-             "policy.kind": getattr(scenario.policy, "kind", ""), "task.kind": scenario.task.kind,
-             "data.dataset": scenario.data.dataset}
-    return {key: value for key, value in named.items() if isinstance(value, str) and ":" in value}
-
-
 def _deep_copy(table: Mapping[str, Any]) -> dict:
     return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in table.items()}
