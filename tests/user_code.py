@@ -10,7 +10,7 @@ import numpy as np
 
 from raysim.algorithms.strategy import Update
 from raysim.models.algorithm import LocalResult, LocalTask
-from raysim.sim.policies import Aggregate, Arrival, Dispatch, Failure
+from raysim.sim.policies import Aggregate, Arrival, Dispatch, Failure, PolicyFacts
 
 
 class CountingSGD:
@@ -173,3 +173,11 @@ class HuberTask:
     def scores(self, sums):
         return {"huber": sums["loss"] / sums["count"], "within": sums["within"] / sums["count"],
                 "loss": sums["loss"] / sums["count"]}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MixingPolicy(SequentialPolicy):
+    """SequentialPolicy declaring what it does (``facts``): one update a step, mixed on its own."""
+
+    def facts(self, cohort: int, population: int) -> PolicyFacts:
+        return PolicyFacts(updates_per_step=1, tasks_per_round=self.cohort, mixes_one_update=True)

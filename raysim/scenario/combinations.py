@@ -21,6 +21,7 @@ from raysim.contribution import EXACT_MAX_PLAYERS
 from raysim.data import Natural
 from raysim.privacy.dp import adaptive_noise_multiplier
 from raysim.privacy.ring import MODULUS_BITS, sum_fits
+from raysim.sim.policies.base import PolicyFacts, facts_of
 from raysim.sim.system import Population
 
 if TYPE_CHECKING:
@@ -60,10 +61,11 @@ def _check_evaluation(scenario: Scenario) -> None:
                          f"{scenario.data.num_clients}")
 
 
-def mixes_one_update(policy) -> bool:
-    """FedAsync and event-triggered policies mix each arrival into the model on its own, with
-    rate alpha * s(staleness): one update per server step, applied as a plain SGD step."""
-    return (policy_kind(policy) == "async" and policy.mode == "fedasync") or policy_kind(policy) == "event"
+def policy_facts(scenario: Scenario) -> PolicyFacts:
+    """What the scenario's policy says of itself (``sim/policies/base.py:PolicyFacts``): every
+    rule below asks it rather than comparing kind strings, so a user's policy is held to what it
+    declares."""
+    return facts_of(scenario.policy, cohort=scenario.clients_per_round, population=scenario.data.num_clients)
 
 
 def policy_name(policy) -> str:
@@ -73,21 +75,13 @@ def policy_name(policy) -> str:
 
 
 def max_updates_per_step(scenario: Scenario) -> int:
-    """How many client updates a server step is built to combine: the buffer for FedBuff, one for
-    the mixing policies, otherwise the cohort (a synchronous round keeps its first m arrivals; a
-    hybrid step may also carry late updates of earlier rounds, which are not counted on)."""
-    policy = scenario.policy
-    if mixes_one_update(policy):
-        return 1
-    if policy_kind(policy) == "async":
-        return policy.buffer_size
-    return scenario.clients_per_round
+    """How many client updates a server step is built to combine (the policy's own count)."""
+    return policy_facts(scenario).updates_per_step
 
 
 def max_clients_per_round(scenario: Scenario) -> int:
-    """The most clients a synchronous round dispatches: the cohort times the over-selection."""
-    over = getattr(scenario.policy, "over_selection", 1.0)
-    return min(math.ceil(scenario.clients_per_round * over), scenario.data.num_clients)
+    """The most clients a round dispatches (the policy's own count)."""
+    return policy_facts(scenario).tasks_per_round
 
 
 def _check_population(scenario: Scenario) -> Population | None:
@@ -133,7 +127,7 @@ def _check_user_code(scenario: Scenario) -> None:
 
 def _check_strategy(scenario: Scenario) -> None:
     server, client = scenario.server, scenario.client
-    if server.strategy == "scaffold" and (policy_kind(scenario.policy) != "sync" or client.momentum):
+    if server.strategy == "scaffold" and (not policy_facts(scenario).synchronous or client.momentum):
         raise ValueError("server.strategy = 'scaffold' needs policy.kind = 'sync' and client.momentum = 0")
     if server.strategy == "scaffold" and server.aggregator != "mean":
         raise ValueError(
@@ -141,7 +135,8 @@ def _check_strategy(scenario: Scenario) -> None:
             f"control deltas, which server.aggregator = {server.aggregator!r} would not match: "
             "set server.aggregator = 'mean'"
         )
-    if scenario.personal.local_layers and (policy_kind(scenario.policy) == "event" or server.strategy == "scaffold"):
+    if scenario.personal.local_layers and (policy_facts(scenario).client_decides_sending
+                                            or server.strategy == "scaffold"):
         raise ValueError("personal.local_layers cannot be combined with policy 'event' or strategy 'scaffold'")
     if server.strategy == "fedsgd" and (client.epochs != 1 or client.batch_size != 0):
         raise ValueError(
@@ -172,7 +167,7 @@ def _check_policy(scenario: Scenario) -> None:
     """Policies that mix one update at a time cannot feed robust rules or a stateful server
     optimizer; the robust rules need enough rows per step to be defined at all."""
     server, policy = scenario.server, scenario.policy
-    if mixes_one_update(policy):
+    if policy_facts(scenario).mixes_one_update:
         if server.aggregator != "mean":
             raise ValueError(
                 f"server.aggregator = {server.aggregator!r} compares several updates, but {policy_name(policy)} "
@@ -219,7 +214,7 @@ def _check_privacy(scenario: Scenario, traced: Population | None) -> None:
     if hidden and server.strategy in ("fednova", "scaffold"):
         raise ValueError(f"server.strategy = {server.strategy!r} needs per-client values the server "
                          f"cannot see under {protected}")
-    if privacy.active and policy_kind(scenario.policy) != "sync":
+    if privacy.active and not policy_facts(scenario).synchronous:
         raise ValueError("the [privacy] options run with policy.kind = 'sync' (accounting and masking "
                          "assume one cohort per round)")
     if privacy.dp != "none":
@@ -313,9 +308,9 @@ def _check_network(scenario: Scenario) -> None:
     topology = f"network.topology = {network.topology!r}"
     if network.topology in ("gossip", "hierarchical"):
         _check_node_rounds(scenario, topology)
-    if network.topology in ("broker", "ledger") and policy_kind(scenario.policy) == "event":
+    if network.topology in ("broker", "ledger") and policy_facts(scenario).client_decides_sending:
         raise ValueError(f"{topology} routes every dispatched task's download and upload through the network, but "
-                         "policy.kind = 'event' decides later whether an update is sent: use another policy")
+                         f"{policy_name(scenario.policy)} decides later whether an update is sent: use another policy")
     hidden = scenario.privacy.secure_aggregation != "none" or scenario.privacy.homomorphic != "none"
     if network.topology == "ledger" and network.consensus == "committee" and hidden:
         raise ValueError("network.consensus = 'committee' scores each update, which privacy.secure_aggregation and "
@@ -326,7 +321,7 @@ def _check_node_rounds(scenario: Scenario, topology: str) -> None:
     """Gossip and HierFAVG: full participation, synchronous, plain SGD updates averaged by the
     topology (data-size weights at the edges and the cloud, Metropolis-Hastings weights in gossip)."""
     server, system = scenario.server, scenario.system
-    if policy_kind(scenario.policy) != "sync" or scenario.policy != type(scenario.policy)():
+    if not policy_facts(scenario).synchronous or scenario.policy != type(scenario.policy)():
         raise ValueError(f"{topology} runs synchronous rounds of every node: use [policy] kind = 'sync' "
                          "without deadline_s, over_selection or partial_work (asynchronous policies have no "
                          "server to arrive at)")

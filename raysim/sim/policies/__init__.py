@@ -10,11 +10,13 @@ from raysim.sim.policies.base import (
     Event,
     Failure,
     Policy,
+    PolicyFacts,
     ServerView,
     SetTimer,
     Suppressed,
     TaskInfo,
     Timer,
+    facts_of,
     postponed,
 )
 from raysim.sim.policies.asynchronous import AsyncPolicy
@@ -27,5 +29,5 @@ POLICIES: dict[str, type] = {p.kind: p for p in (SyncPolicy, PeriodicPolicy, Hyb
 
 __all__ = [
     "Action", "AsyncPolicy", "EventPolicy", "HybridPolicy", "PeriodicPolicy", "Aggregate", "Arrival", "Discard", "Dispatch", "Dispatched", "Event", "Failure", "POLICIES",
-    "Policy", "ServerView", "SetTimer", "Suppressed", "SyncPolicy", "TaskInfo", "Timer", "postponed",
+    "Policy", "PolicyFacts", "ServerView", "SetTimer", "Suppressed", "SyncPolicy", "TaskInfo", "Timer", "facts_of", "postponed",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from raysim.algorithms.staleness import StalenessWeight
-from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, ServerView
+from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, PolicyFacts, ServerView
 from raysim.sim.policies.staleness_buffer import StalenessBuffer
 
 
@@ -37,6 +37,12 @@ class AsyncPolicy:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
         if self.buffer_size < 1:
             raise ValueError(f"buffer_size must be >= 1, got {self.buffer_size}")
+
+    def facts(self, cohort: int, population: int) -> PolicyFacts:
+        """FedAsync mixes each arrival on its own; FedBuff steps on a full buffer."""
+        fedasync = self.mode == "fedasync"
+        return PolicyFacts(updates_per_step=1 if fedasync else self.buffer_size,
+                           tasks_per_round=min(cohort, population), mixes_one_update=fedasync)
 
     def build(self) -> "AsyncAggregation":
         return AsyncAggregation(self)

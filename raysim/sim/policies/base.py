@@ -31,6 +31,7 @@ Example, a policy that applies every update as it arrives and keeps two clients 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
@@ -155,6 +156,39 @@ class ServerView:
     version: int
     clients_per_round: int
     population: int
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    """What the rest of the simulator may count on from a policy, answered by its settings
+    (``facts(cohort, population)``) so that no rule elsewhere compares kind strings.
+
+    ``updates_per_step``: the most client updates one server step combines (robust rules and
+    exact Shapley values are sized by it); ``tasks_per_round``: the most tasks a round dispatches
+    (secure aggregation sizes its masks by it); ``mixes_one_update``: each arrival is mixed into
+    the model on its own as a plain step (FedAsync, event triggering), so no robust rule or
+    stateful server optimizer applies; ``synchronous``: a round waits for its own cohort and
+    nothing arrives stale (what SCAFFOLD's controls, privacy accounting and the server-less
+    topologies assume); ``client_decides_sending``: a client trains from its own local model and
+    decides after training whether to send (event triggering).
+    """
+
+    updates_per_step: int
+    tasks_per_round: int
+    mixes_one_update: bool = False
+    synchronous: bool = False
+    client_decides_sending: bool = False
+
+
+def facts_of(settings: object, *, cohort: int, population: int) -> PolicyFacts:
+    """A policy's facts: its settings' own answer, or for a user's policy without ``facts`` the
+    assumptions that restrict nothing it may do (a step of up to the cohort's updates, a round of
+    the cohort, over-selected by its ``over_selection`` if it has one; not synchronous)."""
+    answer = getattr(settings, "facts", None)
+    if callable(answer):
+        return answer(cohort, population)
+    over = getattr(settings, "over_selection", 1.0)
+    return PolicyFacts(updates_per_step=cohort, tasks_per_round=min(math.ceil(cohort * over), population))
 
 
 class Policy(Protocol):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from raysim.algorithms.staleness import StalenessWeight
-from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, ServerView, Suppressed
+from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Event, Failure, PolicyFacts, ServerView, Suppressed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +31,11 @@ class EventPolicy:
             raise ValueError(f"threshold must be >= 0, got {self.threshold}")
         if not 0 < self.alpha <= 1:
             raise ValueError(f"alpha must be in (0, 1], got {self.alpha}")
+
+    def facts(self, cohort: int, population: int) -> PolicyFacts:
+        """Each sent update is mixed on its own; the client decides whether to send."""
+        return PolicyFacts(updates_per_step=1, tasks_per_round=min(cohort, population), mixes_one_update=True,
+                           client_decides_sending=True)
 
     def build(self) -> "EventTriggered":
         return EventTriggered(self)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
 from raysim.sim.policies.base import (
-    Action, Arrival, Discard, Dispatch, Dispatched, Event, Failure, ServerView, SetTimer, Timer,
+    Action, Arrival, Discard, Dispatch, Dispatched, Event, Failure, PolicyFacts, ServerView, SetTimer, Timer,
 )
 from raysim.algorithms.staleness import StalenessWeight
 from raysim.sim.policies.staleness_buffer import StalenessBuffer
@@ -33,6 +33,11 @@ class HybridPolicy:
             raise ValueError(f"min_updates must be >= 1, got {self.min_updates}")
         if self.deadline_s <= 0:
             raise ValueError(f"deadline_s must be > 0, got {self.deadline_s}")
+
+    def facts(self, cohort: int, population: int) -> PolicyFacts:
+        """A round dispatches the cohort; a step may also carry late updates of earlier rounds,
+        which are not counted on."""
+        return PolicyFacts(updates_per_step=cohort, tasks_per_round=min(cohort, population))
 
     def build(self) -> "HybridRounds":
         return HybridRounds(self)

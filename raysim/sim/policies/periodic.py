@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from raysim.sim.policies.base import (
-    Action, Arrival, Dispatch, Dispatched, Event, Failure, ServerView, SetTimer, Timer,
+    Action, Arrival, Dispatch, Dispatched, Event, Failure, PolicyFacts, ServerView, SetTimer, Timer,
 )
 from raysim.algorithms.staleness import StalenessWeight
 from raysim.sim.policies.staleness_buffer import StalenessBuffer
@@ -28,6 +28,10 @@ class PeriodicPolicy:
     def __post_init__(self) -> None:
         if self.period_s <= 0:
             raise ValueError(f"period_s must be > 0, got {self.period_s}")
+
+    def facts(self, cohort: int, population: int) -> PolicyFacts:
+        """The cohort is kept busy; a period's step combines what arrived, up to the cohort."""
+        return PolicyFacts(updates_per_step=cohort, tasks_per_round=min(cohort, population))
 
     def build(self) -> "PeriodicRounds":
         return PeriodicRounds(self)

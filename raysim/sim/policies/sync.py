@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Dispatched, Event, Failure, ServerView
+from raysim.sim.policies.base import Action, Aggregate, Arrival, Dispatch, Dispatched, Event, Failure, PolicyFacts, ServerView
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +31,11 @@ class SyncPolicy:
             raise ValueError(f"over_selection must be >= 1, got {self.over_selection}")
         if self.partial_work and not self.deadline_s:
             raise ValueError("partial_work needs a deadline_s > 0 to decide how much work fits")
+
+    def facts(self, cohort: int, population: int) -> PolicyFacts:
+        """A round dispatches the cohort, over-selected, and steps on its first ``cohort`` arrivals."""
+        return PolicyFacts(updates_per_step=cohort, tasks_per_round=min(math.ceil(cohort * self.over_selection),
+                                                                       population), synchronous=True)
 
     def build(self) -> "SyncRounds":
         return SyncRounds(self)
