@@ -4,6 +4,7 @@ state, determinism across actor packings, and the errors a user meets (exit 2 at
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -184,6 +185,16 @@ def test_a_reply_without_an_example_count_exits_1_naming_the_node_and_the_messag
                      run_config={**RUN_CONFIG, "report-examples": False})
     assert code == 1 and "run failed" in err
     assert "node 1000 (partition 0) replied to the 'train' message of round 1 without an example count" in err
+
+
+@pytest.mark.parametrize("flower, says", [({"forward_fraction": 1.5}, "forward_fraction = 1.5 must be in [0, 1]"),
+                                          ({"forward_fraction": float("nan")}, "forward_fraction = nan must be a finite number"),
+                                          ({"examples_key": ""}, "examples_key must name")])
+def test_the_cost_settings_are_checked_at_load(flower, says):
+    from raysim.inputs import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        scenario(flower=flower)
 
 
 def _cli(tmp_path, **flower) -> tuple[int, str]:
