@@ -4,9 +4,11 @@ The ServerApp runs in this process against ``sim/flower_grid.py``'s Grid; the Cl
 on client actors (Ray) or here (``run.executor = "local"``). As for any run, bad input (flwr
 missing, an object that is not an app) fails before Ray starts or a folder exists, and a run
 stopped before its first server round leaves none. The folder: ``rounds.parquet`` has one row
-per server round (a message group: Flower's strategies use the round number) with its simulated
-end, messages sent and lost, bytes of the actual records, and the replies' metrics averaged
-Flower's way (weighted by ``num-examples``) as ``train_<name>`` and ``evaluate_<name>``, the
+per server round (numbered by the grid, which keys the round's draws by it; ``group_id`` is the
+strategy's label, the round number for the legacy strategies, empty for the Message API's) with
+its simulated end, messages sent and lost, bytes of the actual records, and the replies' metrics
+averaged Flower's way (weighted by the examples each reply reports) as ``train_<name>`` and
+``evaluate_<name>``, the
 evaluate replies' ``flower.metric`` as ``test_<metric>`` and their ``flower.loss`` as
 ``test_loss``; ``clients.parquet`` one row per message (node, type, fate, times, bytes, the
 reply's metrics); ``summary.json`` as usual. Python's ``random`` (Flower's node sampling),
@@ -28,7 +30,7 @@ import numpy as np
 from raysim.results.metric import TaskMetrics
 from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
-from raysim.scenario.flower import FlowerScenario, load_apps
+from raysim.scenario.flower import FlowerConfig, FlowerScenario, load_apps
 from raysim.seeding import Stream, derive_seed
 from raysim.sim.system import Population
 
@@ -112,14 +114,15 @@ def _serve(scenario: FlowerScenario, apps, nodes, started: float, results_root: 
     startup_s = time.perf_counter() - started
 
     def record(log) -> None:
-        round_row, client_rows = rows_of(log, len(writer.rounds) + 1, flower.metric, flower.loss, started)
+        round_row, client_rows = rows_of(log, flower, started)
         writer.append(round_row, client_rows)
         if on_round is not None:
             on_round(round_row)
 
     grid = SimulatedGrid(run_id=RUN_ID, num_nodes=flower.num_nodes, execute=nodes, seed=seed,
                          population=Population(scenario.system, flower.num_nodes, seed),
-                         run_config=flower.run_config, local_epochs=flower.local_epochs, on_round=record)
+                         run_config=flower.run_config, local_epochs=flower.local_epochs,
+                         examples_key=flower.examples_key, forward_fraction=flower.forward_fraction, on_round=record)
 
     def summary_fields() -> dict:
         """The summary's own fields, read when the run ends."""
@@ -146,28 +149,31 @@ def _serve(scenario: FlowerScenario, apps, nodes, started: float, results_root: 
     return writer.run_dir, summary
 
 
-def rows_of(log, number: int, metric: str, loss: str, started: float) -> tuple[dict, list[dict]]:
-    """A server round's row and its messages' rows (see the module's docstring)."""
-    rows = [{"round": number, "group_id": log.label, "staleness": 0, **row} for row in log.rows]
+def rows_of(log, flower: FlowerConfig, started: float) -> tuple[dict, list[dict]]:
+    """A server round's row and its messages' rows (see the module's docstring); the round is
+    the grid's count, the one its draws are keyed by."""
+    rows = [{"round": log.number, "group_id": log.label, "staleness": 0, **row} for row in log.rows]
     replied = [r for r in rows if r["status"] == "replied"]
-    round_row = {"round": number, "group_id": log.label, "sim_time": log.ended,
+    round_row = {"round": log.number, "group_id": log.label, "sim_time": log.ended,
                  "wall_time": time.perf_counter() - started, "messages": len(rows), "replies": len(replied),
                  "bytes_down": int(sum(r["bytes_down"] for r in rows)), "bytes_up": int(sum(r["bytes_up"] for r in rows)),
                  **{f"failed_{s}": sum(r["status"] == s for r in rows) for s in ("offline", "dropout", "late")}}
-    means = {kind: weighted_means([r for r in replied if r["message_type"] == kind]) for kind in ("train", "evaluate")}
+    means = {kind: weighted_means([r for r in replied if r["message_type"] == kind], flower.examples_key)
+             for kind in ("train", "evaluate")}
     for kind, values in means.items():
         round_row.update({f"{kind}_{k}": v for k, v in values.items()})
     evaluated = means["evaluate"]
-    round_row[f"test_{metric}"] = evaluated.get(metric, math.nan)
-    round_row["test_loss"] = evaluated.get(loss, math.nan)
+    round_row[f"test_{flower.metric}"] = evaluated.get(flower.metric, math.nan)
+    round_row["test_loss"] = evaluated.get(flower.loss, math.nan)
     return round_row, rows
 
 
-def weighted_means(rows: list[dict]) -> dict[str, float]:
-    """Each reply metric's mean weighted by the replies' ``num-examples``, as Flower's strategies
-    aggregate them by default (an unweighted mean when no reply reports examples)."""
-    names = sorted({k[7:] for r in rows for k in r if k.startswith("metric_")} - {"num-examples"})
-    weights = np.array([r.get("metric_num-examples", 0.0) for r in rows], dtype=float)
+def weighted_means(rows: list[dict], count: str) -> dict[str, float]:
+    """Each reply metric but the example ``count`` averaged weighted by the examples the replies
+    report (either API's), as Flower's strategies aggregate them (an unweighted mean when every
+    reply reports 0)."""
+    names = sorted({k[7:] for r in rows for k in r if k.startswith("metric_")} - {count})
+    weights = np.array([r["examples"] for r in rows], dtype=float)
     if not weights.sum():
         weights = np.ones(len(rows))
     means = {}

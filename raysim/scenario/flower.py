@@ -31,17 +31,24 @@ FLWR_RANGE = ">=1.42,<1.43"  # the flwr versions the Grid here is written and te
 @dataclass(frozen=True, kw_only=True)
 class FlowerConfig:
     """``server_app``, ``client_app``: the app objects; ``num_nodes``: the simulated population;
-    ``run_config``: the Context's run config; ``local_epochs``: the run-config key whose value
-    multiplies a train reply's ``num-examples`` into the examples its device computed (1 when the
-    key is absent); ``metric`` and ``loss``: the evaluate replies' metric that judges the run
-    (``test_<metric>`` in rounds.parquet) and their loss, examples-weighted as Flower averages
-    them; ``lower_is_better`` when the metric is an error."""
+    ``run_config``: the Context's run config. What a node computes is charged by the examples its
+    reply reports: ``examples_key`` in a Message-API reply's MetricRecord (the key the strategy
+    weights by, Flower's ``weighted_by_key``), a NumPyClient's ``num_examples``; a train or
+    evaluate reply reporting none ends the run. ``local_epochs``: the run-config key whose value
+    multiplies a train reply's examples into the examples its device computed (1 when the key is
+    absent); ``forward_fraction``: what an evaluated (or queried) example costs as a fraction of a
+    trained one, forward passes only (a backward pass costs about two forward ones: 1/3; raysim's
+    own client evaluation charges no simulated time). ``metric`` and ``loss``: the evaluate
+    replies' metric that judges the run (``test_<metric>`` in rounds.parquet) and their loss,
+    examples-weighted as Flower averages them; ``lower_is_better`` when the metric is an error."""
 
     server_app: str
     client_app: str
     num_nodes: int = 10
     run_config: dict = field(default_factory=dict)
     local_epochs: str = "local-epochs"
+    examples_key: str = "num-examples"
+    forward_fraction: float = 1 / 3
     metric: str = "accuracy"
     loss: str = "loss"
     lower_is_better: bool = False
@@ -55,6 +62,11 @@ class FlowerConfig:
             if not isinstance(value, (bool, int, float, str)):
                 raise ValueError(f"run_config.{key} is a {type(value).__name__}: Flower's run config holds "
                                  "numbers, booleans and strings only")
+        if not 0 <= self.forward_fraction <= 1:
+            raise ValueError(f"forward_fraction = {self.forward_fraction} must be in [0, 1]: an evaluated example's "
+                             "compute as a fraction of a trained example's")
+        if not self.examples_key:
+            raise ValueError("examples_key must name the reply metric that counts a node's examples (e.g. 'num-examples')")
         if not self.metric.isidentifier():
             raise ValueError(f"metric = {self.metric!r} must be a name (a key of the evaluate replies' metrics)")
 

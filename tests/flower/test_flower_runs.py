@@ -4,9 +4,11 @@ state, determinism across actor packings, and the errors a user meets (exit 2 at
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -115,6 +117,84 @@ def test_the_legacy_numpyclient_app_runs_by_its_group_ids_alike_twice(tmp_path):
     first = messages["round"] == 1
     pd.testing.assert_frame_equal(messages[first], again_messages[first])
     pd.testing.assert_frame_equal(rounds, again, check_exact=False, rtol=1e-6)
+
+
+HETEROGENEOUS = {"speed_distribution": "lognormal", "speed_sigma": 1.0, "dropout": 0.3, "seconds_per_sample": 0.01}
+
+
+def dropped_by_round(messages: pd.DataFrame, kind: str) -> list[frozenset]:
+    lost = messages[(messages["message_type"] == kind) & (messages["status"] == "dropout")]
+    return [frozenset(lost.loc[lost["round"] == r, "client_id"]) for r in sorted(messages["round"].unique())]
+
+
+def charged_as_documented(flower, messages: pd.DataFrame, *, epochs: float) -> None:
+    """Each message's compute is its reply's examples x passes x its node's seconds per example:
+    local epochs for train, ``forward_fraction`` (1/3 by default) for evaluate."""
+    from raysim.sim.system import Population
+
+    population = Population(flower.system, flower.flower.num_nodes, flower.run.seed)
+    delivered = messages[messages["status"] != "offline"]
+    speed = delivered["client_id"].map(lambda p: population.profile(p).seconds_per_sample)
+    passes = delivered["message_type"].map({"train": epochs, "evaluate": 1 / 3})
+    assert (delivered["examples"] > 0).all() and speed.nunique() == flower.flower.num_nodes
+    assert delivered["compute_s"].tolist() == pytest.approx((delivered["examples"] * passes * speed).tolist())
+
+
+def test_message_api_rounds_draw_afresh_each_round_and_alike_for_a_seed(tmp_path):
+    """Flower's Message-API strategies set no group_id: the draws are keyed by the grid's own
+    round, so the dropped nodes and each node's generators change from round to round, and a
+    seed repeats them exactly."""
+    draws = {"server_app": f"{APPS}.draws_app:server", "client_app": f"{APPS}.draws_app:app", "num_nodes": 6}
+    drawing = scenario(flower=draws, system=HETEROGENEOUS, run_config={"num-server-rounds": 4, "local-epochs": 2})
+    (rounds, messages), (again, again_messages) = (tables(run(drawing, results_root=tmp_path / str(i))) for i in range(2))
+    pd.testing.assert_frame_equal(rounds, again)
+    pd.testing.assert_frame_equal(messages, again_messages)
+    assert rounds["round"].tolist() == [1, 2, 3, 4] and (rounds["group_id"] == "").all()
+    for kind in ("train", "evaluate"):
+        assert len(set(dropped_by_round(messages, kind))) > 1, kind
+    assert rounds["failed_dropout"].sum() > 0
+    replied = messages[messages["status"] == "replied"]
+    for column in ("metric_py-draw", "metric_np-draw", "metric_torch-draw"):  # fresh draws: no value twice
+        assert replied[column].is_unique, column
+    assert replied.groupby(["client_id", "message_type"]).size().max() > 1  # a node answered in several rounds
+    charged_as_documented(drawing, messages, epochs=2)
+
+
+def test_the_legacy_api_computes_by_its_examples_on_each_device_and_weights_by_them(tmp_path):
+    """A NumPyClient's count is its reply's num_examples: its compute follows it and its
+    device's speed; the rounds' metrics (its metrics dict) are weighted by it; dropouts change
+    from round to round."""
+    legacy = {"server_app": f"{APPS}.legacy_app:server", "client_app": f"{APPS}.legacy_app:app", "num_nodes": 5,
+              "metric": "accuracy", "loss": "loss"}
+    numpy_client = scenario(flower=legacy, system=HETEROGENEOUS, run_config={
+        "num-server-rounds": 3, "fraction-fit": 1.0, "local-epochs": 2, "train-examples": 613})
+    rounds, messages = tables(run(numpy_client, results_root=tmp_path))
+    charged_as_documented(numpy_client, messages, epochs=2)
+    assert len(set(dropped_by_round(messages, "train"))) > 1 and rounds["failed_dropout"].sum() > 0
+    evaluated = messages[(messages["message_type"] == "evaluate") & (messages["status"] == "replied")]
+    assert evaluated["examples"].nunique() > 1  # 25 and 24 held-out examples
+    for number, group in evaluated.groupby("round"):
+        row = rounds.set_index("round").loc[number]
+        for column, metric in (("test_accuracy", "metric_accuracy"), ("test_loss", "metric_loss")):
+            assert row[column] == pytest.approx(np.average(group[metric], weights=group["examples"]))
+    assert rounds["train_train_loss"].notna().all()
+
+
+def test_a_reply_without_an_example_count_exits_1_naming_the_node_and_the_message(tmp_path):
+    code, err = _cli(tmp_path, server_app=f"{APPS}.draws_app:server", client_app=f"{APPS}.draws_app:app",
+                     run_config={**RUN_CONFIG, "report-examples": False})
+    assert code == 1 and "run failed" in err
+    assert "node 1000 (partition 0) replied to the 'train' message of round 1 without an example count" in err
+
+
+@pytest.mark.parametrize("flower, says", [({"forward_fraction": 1.5}, "forward_fraction = 1.5 must be in [0, 1]"),
+                                          ({"forward_fraction": float("nan")}, "forward_fraction = nan must be a finite number"),
+                                          ({"examples_key": ""}, "examples_key must name")])
+def test_the_cost_settings_are_checked_at_load(flower, says):
+    from raysim.inputs import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        scenario(flower=flower)
 
 
 def _cli(tmp_path, **flower) -> tuple[int, str]:

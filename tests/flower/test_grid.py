@@ -29,11 +29,12 @@ def train(msg: Message, context: Context) -> Message:
                                "metrics": MetricRecord({"num-examples": examples})}), reply_to=msg)
 
 
-def grid(system: SystemConfig, rows: list) -> SimulatedGrid:
+def grid(system: SystemConfig, rows: list, *, forward_fraction: float = 1 / 3) -> SimulatedGrid:
     TaskIdentity.run_id, TaskIdentity.node_id, TaskIdentity.task_id = 1, SUPERLINK_NODE_ID, 1
     return SimulatedGrid(run_id=1, num_nodes=3, population=Population(system, 3, seed=0), seed=0,
                          execute=lambda deliveries: [answer(app, d, name="app") for d in deliveries],
-                         run_config={"local-epochs": 2}, local_epochs="local-epochs", on_round=rows.append)
+                         run_config={"local-epochs": 2}, local_epochs="local-epochs", examples_key="num-examples",
+                         forward_fraction=forward_fraction, on_round=rows.append)
 
 
 def messages(g: SimulatedGrid) -> list[Message]:
@@ -85,3 +86,47 @@ def test_a_node_whose_reply_is_lost_keeps_its_context_as_it_was():
     assert set(fates.values()) == {"replied", "dropout"}  # seed 0 drops some, keeps others
     for node, fate in fates.items():
         assert ("seen" in g.contexts[node].state) == (fate == "replied")
+
+
+@app.evaluate()
+def evaluate(msg: Message, context: Context) -> Message:
+    """Reports as many examples as its partition id times 1,000."""
+    examples = 1000 * (context.node_config["partition-id"] + 1)
+    return Message(RecordDict({"metrics": MetricRecord({"num-examples": examples})}), reply_to=msg)
+
+
+@pytest.mark.parametrize("fraction", [1 / 3, 0.5])
+def test_an_evaluated_example_costs_forward_fraction_of_a_trained_one_and_no_epochs(fraction):
+    rows: list = []
+    g = grid(SystemConfig(seconds_per_sample=0.01), rows, forward_fraction=fraction)
+    g.send_and_receive(messages(g))
+    g.send_and_receive([Message(RecordDict(), node, "evaluate") for node in g.get_node_ids()])
+    g.finish()
+    compute = {(row["message_type"], row["client_id"]): row["compute_s"] for row in rows[-1].rows}
+    for p in range(3):
+        assert compute["train", p] == pytest.approx(1000 * (p + 1) * 2 * 0.01)  # local-epochs = 2
+        assert compute["evaluate", p] == pytest.approx(1000 * (p + 1) * fraction * 0.01)
+
+
+def test_a_reply_without_an_example_count_ends_the_run_naming_the_node_and_the_message():
+    """Refused rather than computed for free; kept, so a legacy strategy's thread pool (which
+    counts an exception as one failed client) cannot swallow it: the next call and the end of
+    the run raise it again."""
+    from raysim.sim.tasks import FlowerAppError
+
+    rows: list = []
+    g = grid(SystemConfig(), rows)
+    silent = ClientApp()
+
+    @silent.train()
+    def no_count(msg: Message, context: Context) -> Message:
+        return Message(RecordDict({"metrics": MetricRecord({"loss": 1.0})}), reply_to=msg)
+
+    g.execute = lambda deliveries: [answer(silent, d, name="silent") for d in deliveries]
+    with pytest.raises(FlowerAppError, match=r"node 1002 \(partition 2\) replied to the 'train' message of round 1 "
+                                             "without an example count.*'num-examples'"):
+        g.send_and_receive(messages(g))
+    with pytest.raises(FlowerAppError, match="node 1002"):
+        g.send_and_receive(messages(g))
+    with pytest.raises(FlowerAppError, match="node 1002"):
+        g.finish()

@@ -10,6 +10,8 @@ them on Flower's own in-process machinery (no Ray) to prove they are valid Flowe
   ``ServerApp`` with ``@server.main`` running FedAvg / FedProx / FedAdam).
 - ``stateful_app``: a Message-API ``ClientApp`` that counts its trainings in
   ``context.state``.
+- ``draws_app``: a Message-API ``ClientApp`` reporting draws from Python's, numpy's and
+  torch's global generators (and, unless told not to, its example count).
 - ``legacy_app``: the legacy API (``NumPyClient`` + ``client_fn``, ``server_fn`` +
   ``ServerAppComponents`` with ``flwr.server.strategy.FedAvg``).
 """

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("flwr")
 torch = pytest.importorskip("torch")
 
-from tests.flower_apps import legacy_app, message_app, run_in_flower, stateful_app, task  # noqa: E402
+from tests.flower_apps import draws_app, legacy_app, message_app, run_in_flower, stateful_app, task  # noqa: E402
 
 NODES, ROUNDS = 3, 2
 RUN_CONFIG = {
@@ -86,6 +86,18 @@ def test_stateful_app_counts_in_its_context():
     assert all(seq == [1, 2] for seq in counts.values()), counts
     result = stateful_app.RESULTS[-1]
     assert [result.train_metrics_clientapp[r]["times-trained"] for r in (1, 2)] == [1.0, 2.0]
+
+
+def test_draws_app_reports_its_draws_and_examples():
+    replies = []
+    run_in_flower.run(draws_app.server, draws_app.app, NODES, {"num-server-rounds": ROUNDS}, replies=replies)
+
+    kinds = [r.metadata.message_type for r in replies]
+    assert kinds.count("train") == kinds.count("evaluate") == NODES * ROUNDS
+    for reply in replies:
+        metrics = reply.content["metrics"]
+        assert metrics["num-examples"] == (100 if reply.metadata.message_type == "train" else 20)
+        assert {"py-draw", "np-draw", "torch-draw"} <= set(metrics.keys())
 
 
 def test_legacy_app_runs(monkeypatch):
