@@ -278,13 +278,13 @@ class _Decoder:
         raise CheckpointError(f"{where}: {tag!r} is no encoded value")
 
     def _check(self, value: Any, live: Any, where: str) -> Any:
-        """``value`` when it is of the live value's kind (numbers of any width are one kind, and
-        an optional part may be absent on either side). Where the live run has a whole number
+        """``value`` when it is of the live value's kind (numbers of any width are one kind; a part
+        the live driver has not made yet may be anything, and a field annotated optional None). Where the live run has a whole number
         the value is whole too, and not negative where the live one is not (a counter, a round);
         where it has a finite number, the value is finite (a clock, a time)."""
-        if value is None or live is None or live is _ABSENT:
+        if live is None or live is _ABSENT:
             return value
-        if not isinstance(value, _kind_of(live)):
+        if value is None or not isinstance(value, _kind_of(live)):
             raise CheckpointError(f"{where}: the checkpoint has {_kind(value)} where this scenario's driver has "
                                   f"{_kind(live)}")
         if _number(live):
@@ -370,6 +370,8 @@ class _Decoder:
         self.objects.append(obj)
         for field, doc in fields.items():
             known = getattr(template, field) if template is not None else _ABSENT
+            if doc is None and _fits(None, _hints(cls).get(field, int)):  # an optional field, now unset
+                known = _ABSENT
             obj.__dict__[field] = self.value(doc, known, f"{where}.{field}", depth + 1)
         for field in rebuilt:
             obj.__dict__[field] = getattr(template, field)
