@@ -188,13 +188,14 @@ def test_a_crafted_driver_state_is_refused(copy, capsys, change, words):
     _refused(copy, capsys, "checkpoint.zip was refused", *words)
 
 
-@pytest.mark.parametrize("round_number", [-5, 0, 5, 10**12, -10**12])
-def test_a_round_the_folder_does_not_record_is_refused(copy, capsys, round_number):
+@pytest.mark.parametrize("round_number, words", [(0, "but"), (-5, "outside the scenario's rounds 0 to 4"),
+                                                 (5, "outside"), (10**12, "outside"), (-10**12, "outside")])
+def test_a_round_the_folder_does_not_record_is_refused(copy, capsys, round_number, words):
     def change(document, arrays):
         document["round"] = document["state"]["round"] = round_number
 
     _edit(copy, change)
-    _refused(copy, capsys, f"is at round {round_number}, but", "records rounds 1 to 3")
+    _refused(copy, capsys, f"is at round {round_number}, {words}")
 
 
 def test_a_snapshot_that_disagrees_with_rounds_parquet_is_refused(copy, capsys):

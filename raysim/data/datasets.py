@@ -72,6 +72,13 @@ _CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 # CIFAR-10's batch files are about 30 MB each (10,000 images). torchvision reads a whole file for
 # its MD5 before unpickling it, so a larger file is refused by its size before anything reads it.
 CIFAR10_MAX_FILE_BYTES = 2**26
+MAX_CLASSES = 2**16
+"""The most classes a data set may have: 65,536. What a run allocates per class grows with it
+(the model's output layer, the clients' label histogram: 1,000 clients x 65,536 classes is
+0.5 GB), so a class count read from a file (a table's largest label + 1, a loader's
+``num_classes``) is held to it before anything is allocated: a label of 1e11 asked for 745 GiB.
+It is above every task raysim ships (LEAF's 80 characters, FEMNIST's 62) and GPT-2's 50,257
+tokens."""
 
 
 @dataclass(frozen=True)
@@ -151,9 +158,21 @@ class Dataset:
     natural_parts: tuple[np.ndarray, ...] | None = None
     pixels: PixelScale | None = None
 
+    def __post_init__(self) -> None:
+        check_class_count(self.num_classes, len(self.train_y) + len(self.test_y), f"data set {self.name!r}")
+
     def inputs(self, x: np.ndarray) -> np.ndarray:
         """Model inputs from rows of ``train_x`` or ``test_x`` (standardised pixels, or as they are)."""
         return x if self.pixels is None else self.pixels.standardise(x)
+
+
+def check_class_count(num_classes: int, rows: int, where: str) -> None:
+    """Refuses a class count beyond ``MAX_CLASSES`` (DatasetError naming ``where``), before
+    anything is allocated per class."""
+    if num_classes > MAX_CLASSES:
+        raise DatasetError(f"{where}: {num_classes} classes for {rows} rows, beyond the limit of {MAX_CLASSES} "
+                           "classes (MAX_CLASSES): class labels are numbered 0..K-1; renumber them, or set [task] "
+                           "kind = 'regression' for values")
 
 
 class DatasetNotFoundError(FileNotFoundError):

@@ -25,6 +25,7 @@ by ``dictionary_encode`` codes, a stable argsort and ``np.split``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -35,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from raysim.data.datasets import Dataset
+from raysim.data.datasets import Dataset, check_class_count
 from raysim.data.idx import DatasetError
 
 PARQUET_SUFFIXES, CSV_SUFFIXES = (".parquet", ".pq"), (".csv",)
@@ -75,6 +76,7 @@ def load_table(spec: TableSpec, *, seed: int) -> Dataset:
     x_all = np.column_stack([_numeric(_joined(tables, name, "data.features"), name, "data.features")
                              for name in features]).astype(np.float64, copy=False)
     y_all, num_classes = _labels(_joined(tables, spec.label, "data.label"), spec)
+    check_class_count(num_classes, len(y_all), f"data.label = {spec.label!r}")
     train_rows, test_rows = _split_rows(spec, train.num_rows, len(y_all), seed)
     parts = _client_parts(spec, train.column(spec.client), train_rows) if spec.client else None
     train_x, test_x = _scaled(x_all[train_rows], x_all[test_rows], spec.standardize)
@@ -123,9 +125,32 @@ def _is_parquet(path: str) -> bool:
 
 
 def _unreadable(key: str, path: str, error: Exception) -> DatasetError:
-    """One-line refusal for a file pyarrow cannot parse, with pyarrow's reason."""
-    kind, reason = "Parquet" if _is_parquet(path) else "CSV", " ".join(str(error).split())  # one line
-    return DatasetError(f"{key}: {path} cannot be read as {kind} ({reason}); give a valid {kind} file")
+    """One-line refusal for a file pyarrow cannot parse: Parquet's reason as pyarrow gives it,
+    a CSV's as the line and column pyarrow names, never the text (pyarrow quotes the row, and a
+    path may name someone else's file: a symlink to a system file must not print its lines)."""
+    if _is_parquet(path):
+        reason = " ".join(str(error).split())  # one line
+        return DatasetError(f"{key}: {path} cannot be read as Parquet ({reason}); give a valid Parquet file")
+    return DatasetError(f"{key}: {path} cannot be read as CSV ({_csv_failure(path, error)}); give a valid CSV file "
+                        "with a header line and one value per column on every line")
+
+
+def _csv_failure(path: str, error: Exception) -> str:
+    """Where a CSV failed, from pyarrow's message reduced to numbers (line, column, counts);
+    pyarrow numbers lines only when it reads on one thread, so the file is read once more so
+    (on this failure only) to find the line."""
+    if isinstance(error, pa.ArrowInvalid):
+        try:
+            pa_csv.read_csv(path, read_options=pa_csv.ReadOptions(use_threads=False))
+        except (pa.ArrowException, OSError) as again:
+            error = again
+    text = str(error)
+    line, column = re.search(r"Row #(\d+)", text), re.search(r"column #(\d+)", text)
+    places = ([f"line {line[1]}"] if line else []) + ([f"column {int(column[1]) + 1}"] if column else [])
+    counts, target = re.search(r"Expected (\d+) columns, got (\d+)", text), re.search(r"conversion error to (\w+)", text)
+    what = (f"{counts[2]} values where the header has {counts[1]} columns" if counts else
+            f"a value that is not {target[1]} like the rows before it" if target else type(error).__name__)
+    return f"{', '.join(places) or 'a line'}: {what}"
 
 
 def _column_names(path: str, key: str) -> list[str]:
@@ -152,7 +177,8 @@ def _read(path: str, key: str, columns: list[str]) -> pa.Table:
 
 def _feature_names(spec: TableSpec, names: list[str]) -> list[str]:
     """The feature columns: those listed, or every column but the label and the client."""
-    existing = ", ".join(names)
+    existing = (", ".join(names) if _is_parquet(spec.path)  # a CSV's header line is its text: not shown
+                else f"not shown here (its header line names {len(names)})")
     if spec.label not in names:
         raise DatasetError(f"data.label = {spec.label!r}: no such column in {spec.path}; its columns are {existing}")
     if spec.client and spec.client not in names:
@@ -274,6 +300,10 @@ def _split_rows(spec: TableSpec, train_file_rows: int, all_rows: int, seed: int)
 
 def _client_parts(spec: TableSpec, column: pa.ChunkedArray, train_rows: np.ndarray) -> tuple[np.ndarray, ...]:
     """Index arrays into the training rows, one per client in order of first appearance."""
+    data_type = column.type.value_type if pa.types.is_dictionary(column.type) else column.type
+    if not (_is_text(data_type) or pa.types.is_integer(data_type)):
+        raise DatasetError(f"data.client = {spec.client!r}: the column has type {column.type} in {spec.path}; a "
+                           "client column holds one string or integer id per row")
     _check_complete(column, spec.client, "data.client", spec.path)
     codes, client_ids = _appearance_codes(column)
     if len(client_ids) < 2:

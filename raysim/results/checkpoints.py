@@ -6,10 +6,12 @@
 
 It is written after each checkpointed round's rows are on disk, atomically (temporary file, then
 rename), so an interrupted run keeps every round it recorded. ``--resume`` reads it only when it
-fits the folder: the scenario is the one it was written under, and its round is one that
-``rounds.parquet`` records, ending at the same simulated time; anything else is refused before
-anything is run or changed. Checkpoints of older versions (``checkpoint.pkl``, pickles) are
-refused unread.
+fits the folder: the scenario is the one it was written under, and its round is a whole number
+within the scenario's rounds that ``rounds.parquet`` records, ending at the same simulated time,
+among rounds recorded 1, 2, ... without a gap; anything else is refused before anything is run
+or changed. Its zips are read in place, never inflated (``checkpoint.stored_members``), so
+reading one costs no more memory than its size. Checkpoints of older versions
+(``checkpoint.pkl``, pickles) are refused unread.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tomllib
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +62,7 @@ def read_checkpoint(run_dir: Path, *, scenario_toml: str) -> Checkpoint:
                                "longer reads (a pickle can run code); it was not opened: start the run again")
         raise FileNotFoundError(f"{run_dir} has no {CHECKPOINT} to resume from (was run.checkpoint_every = 0?)")
     try:
-        run, driver = _unpack(path.read_bytes())
+        run, driver = _unpack(checkpoint.read_bounded(path))
         round_number, sim_time = checkpoint.read_progress(driver)
     except (checkpoint.CheckpointError, OSError) as exc:
         raise ResultsError(f"{path} was refused: {exc}; it is damaged or not raysim's, and nothing in it "
@@ -68,32 +71,42 @@ def read_checkpoint(run_dir: Path, *, scenario_toml: str) -> Checkpoint:
         raise ResultsError(f"{path} was written under another scenario than {run_dir / 'scenario.toml'} now holds "
                            "(edited since?): a resumed run continues its own scenario; restore that file, or start "
                            "a new run with the edited one")
+    rounds = tomllib.loads(scenario_toml)["run"]["rounds"]  # resolved: every key is there
+    if not 0 <= round_number <= rounds:
+        raise ResultsError(f"{path} is at round {round_number}, outside the scenario's rounds 0 to {rounds}: it "
+                           "does not belong to this run; start the run again")
     _check_recorded(run_dir, path, round_number, sim_time)
     return Checkpoint(round=round_number, driver=driver)
 
 
 def _unpack(data: bytes) -> tuple[dict, bytes]:
+    members = checkpoint.stored_members(data)
+    if sorted(members) != sorted(_MEMBERS):
+        raise checkpoint.CheckpointError(f"its entries are {sorted(members)[:5]}, not {list(_MEMBERS)}")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        if any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist()):
-            raise checkpoint.CheckpointError("its entries are compressed; raysim writes them stored")
-        if sorted(archive.namelist()) != sorted(_MEMBERS):
-            raise checkpoint.CheckpointError(f"its entries are {sorted(archive.namelist())[:5]}, not {list(_MEMBERS)}")
-        run = json.loads(archive.read(_MEMBERS[0]).decode("utf-8"))
-        driver = archive.read(_MEMBERS[1])
-    except (zipfile.BadZipFile, ValueError, RecursionError) as exc:  # JSON and Unicode errors are ValueErrors
+        run = json.loads(bytes(members[_MEMBERS[0]]).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSON and Unicode errors are ValueErrors
         raise checkpoint.CheckpointError(f"not a raysim checkpoint ({type(exc).__name__}: {exc})") from None
     if not isinstance(run, dict) or (run.get("format"), run.get("version")) != (_FORMAT, _VERSION):
         raise checkpoint.CheckpointError(f"its {_MEMBERS[0]} is not a raysim checkpoint's of version {_VERSION}")
-    return run, driver
+    return run, bytes(members[_MEMBERS[1]])
 
 
 def _check_recorded(run_dir: Path, path: Path, round_number: int, sim_time: float) -> None:
     """The checkpoint's round is one ``rounds.parquet`` records, ending at the same simulated
-    time: the rows after it are the ones a resumed run redoes (and drops first)."""
+    time, among whole rounds recorded from 1 without a gap: the rows after it are the ones a
+    resumed run redoes (and drops first), so a round the table was edited to hold (a negative
+    one, a float) cannot make the resumed run drop or retype the rounds recorded."""
     table = run_dir / "rounds.parquet"
     rounds = _read_table(table) if table.is_file() else None
+    if rounds is not None and ("round" not in rounds or rounds["round"].dtype.kind not in "iu"
+                               or "sim_time" not in rounds):
+        raise ResultsError(f"{table} has no column 'round' of whole numbers and 'sim_time': it is not a raysim "
+                           "run's table; start the run again")
     recorded = sorted(set(rounds["round"].tolist())) if rounds is not None else []
+    if recorded != list(range(1, len(recorded) + 1)):
+        raise ResultsError(f"{table} records rounds {recorded[0]} to {recorded[-1]} with gaps or rounds below 1: "
+                           "it is not a raysim run's table; start the run again")
     if round_number not in recorded:
         span = f"rounds {recorded[0]} to {recorded[-1]}" if recorded else "no round"
         raise ResultsError(f"{path} is at round {round_number}, but {table} records {span}: the checkpoint does "

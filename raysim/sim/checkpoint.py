@@ -22,12 +22,18 @@ live object's values. Every refusal is a :class:`CheckpointError` naming where i
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import functools
 import io
 import json
 import math
+import struct
 import sys
+import types
+import typing
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -43,6 +49,21 @@ _MAX_DEPTH = 100  # deeper is no raysim state: refused before Python's recursion
 _ABSENT = object()  # no live value at this place (an entry the fresh driver has not made yet)
 _CONTAINERS = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset"}
 Progress = tuple[int, float]  # (round, simulated time the round's row ends at)
+
+MAX_ARCHIVE_BYTES = 2**32
+"""The largest checkpoint or client-state file ``--resume`` reads: 4 GiB. A driver's state holds
+the global model a few times over (the model, the versions tasks in flight started from, the
+server optimiser's moments): 4 GiB is a billion float32 parameters, beyond any model one raysim
+driver aggregates (ResNet-18 is 11 million). Reading one holds at most about twice its size in
+memory: the file, and the arrays copied out of it (members are read in place, never inflated)."""
+MAX_MEMBERS = 65_535
+"""The most members a checkpoint's or state file's zip may have: what a zip holds without its
+zip64 extension. A driver's state has one ``.npy`` member per distinct array (the model, its
+bases, the in-flight tasks' models), far fewer; the central directory that lists them is read
+only when it is at most ``MAX_MEMBERS * _ENTRY_BYTES`` bytes, so listing a crafted zip costs
+megabytes, not the gigabytes a directory of millions of empty members would."""
+_ENTRY_BYTES = 128  # a central-directory entry: 46 bytes and a name ("arrays/65534.npy", "c_i.npy")
+_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # a member's local header (PKWARE APPNOTE 4.3.7)
 
 
 class CheckpointError(ValueError):
@@ -149,24 +170,69 @@ def decode(data: bytes, live: dict[str, Any], progress_of: Callable[[dict[str, A
     return values
 
 
-def _archive(data: bytes) -> zipfile.ZipFile:
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"not a raysim driver state ({exc})") from None
-    names = archive.namelist()
-    if any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist()):
-        raise CheckpointError("its entries are compressed; raysim writes them stored")
+def _archive(data: bytes) -> dict[str, memoryview]:
+    members = stored_members(data)
+    names = list(members)
     expected = {_DOCUMENT, *(f"arrays/{i}.npy" for i in range(len(names) - 1))}
-    if set(names) != expected or len(names) != len(expected):
+    if set(names) != expected:
         raise CheckpointError(f"its entries {sorted(names)[:5]} are not a raysim driver state's")
-    return archive
+    return members
 
 
-def _document(archive: zipfile.ZipFile) -> dict:
+def stored_members(data: bytes) -> dict[str, memoryview]:
+    """The members of a zip as raysim writes them (stored, uncompressed), as views into ``data``:
+    nothing is inflated, so what a zip claims cannot make reading it cost more than its own
+    bytes. Each member must lie whole inside the file, after the one before it (members that
+    share bytes are refused whatever Python's ``zipfile`` version notices), hold as many bytes as
+    it says, and match its CRC; CheckpointError names what is wrong."""
+    if len(data) > MAX_ARCHIVE_BYTES:
+        raise CheckpointError(f"it is {len(data)} bytes, beyond the limit of {MAX_ARCHIVE_BYTES} bytes "
+                              "(MAX_ARCHIVE_BYTES) for a driver's or client's state")
+    if _directory_bytes(data) > MAX_MEMBERS * _ENTRY_BYTES:
+        raise CheckpointError(f"its zip directory lists more than {MAX_MEMBERS} members (MAX_MEMBERS)")
     try:
-        document = json.loads(archive.read(_DOCUMENT).decode("utf-8"))
-    except (ValueError, RecursionError, zipfile.BadZipFile, OSError) as exc:
+        infos = zipfile.ZipFile(io.BytesIO(data)).infolist()
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, struct.error) as exc:
+        raise CheckpointError(f"not a zip raysim wrote ({type(exc).__name__}: {exc})") from None
+    if len(infos) > MAX_MEMBERS or len({i.filename for i in infos}) != len(infos):
+        raise CheckpointError(f"its zip lists {len(infos)} members, some twice or more than {MAX_MEMBERS}")
+    view, members = memoryview(data), {}
+    ordered = sorted(infos, key=lambda i: i.header_offset)
+    for info, following in zip(ordered, [i.header_offset for i in ordered[1:]] + [len(data)]):
+        start = _member_start(data, info)
+        if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 1 or info.file_size != info.compress_size:
+            raise CheckpointError(f"its member {info.filename!r} is compressed or encrypted; raysim writes them stored")
+        if start + info.file_size > following:
+            raise CheckpointError(f"its member {info.filename!r} ({info.file_size} bytes at offset {start}) runs "
+                                  f"into the next member or past the end of the file, at offset {following}")
+        members[info.filename] = view[start:start + info.file_size]
+        if zlib.crc32(members[info.filename]) != info.CRC:
+            raise CheckpointError(f"its member {info.filename!r} is damaged (CRC mismatch)")
+    return members
+
+
+def _directory_bytes(data: bytes) -> int:
+    """The central directory's size as the end-of-directory record says (0 where there is none:
+    zipfile then refuses the file)."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - 22 - 0xFFFF))
+    return struct.unpack_from("<L", data, end + 12)[0] if 0 <= end <= len(data) - 22 else 0
+
+
+def _member_start(data: bytes, info: zipfile.ZipInfo) -> int:
+    """Where a member's bytes begin: after its local header, name and extra field."""
+    offset = info.header_offset
+    if offset < 0 or offset + _LOCAL_HEADER.size > len(data):
+        raise CheckpointError(f"its member {info.filename!r} starts outside the file")
+    header = _LOCAL_HEADER.unpack_from(data, offset)
+    if header[0] != b"PK\x03\x04":
+        raise CheckpointError(f"its member {info.filename!r} has no local header where the directory says")
+    return offset + _LOCAL_HEADER.size + header[10] + header[11]
+
+
+def _document(archive: dict[str, memoryview]) -> dict:
+    try:
+        document = json.loads(bytes(archive[_DOCUMENT]).decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"its {_DOCUMENT} is damaged ({type(exc).__name__})") from None
     if not isinstance(document, dict) or (document.get("format"), document.get("version")) != (FORMAT, VERSION):
         raise CheckpointError(f"its {_DOCUMENT} is not a raysim driver state of version {VERSION}")
@@ -183,7 +249,7 @@ class _Decoder:
     """One snapshot's values, each checked against the live value at its place (``_ABSENT``
     where the live driver has none, e.g. a task the fresh driver has not dispatched)."""
 
-    def __init__(self, archive: zipfile.ZipFile):
+    def __init__(self, archive: dict[str, memoryview]):
         self.archive = archive
         self.arrays: dict[int, np.ndarray] = {}  # an array written once for two places is one object again
         self.objects: list[Any] = []  # raysim objects by number, for references to them
@@ -212,13 +278,24 @@ class _Decoder:
         raise CheckpointError(f"{where}: {tag!r} is no encoded value")
 
     def _check(self, value: Any, live: Any, where: str) -> Any:
-        """``value`` when it is of the live value's kind (numbers of any width are one kind, and
-        an optional part may be absent on either side)."""
-        if value is None or live is None or live is _ABSENT:
+        """``value`` when it is of the live value's kind (numbers of any width are one kind; a part
+        the live driver has not made yet may be anything, and a field annotated optional None). Where the live run has a whole number
+        the value is whole too, and not negative where the live one is not (a counter, a round);
+        where it has a finite number, the value is finite (a clock, a time)."""
+        if live is None or live is _ABSENT:
             return value
-        if not isinstance(value, _kind_of(live)):
+        if value is None or not isinstance(value, _kind_of(live)):
             raise CheckpointError(f"{where}: the checkpoint has {_kind(value)} where this scenario's driver has "
                                   f"{_kind(live)}")
+        if _number(live):
+            if isinstance(live, (int, np.integer)) and not isinstance(value, (int, np.integer)):
+                raise CheckpointError(f"{where}: the checkpoint has {value!r} where this scenario's driver counts "
+                                      "in whole numbers")
+            if isinstance(live, (int, np.integer)) and live >= 0 > value:
+                raise CheckpointError(f"{where}: the checkpoint has {value!r}, a negative count")
+            if math.isfinite(live) and not math.isfinite(value):
+                raise CheckpointError(f"{where}: the checkpoint has {value!r} where this scenario's driver has a "
+                                      "finite number")
         return value
 
     def _container(self, tag: str, items: list, live: Any, where: str, depth: int) -> Any:
@@ -261,8 +338,10 @@ class _Decoder:
 
     def _array(self, index: int, live: Any, where: str) -> np.ndarray:
         if index not in self.arrays:
-            self.arrays[index] = _read_npy(self.archive, f"arrays/{index}.npy", where)
+            member = f"arrays/{index}.npy"
+            self.arrays[index] = _read_npy(self.archive.get(member, memoryview(b"")), f"{where}: {member}")
         array = self.arrays[index]
+        _check_finite(array, live, where)
         if isinstance(live, np.ndarray) and (array.dtype != live.dtype or array.shape != live.shape):
             raise CheckpointError(f"{where}: the checkpoint has a {array.dtype} array of shape {array.shape} where "
                                   f"this scenario's driver has {live.dtype} {live.shape}")
@@ -291,10 +370,80 @@ class _Decoder:
         self.objects.append(obj)
         for field, doc in fields.items():
             known = getattr(template, field) if template is not None else _ABSENT
+            if doc is None and _fits(None, _hints(cls).get(field, int)):  # an optional field, now unset
+                known = _ABSENT
             obj.__dict__[field] = self.value(doc, known, f"{where}.{field}", depth + 1)
         for field in rebuilt:
             obj.__dict__[field] = getattr(template, field)
+        _check_fields(obj, template, where)
         return obj
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_fields(obj: Any, template: Any, where: str) -> None:
+    """A dataclass's fields hold what its annotations say (an in-flight task's, whose fresh
+    driver has none to compare with, included), and its float fields are finite numbers unless
+    the live object's is not."""
+    for field, hint in _hints(type(obj)).items():
+        value = obj.__dict__.get(field)
+        if not _fits(value, hint):
+            raise CheckpointError(f"{where}.{field}: the checkpoint has {_kind(value)} where a "
+                                  f"{type(obj).__qualname__} holds {_hint_name(hint)}")
+        known = getattr(template, field, 0.0)
+        if hint is float and not math.isfinite(value) and (not _number(known) or math.isfinite(known)):
+            raise CheckpointError(f"{where}.{field}: the checkpoint has {value!r}, not a finite number")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A dataclass's field annotations, resolved; {} for a plain class or ones that cannot be."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # an annotation naming what its module imports only for type checkers
+        return {}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls) if f.name in hints}
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` is of the annotated type (containers item by item); annotations this
+    does not understand (Any, callables, type variables) admit anything."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or isinstance(hint, typing.TypeVar):
+        return True
+    if hint is None or hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in args)
+    if origin is typing.Literal:
+        return value in args
+    if hint is bool:
+        return isinstance(value, (bool, np.bool_))
+    if hint in (int, float):
+        whole = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        return whole or (hint is float and isinstance(value, (float, np.floating)))
+    if origin is tuple:
+        if not isinstance(value, tuple):
+            return False
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(_fits(item, args[0]) for item in value)
+        return not args or (len(args) == len(value) and all(map(_fits, value, args)))
+    if origin in (list, set, frozenset):
+        return isinstance(value, origin) and (not args or all(_fits(item, args[0]) for item in value))
+    if origin in (dict, collections.abc.Mapping):
+        return isinstance(value, Mapping) and (len(args) != 2 or all(
+            _fits(k, args[0]) and _fits(v, args[1]) for k, v in value.items()))
+    if isinstance(hint, type):
+        return isinstance(value, hint)
+    return True
+
+
+def _hint_name(hint: Any) -> str:
+    return getattr(hint, "__qualname__", None) or str(hint).replace("typing.", "")
 
 
 def _kind_of(live: Any) -> type | tuple[type, ...]:
@@ -337,38 +486,63 @@ def write_arrays(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 def read_arrays(path: Path, *, where: str) -> dict[str, np.ndarray]:
     """What :func:`write_arrays` wrote, read as data: stored members named ``<identifier>.npy``,
-    each a numeric array whose header is checked before it is read (no pickle)."""
+    each a numeric array of finite numbers whose header is checked before it is read (no pickle)."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
-    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        members = stored_members(read_bounded(path))
+    except OSError as exc:
         raise CheckpointError(f"{where}: {path.name} is not readable ({type(exc).__name__})") from None
+    except CheckpointError as exc:
+        raise CheckpointError(f"{where}: {path.name} was refused: {exc}") from None
     arrays = {}
-    for info in archive.infolist():
-        name = info.filename.removesuffix(".npy")
-        if info.compress_type != zipfile.ZIP_STORED or not info.filename.endswith(".npy") or not name.isidentifier():
-            raise CheckpointError(f"{where}: {path.name} holds {info.filename!r}, not a stored array")
-        arrays[name] = _read_npy(archive, info.filename, where)
+    for member, data in members.items():
+        name = member.removesuffix(".npy")
+        if not member.endswith(".npy") or not name.isidentifier():
+            raise CheckpointError(f"{where}: {path.name} holds {member!r}, not a stored array")
+        arrays[name] = _read_npy(data, f"{where}: {path.name}: {member}")
+        _check_finite(arrays[name], None, f"{where}: {path.name}: {member}")
     return arrays
 
 
-def _read_npy(archive: zipfile.ZipFile, member: str, where: str) -> np.ndarray:
-    """An ``.npy`` entry whose header describes a plain numeric array and whose data fills it."""
+def read_bounded(path: Path) -> bytes:
+    """A checkpoint's or state file's bytes, refused unread beyond ``MAX_ARCHIVE_BYTES``."""
+    size = path.stat().st_size
+    if size > MAX_ARCHIVE_BYTES:
+        raise CheckpointError(f"it is {size} bytes, beyond the limit of {MAX_ARCHIVE_BYTES} bytes "
+                              "(MAX_ARCHIVE_BYTES) for a driver's or client's state")
+    return path.read_bytes()
+
+
+_NPY_HEADER_BYTES = 12 + 10_000  # magic, version, length and numpy's own limit on a header's text
+
+
+def _read_npy(data: memoryview, where: str) -> np.ndarray:
+    """An ``.npy`` member whose header describes a plain numeric array and whose data fills it
+    exactly, copied out of ``data`` once (the header is parsed before anything is allocated)."""
     fmt = np.lib.format
     try:
-        stream = io.BytesIO(archive.read(member))
+        stream = io.BytesIO(bytes(data[:_NPY_HEADER_BYTES]))
         version = fmt.read_magic(stream)
         if version not in ((1, 0), (2, 0)):
             raise ValueError(f"npy version {version}")
         read_header = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
         shape, fortran, dtype = read_header(stream)
         if dtype.kind not in _KINDS or dtype.fields is not None or dtype.subdtype is not None or dtype.hasobject:
-            raise CheckpointError(f"{where}: {member} has dtype {dtype}; a checkpoint holds numeric arrays only")
-        expected = math.prod(shape) * dtype.itemsize
-        if len(stream.getbuffer()) - stream.tell() != expected:
-            raise ValueError(f"{expected} bytes of data expected")
-        array = fmt.read_array(io.BytesIO(stream.getvalue()), allow_pickle=False)
+            raise CheckpointError(f"{where} has dtype {dtype}; a checkpoint holds numeric arrays only")
+        count, offset = math.prod(shape), stream.tell()
+        if count < 0 or len(data) - offset != count * dtype.itemsize:
+            raise ValueError(f"{count * dtype.itemsize} bytes of data expected, {len(data) - offset} found")
+        flat = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
     except CheckpointError:
         raise
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile, EOFError, SyntaxError) as exc:
-        raise CheckpointError(f"{where}: {member} is not a readable array ({exc})") from None
-    return np.ascontiguousarray(array) if fortran else array
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise CheckpointError(f"{where} is not a readable array ({exc})") from None
+    return flat.reshape(shape, order="F" if fortran else "C").copy(order="C")
+
+
+def _check_finite(array: np.ndarray, live: Any, where: str) -> None:
+    """A float array holds finite numbers, unless the live run's array at this place does not
+    (infinity and NaN in a model or a client's state only ever come from a crafted file: a run
+    whose model diverges ends there)."""
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if not (isinstance(live, np.ndarray) and live.dtype.kind == "f" and not np.isfinite(live).all()):
+            raise CheckpointError(f"{where}: the checkpoint's array holds NaN or infinite values")

@@ -37,6 +37,7 @@ from raysim.sim.policies import (
     Action, Aggregate, Arrival, Discard, Dispatch, Failure, ServerView, SetTimer, Timer, postponed,
 )
 from raysim.sim.records import Recording, RoundReport
+from raysim.sim.restored import check_restored
 from raysim.sim.server_step import server_step
 from raysim.sim.state_store import ClientStore
 from raysim.sim.tasks import ClientResult, Shards
@@ -385,7 +386,8 @@ class Driver(Incentivised, Dispatching, Recording):
         is decoded against this driver, built from the scenario (checkpoint.py): CheckpointError,
         with nothing changed, when it is foreign or does not fit."""
         checkpoint.restore(self, snapshot)
-        self.clients.store.forget_unreferenced()
+        check_restored(self)
+        self.clients.store.forget_unreferenced(len(self.sizes))
         pending = [t for t in self.tasks.values() if t.trained and t.status == "running" and t.fetched is None]
         by_dispatch: dict[tuple[int, int], list[Task]] = {}  # as first submitted, so groups match
         for task in sorted(pending, key=lambda t: t.info.task_id):

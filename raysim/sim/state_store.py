@@ -83,9 +83,21 @@ class ClientStore:
             self._path(name).unlink(missing_ok=True)
         self.retiring, self.retired = self.retired, []
 
-    def forget_unreferenced(self) -> None:
-        """After a restore: deletes the files a run wrote after its last checkpoint (no snapshot
-        names them) and checks each named file is one of this store's."""
+    def forget_unreferenced(self, population: int) -> None:
+        """After a restore: checks the snapshot's names against the run (each a client of the
+        ``population``'s file of that client and slot, of a generation this store has written,
+        present in its folder), then deletes the files a run wrote after its last checkpoint (no
+        snapshot names them). CheckpointError names the entry, before anything is deleted."""
+        for client, slots in self.files.items():
+            if type(client) is not int or not 0 <= client < population or not isinstance(slots, dict):
+                raise CheckpointError(f"clients.store.files: {client!r} is not a client of this run (0 to "
+                                      f"{population - 1})")
+            for slot, name in slots.items():
+                match = _FILE.fullmatch(name) if isinstance(name, str) else None
+                if not match or match.group(1, 2) != (str(client), slot) or int(match[3]) > self.generation:
+                    raise CheckpointError(f"clients.store.files[{client}][{slot!r}]: {name!r} is not a file this "
+                                          f"store wrote for client {client}'s {slot} state")
+                read_arrays(self._path(name), where=f"client {client}'s {slot} state")  # read now, not mid-run
         named = {name for slots in self.files.values() for name in slots.values()} | set(self.retired) | set(self.retiring)
         for name in named:
             if not _FILE.fullmatch(name) or not self._path(name).is_file():

@@ -280,3 +280,42 @@ def test_a_million_rows_and_a_hundred_thousand_clients(tmp_path):
     assert sum(len(part) for part in data.natural_parts) == n
     held_out = load_table(TableSpec(path=path, label="y", client="user", test_share=0.01), seed=0)
     assert len(held_out.natural_parts) == clients and len(held_out.test_y) == n // 100
+
+
+# --- issue 32, finding 7: table data from someone else; finding 4: class counts ---------------------
+
+@pytest.mark.parametrize("client", [pa.array([[1], [2]] * 5), pa.array([{"a": 1}, {"a": 2}] * 5),
+                                    pa.array([1.5, 2.5] * 5)], ids=["list", "struct", "float"])
+def test_a_client_column_of_another_type_is_refused_naming_it(tmp_path, client):
+    message = refusal(tmp_path, basic(c=client), client="c", features=("x",))
+    assert "data.client = 'c'" in message and f"type {str(client.type).split('<')[0]}" in message
+
+
+def test_a_csv_that_fails_to_parse_is_refused_by_line_and_column_without_its_text(tmp_path):
+    (tmp_path / "bad.csv").write_text("x,y\n1,0\n2,1\nSECRET-A,SECRET-B,SECRET-C\n")
+    message = refusal(tmp_path, None, "bad.csv")
+    assert "bad.csv" in message and "line 4" in message and "3 values where the header has 2 columns" in message
+    assert "SECRET" not in message
+
+
+def test_a_table_path_linking_to_a_system_file_prints_none_of_its_lines(tmp_path):
+    system = tmp_path / "passwd"
+    system.write_text("root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin\n")
+    (tmp_path / "t.csv").symlink_to(system)
+    for fields in ({}, {"label": "root:x:0:0:root:/root:/bin/bash"}):
+        message = refusal(tmp_path, None, "t.csv", **fields)
+        assert "t.csv" in message and "daemon" not in message and "/bin/bash" not in message.replace(
+            fields.get("label", "~"), "")
+
+
+def test_a_label_of_1e11_is_refused_before_anything_is_allocated(tmp_path):
+    """One label 1e11 made num_classes 1e11 + 1: the label histogram asked for 745 GiB."""
+    message = refusal(tmp_path, basic(y=pa.array([0] * 9 + [10**11])))
+    assert "100000000001 classes for 10 rows" in message and "limit of 65536 classes (MAX_CLASSES)" in message
+
+
+def test_the_most_classes_allowed_still_load(tmp_path):
+    from raysim.data.datasets import MAX_CLASSES
+
+    path = write(basic(y=pa.array([0] * 9 + [MAX_CLASSES - 1])), tmp_path / "t.parquet")
+    assert load_table(TableSpec(path=path, label="y", test_share=0.5), seed=0).num_classes == MAX_CLASSES
