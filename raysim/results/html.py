@@ -86,8 +86,8 @@ def _clock_sections(results: Results) -> list[tuple[str, str]]:
 
 def _table(frame: pd.DataFrame, digits: int | None) -> str:
     """A table in a box of the page's width that scrolls sideways when the table is wider."""
-    formatted = frame.to_html(index=False, float_format=(lambda v: f"{v:.{digits}f}") if digits else (lambda v: f"{v:.4g}"))
-    return f'<div class="table">{formatted}</div>'
+    number = f".{digits}f" if digits else ".4g"
+    return f'<div class="table">{frame.to_html(index=False, float_format=lambda v: format(v, number))}</div>'
 
 
 def _figure(draw, results: Results, *args) -> str:

@@ -24,7 +24,7 @@ def round_split(spans: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     many updates were applied (rounds without any are left out)."""
     applied = spans[spans["fate"].isin(["applied", "stale-applied"])]
     ends = pd.to_numeric(rounds.drop_duplicates("round").set_index("round")["sim_time"], errors="coerce")
-    aggregated = applied["round"].map(ends).to_numpy(dtype=float)
+    aggregated = applied["round"].map(ends.where(np.isfinite(ends))).to_numpy(dtype=float)  # NaN: left out
     parts = pd.DataFrame({
         "round": applied["round"].to_numpy(),
         "transfer": (applied["download_end"] - applied["start"] + applied["end"] - applied["compute_end"]).to_numpy(),

@@ -104,7 +104,7 @@ def _lanes(ax, spans: pd.DataFrame, clients: list[int], aggregations: np.ndarray
     ax.set_xlim(*window)
     ax.set_ylim(len(clients) - 0.5, -0.5)
     step = max(1, len(clients) // 40)
-    ax.set_yticks(range(0, len(clients), step), [str(c) for c in clients[::step]], fontsize=6)
+    ax.set_yticks(range(0, len(clients), step), [f"{c:.7g}" for c in clients[::step]], fontsize=6)
     ax.set(xlabel="simulated time (s)", ylabel="client")
     ax.set_title(title, pad=16 if ticks else 6)
     ax.grid(axis="x", alpha=0.3)

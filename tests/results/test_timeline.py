@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from raysim.api import run
 from raysim.cli import main
@@ -221,3 +223,31 @@ def test_a_flower_run_has_its_timeline(tmp_path):
     assert f"({len(messages)} tasks in all:" in timeline and "dropped out" in timeline
     participation = next(alt for alt, _ in images(page) if alt.startswith("Bar chart of applied updates"))
     assert "no client's update was applied" not in participation  # Flower's train replies count
+
+
+CELLS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**30, 10**30), st.text(max_size=3),
+                  st.none())
+
+
+@settings(max_examples=12, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_whatever_a_received_table_holds_the_clock_is_drawn_or_said(data):
+    """Received tables are hostile input: any cells in the timing columns give pictures or a line."""
+    from raysim.results.clock import clock
+    from raysim.results.html import _embed
+    from raysim.results.results import Results
+
+    n = data.draw(st.integers(1, 6))
+    column = lambda: data.draw(st.lists(CELLS, min_size=n, max_size=n))  # noqa: E731
+    clients = pd.DataFrame({"round": data.draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)),
+                            "status": data.draw(st.lists(st.sampled_from(["applied", "late", "replied", "?"]),
+                                                         min_size=n, max_size=n)),
+                            **{c: column() for c in ("client_id", "staleness", "start_time", "end_time", "download_s",
+                                                     "compute_s", "upload_s")}}).assign(scenario="s", run_id="r")
+    rounds = pd.DataFrame({"round": [1, 2, 3], "sim_time": data.draw(st.lists(
+        st.floats(allow_nan=True, allow_infinity=True), min_size=3, max_size=3))}).assign(scenario="s", run_id="r")
+    seen = clock(Results(rounds=rounds, clients=clients, partition=pd.DataFrame(), evaluation=pd.DataFrame(),
+                         summary=pd.DataFrame()))
+    assert (seen.split is None) == (not seen.timelines) == bool(seen.notes)
+    for picture in (*seen.timelines, *([seen.split] if seen.split else [])):
+        assert "<img" in _embed(picture)
