@@ -10,8 +10,9 @@ neighbours or edge) until ``end``. Three kinds of rows hold the timings:
   not the moment it failed.
 - Flower runs (flower_grid.py): ``sent_at``, ``arrived_at``, the three durations, and
   ``dropped_at`` for a dropout; an offline node has no durations (a task of no length).
-- gossip and hierarchical runs (nodes.py): ``start_time``, ``end_time``, ``compute_s``; the rest
-  of the task is the exchange, drawn as its upload.
+- gossip and hierarchical runs (nodes.py): ``start_time``, ``end_time`` (the round's end),
+  ``compute_s``; the rest of the task is the exchange, drawn as its upload, which so includes
+  waiting for the slowest neighbour or edge.
 
 Vertical runs record bytes per party and no times: ``has_timings`` is False for them. A received
 table is hostile input: timings that are not finite numbers drop their row, never the report.

@@ -49,7 +49,7 @@ def busy_counts(spans: pd.DataFrame) -> tuple[np.ndarray, dict[str, np.ndarray]]
     each moment to the next (all clients): a step function exact at every scale, so a task of two
     seconds in a run of two hours still counts."""
     bounds = {phase: tuple(spans[c].to_numpy(dtype=float) for c in _BOUNDS[phase]) for phase in PHASES}
-    times = np.unique(np.concatenate([np.concatenate(ab) for ab in bounds.values()] or [np.zeros(0)]))
+    times = np.unique(np.concatenate([np.concatenate(ab) for ab in bounds.values()]))
     counts = {}
     for phase, (a, b) in bounds.items():
         started, ended = np.sort(a[b > a]), np.sort(b[b > a])
