@@ -3,6 +3,7 @@ no display), imported on first use because it costs about 0.4 s."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -22,3 +23,13 @@ def pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A figure for the report with its text alternative (the <img>'s alt: what it shows, for
+    readers who cannot see it) and an optional caption shown under it (how it was drawn)."""
+
+    fig: Any
+    alt: str
+    caption: str = ""

@@ -47,9 +47,10 @@ def test_the_report_is_one_self_contained_file(sweep_dir, tmp_path):
     page = out.read_text()
     assert "<script" not in page and "http" not in page.replace('lang="en"', "")
     sources = re.findall(r'src="([^"]*)"', page)
-    assert len(sources) == 5 and all(s.startswith("data:image/png;base64,") for s in sources)
-    for heading in ("Test accuracy", "Sweep: final test accuracy", "paired differences", "Participation",
-                    "Client evaluation", "Bytes"):
+    # the metric, the sweep's arms, a timeline per run and the time split, participation, evaluation, bytes
+    assert len(sources) == 3 + 4 + 1 + 2 and all(s.startswith("data:image/png;base64,") for s in sources)
+    for heading in ("Test accuracy", "Sweep: final test accuracy", "paired differences", "Timeline on the simulated clock",
+                    "Where the time went", "Participation", "Client evaluation", "Bytes"):
         assert heading in page
 
 
@@ -93,4 +94,4 @@ def test_a_single_runs_report_has_no_sweep_sections(tmp_path):
     outcome = run(parse_scenario(tiny_table()), results_root=tmp_path)
     assert main(["report", str(outcome.run_dir)]) == 0
     page = (outcome.run_dir / "report.html").read_text()
-    assert "Sweep" not in page and "Client evaluation" not in page and page.count("<img ") == 3
+    assert "Sweep" not in page and "Client evaluation" not in page and page.count("<img ") == 5
