@@ -67,6 +67,26 @@ class RunStalled(RuntimeError):
     """The policy can never aggregate again (e.g. an event trigger no update reaches)."""
 
 
+def closing_time(arrivals: list[Task], action: Dispatch) -> float | None:
+    """When the server stops waiting for this dispatch's tasks: at the deadline, or, with
+    over-selection, once the first ``keep_first`` updates have arrived; None when it waits for all."""
+    times = [action.cutoff] if action.cutoff is not None else []
+    if action.keep_first is not None and len(arrivals) >= action.keep_first:
+        times.append(sorted(t.info.end for t in arrivals)[action.keep_first - 1])
+    return min(times) if times else None
+
+
+def failure_by(failure: tuple[str, float], closing: float | None, action: Dispatch) -> tuple[str, float]:
+    """A planned failure as the server sees it: a device that would drop out or go offline only
+    after the server stopped waiting has by then simply not answered, so it counts as late (past
+    the deadline) or excess (the cohort already arrived) at the closing time; before, such a
+    failure held a deadline round open until it happened."""
+    reason, at = failure
+    if closing is None or at <= closing:
+        return reason, at
+    return ("late" if action.cutoff is not None and closing >= action.cutoff else "excess"), closing
+
+
 class Dispatching:
     """The driver's dispatch step and its task table (see the module's docstring)."""
 
@@ -78,11 +98,16 @@ class Dispatching:
             self.clock.schedule(next_online(self.population, busy=self.busy, now=now), Later((action,)))
             return []
         epochs = self._epochs(chosen, key=self._dispatches)
-        created = [self._plan_task(client, now, epochs[client], action) for client in chosen]
+        planned = [self._plan_task(client, now, epochs[client], action) for client in chosen]
+        created = [task for task, _ in planned]
         for task in created:
             self.tasks[task.info.task_id] = task
             self.busy.add(task.info.client_id)
-        arrivals = [t for t in created if t.status == "running"]
+        arrivals = [task for task, failure in planned if failure is None]
+        closing = closing_time(arrivals, action)
+        for task, failure in planned:
+            if failure is not None:
+                self._fail(task, *failure_by(failure, closing, action))
         self._apply_keep_first(arrivals, action.keep_first)
         trained = [t for t in arrivals if t.status == "running"]
         for task in trained:
@@ -125,7 +150,9 @@ class Dispatching:
                 [t.samples * t.info.epochs for t in tasks],
             )
 
-    def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> Task:
+    def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> tuple[Task, tuple[str, float] | None]:
+        """A client's task with its timing, and how and when it will fail, if it will (the
+        failure is scheduled by ``_dispatch`` once the round's closing time is known)."""
         samples = int(self.sizes[client])
         timing = self.population.timing(client, start=now, samples=samples, epochs=epochs,
                                         model_bytes=self.download_bytes, update_bytes=self.upload_bytes)
@@ -155,14 +182,11 @@ class Dispatching:
                      upload_s=timing.upload_s, trained=False, trigger=action.trigger, start_params=local,
                      continued=timing.download_s == 0.0, seed_key=self._dispatches, round=self.round + 1)
         failure = self._failure(client, task_id, timing)
-        if failure is not None:
-            reason, at = failure
-            self._fail(task, reason, at)
-        elif action.cutoff is not None and timing.end > action.cutoff:
-            self._fail(task, "late", action.cutoff)
-        elif epochs < self.schedule.epochs and self.schedule.drop_stragglers:
-            self._fail(task, "straggler", timing.end)
-        return task
+        if failure is None and action.cutoff is not None and timing.end > action.cutoff:
+            failure = "late", action.cutoff
+        elif failure is None and epochs < self.schedule.epochs and self.schedule.drop_stragglers:
+            failure = "straggler", timing.end
+        return task, failure
 
     def _failure(self, client: int, task_id: int, timing) -> tuple[str, float] | None:
         """Dropout (random, per task) or going offline before the task ends, whichever first."""

@@ -108,3 +108,31 @@ def test_fedprox_stragglers_run_fewer_epochs_and_fedavg_drops_them(tmp_path, dro
     expected = "straggler" if drop else "applied"
     assert {rows[c]["status"] for c in stragglers} == {expected}
     assert {rows[c]["status"] for c in rows if c not in stragglers} == {"applied"}
+
+
+def test_a_client_going_offline_after_the_deadline_is_late_at_the_deadline(tmp_path):
+    """The server stops waiting at the deadline: client 3 (6 s task) would go offline at 5.5 s,
+    after the 4.5 s deadline, so by then it has simply not answered. Before, its failure was
+    planned at 5.5 s and held the round open past its deadline."""
+    driver, _ = make_driver(tmp_path, policy={"kind": "sync", "deadline_s": 4.5}, availability={3: "0-5.5"})
+    (report,) = run_all(driver)
+    rows = by_client(report)
+    assert {c: rows[c]["status"] for c in rows} == {0: "applied", 1: "applied", 2: "late", 3: "late"}
+    assert report.round_row["sim_time"] == pytest.approx(4.5) and report.round_row["failed_offline"] == 0
+
+
+def test_a_client_going_offline_before_the_deadline_stays_offline(tmp_path):
+    driver, _ = make_driver(tmp_path, policy={"kind": "sync", "deadline_s": 4.5}, availability={3: "0-2.5"})
+    (report,) = run_all(driver)
+    assert by_client(report)[3]["status"] == "offline" and report.round_row["sim_time"] == pytest.approx(4.5)
+
+
+def test_over_selection_closes_the_round_when_the_cohort_has_arrived(tmp_path):
+    """Two of four, over-selected: the round closes at the second arrival (4 s); client 3 would
+    go offline at 5.5 s, after that, and counts as excess then rather than holding the round."""
+    driver, _ = make_driver(tmp_path, policy={"kind": "sync", "over_selection": 2.0}, per_round=2,
+                            availability={3: "0-5.5"})
+    (report,) = run_all(driver)
+    rows = by_client(report)
+    assert {c: rows[c]["status"] for c in rows} == {0: "applied", 1: "applied", 2: "excess", 3: "excess"}
+    assert report.round_row["sim_time"] == pytest.approx(4.0)
