@@ -23,7 +23,7 @@ from raysim.data.pixels import PixelScale
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
 from raysim.models.algorithm import ClientSettings, LocalTask, algorithm_name, build_algorithm, checked
-from raysim.models.learning_task import build_task
+from raysim.models.learning_task import build_task, centred
 from raysim.models.training import evaluate, train_locally
 from raysim.seeding import Stream, derive_seed
 from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
@@ -61,7 +61,8 @@ class ClientWorker:
                                                      torch.as_tensor(test_y).to(self.device))
         self.model = FlatModel(model.build(), device=self.device)
         self.algorithm = build_algorithm(plan.algorithm, plan.algorithm_options)
-        self.learning_task = build_task(plan.task, plan.task_options)
+        # a regression's evaluation sums are taken about the training targets' mean (learning_task.py)
+        self.learning_task = centred(build_task(plan.task, plan.task_options), train_y)
         self._head_mask = local_mask(self.model.layout, plan.local_layers) if plan.local_layers else None
 
     def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
