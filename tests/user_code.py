@@ -14,8 +14,9 @@ from raysim.sim.policies import Aggregate, Arrival, Dispatch, Failure, PolicyFac
 
 
 class CountingSGD:
-    """Plain SGD with torch's optimizer; counts in its state how often the client's update was
-    aggregated, and reports that count and its batches as metrics."""
+    """Plain SGD with torch's optimizer; counts in its state how many of the client's tasks
+    finished (its state is kept once a task finishes), and reports that count and its batches
+    as metrics."""
 
     def __init__(self, lr_scale: float = 1.0):
         self.lr_scale = lr_scale

@@ -89,9 +89,12 @@ class PersonalLayers:
         params[self.mask] = head
         return params
 
-    def absorb(self, trained: np.ndarray, delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The client's trained head (to keep) and the delta with the head zeroed (not sent)."""
-        head = np.asarray(trained, dtype=np.float32)[self.mask]
+    def head_of(self, trained: np.ndarray) -> np.ndarray:
+        """The head a client keeps from the model it trained."""
+        return np.asarray(trained, dtype=np.float32)[self.mask]
+
+    def without_head(self, delta: np.ndarray) -> np.ndarray:
+        """The delta with the head's entries zeroed: what the client sends."""
         delta = np.array(delta, dtype=np.float64)
         delta[self.mask] = 0.0
-        return head, delta
+        return delta

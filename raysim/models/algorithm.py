@@ -3,8 +3,8 @@ user's package write it (``[client] algorithm = "package.module:Name"``).
 
 An algorithm is an object with ``train(task: LocalTask) -> LocalResult``. The task hands it the
 model with the start weights loaded, the client's examples and a seeded batch order, the start
-weights as one flat vector, the client's own state from the previous round it took part in
-(named numpy arrays, kept by the driver's per-client store, so it does not depend on which
+weights as one flat vector, the client's own state as its last finished task left it (named
+numpy arrays, read-only, kept by the driver's per-client store, so it does not depend on which
 worker trains the client), what the server broadcasts (SCAFFOLD's control variate), the round
 and the client's settings. It returns the steps it took, its mean loss, and optionally the new
 state, extra arrays for the server strategy and metrics; the update sent is the model's weights
@@ -55,7 +55,8 @@ class LocalTask:
     into ``flat.flat`` (the whole state as one float32 vector), so an update can be read or
     written either way. ``x`` and ``y`` are the client's examples (model inputs and targets),
     ``start`` the start weights (flat, float32; do not change them), ``state`` the client's own
-    arrays ({} the first time), ``server`` the strategy's broadcast, ``generator`` seeded by
+    arrays ({} the first time) and ``server`` the strategy's broadcast, both read-only (a new
+    state is returned, never written in place), ``generator`` seeded by
     (run seed, dispatch, client), ``loss`` the learning task's mean loss on (outputs, targets)
     (``[task] kind``: cross-entropy for classification, MSE for regression, models/learning_task.py)
     and ``batched_loss`` the same loss as ``torch.func.vmap`` batches it (the built-in SGD's
@@ -111,7 +112,8 @@ class LocalResult:
     """What a local update returns: ``steps`` taken (FedNova and SCAFFOLD read them) and the
     mean training ``loss``; the ``examples`` it trained on (None: all of the client's; the
     update's weight under sample weighting); ``delta`` (None: :meth:`LocalTask.trained_delta`),
-    the client's new ``state`` (None: unchanged; kept only once the update is aggregated),
+    the client's new ``state`` (None: unchanged; kept once the task finishes, whatever the server
+    does with the update: sim/client_state.py),
     ``extras`` for the server strategy and numeric ``metrics`` (columns ``metric_<name>`` of
     clients.parquet)."""
 
@@ -211,7 +213,7 @@ def checked(result: Any, task: LocalTask) -> LocalResult:
 
     A client that diverged (a non-finite delta, as plain SGD gives at too high a learning rate)
     is not an error here: the server's update hygiene rejects its update (status "rejected",
-    ``privacy/hygiene.py``) and, the update not being applied, its state is not kept. Only with
+    ``privacy/hygiene.py``) and its state is not kept. Only with
     a finite delta is a non-finite state, extra, metric or loss the algorithm's fault."""
     if not isinstance(result, LocalResult):
         raise ValueError(f"train returned {type(result).__name__}, not a LocalResult")

@@ -5,8 +5,11 @@ the test set can be scored in parts on any workers, evaluation.py) and the metri
 become, with their direction. The built-ins:
 
 - ``classification``: cross-entropy; accuracy.
-- ``regression``: mean squared error; MSE, MAE and R^2 (1 - SSE / SST, SST about the scored
-  targets' own mean, so the same slice sums give it exactly).
+- ``regression``: mean squared error; MSE and MAE over every target value, and R^2 per output
+  (1 - SSE / SST, SST about the scored targets' own mean) averaged uniformly over the outputs, as
+  sklearn's ``r2_score`` does by default. Its sums are taken about a fixed centre per output (a
+  worker's: the mean of the training targets, :func:`centred`), which keeps them additive and
+  keeps targets on a large offset from cancelling digits in SST = sum (y - c)^2 - (sum (y - c))^2 / n.
 - ``next_token``: cross-entropy per target token (one next character as in LEAF's Shakespeare,
   or a target per position); accuracy over tokens and perplexity, exp(mean loss per token).
 
@@ -19,7 +22,9 @@ tensors: the driver, which only turns sums into metrics, never loads it.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+import numpy as np
 
 from raysim.inputs import UserCodeError, build_user_object
 
@@ -104,28 +109,61 @@ class NextToken(Classification):
 
 class Regression:
     """Mean squared error over every target value (outputs [B, 1] or [B, k] for targets [B] or
-    [B, k]); MSE, MAE and R^2."""
+    [B, k]); MSE, MAE and R^2 averaged over the k outputs. ``centre`` (one value per output, None:
+    0) is what the per-output sums are taken about; any fixed centre gives the same R^2, one near
+    the targets keeps their digits."""
 
     metrics = ("mse", "mae", "r2")
     lower_is_better = frozenset({"mse", "mae"})
     labels: Labels = "value"
 
+    def __init__(self, centre: Sequence[float] | None = None):
+        self.centre = None if centre is None else tuple(float(c) for c in centre)
+
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return (outputs.reshape(targets.shape) - targets).square().mean()
 
     def sums(self, outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+        """In float64: the squared and absolute errors over every value; per output j (a column of
+        the targets as [rows, k]) its squared error ``sse_j`` and the targets' sums about the
+        centre, ``centred_j`` and ``centred_squared_j``; ``rows``."""
+        import torch
+
         error = outputs.reshape(targets.shape).double() - targets.double()
-        values = targets.double()
-        squared = float(error.square().sum())
-        return {"loss": squared, "absolute": float(error.abs().sum()), "target": float(values.sum()),
-                "target_squared": float(values.square().sum()), "count": targets.numel()}
+        columns = targets.double().reshape(targets.shape[0], -1)
+        errors = error.reshape(columns.shape)
+        if self.centre is not None:
+            columns = columns - torch.tensor(self.centre, dtype=torch.float64, device=columns.device)
+        sums = {"loss": float(error.square().sum()), "absolute": float(error.abs().sum()),
+                "count": targets.numel(), "rows": columns.shape[0]}
+        for j in range(columns.shape[1]):
+            sums |= {f"sse_{j}": float(errors[:, j].square().sum()), f"centred_{j}": float(columns[:, j].sum()),
+                     f"centred_squared_{j}": float(columns[:, j].square().sum())}
+        return sums
 
     def scores(self, sums: Mapping[str, float]) -> dict[str, float]:
-        count = sums["count"]
+        count, rows = sums["count"], sums["rows"]
         mse = _ratio(sums["loss"], count)
-        spread = sums["target_squared"] - sums["target"] ** 2 / count if count else 0.0
-        r2 = 1 - sums["loss"] / spread if spread > 0 else math.nan
-        return {"mse": mse, "mae": _ratio(sums["absolute"], count), "r2": r2, "loss": mse}
+        outputs = sum(1 for name in sums if name.startswith("sse_"))
+        r2 = [_r2(sums[f"sse_{j}"], sums[f"centred_{j}"], sums[f"centred_squared_{j}"], rows) for j in range(outputs)]
+        return {"mse": mse, "mae": _ratio(sums["absolute"], count),
+                "r2": math.fsum(r2) / outputs if outputs else math.nan, "loss": mse}
+
+
+def centred(task: LearningTask, train_targets: np.ndarray) -> LearningTask:
+    """A built-in regression measured about the mean of the run's training targets (the same
+    array on every worker, so every slice's sums share one centre and add up); any other task
+    as it is."""
+    if type(task) is not Regression or not len(train_targets):
+        return task
+    columns = np.asarray(train_targets, dtype=np.float64).reshape(len(train_targets), -1)
+    return Regression(centre=columns.mean(axis=0))
+
+
+def _r2(sse: float, centred_sum: float, centred_squares: float, rows: float) -> float:
+    """One output's 1 - SSE / SST from its sums about a centre; NaN when its targets do not vary."""
+    spread = centred_squares - centred_sum ** 2 / rows if rows else 0.0
+    return 1 - sse / spread if spread > 0 else math.nan
 
 
 def primary(task: Any) -> tuple[str, bool]:

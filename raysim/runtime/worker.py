@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 import traceback
 import warnings
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ from raysim.data.pixels import PixelScale
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
 from raysim.models.algorithm import ClientSettings, LocalTask, algorithm_name, build_algorithm, checked
-from raysim.models.learning_task import build_task
+from raysim.models.learning_task import build_task, centred
 from raysim.models.training import evaluate, train_locally
 from raysim.seeding import Stream, derive_seed
 from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
@@ -61,7 +62,8 @@ class ClientWorker:
                                                      torch.as_tensor(test_y).to(self.device))
         self.model = FlatModel(model.build(), device=self.device)
         self.algorithm = build_algorithm(plan.algorithm, plan.algorithm_options)
-        self.learning_task = build_task(plan.task, plan.task_options)
+        # a regression's evaluation sums are taken about the training targets' mean (learning_task.py)
+        self.learning_task = centred(build_task(plan.task, plan.task_options), train_y)
         self._head_mask = local_mask(self.model.layout, plan.local_layers) if plan.local_layers else None
 
     def train(self, params: np.ndarray, groups: list[list[TrainTask]]) -> list[ClientResult]:
@@ -103,8 +105,8 @@ class ClientWorker:
         x, y = self._data(task)
         sgd = self.plan.sgd
         return LocalTask(
-            model=self.model.module, flat=self.model, x=x, y=y, start=base, state=dict(task.state),
-            server=dict(task.server), client_id=task.client_id, round=task.round,
+            model=self.model.module, flat=self.model, x=x, y=y, start=base, state=_read_only(task.state),
+            server=_read_only(task.server), client_id=task.client_id, round=task.round,
             settings=ClientSettings(epochs=task.epochs, batch_size=self.plan.batch_size, sgd=sgd),
             generator=self._generator(task), loss=self.learning_task.loss,
             batched_loss=getattr(self.learning_task, "batched_loss", None),
@@ -165,3 +167,15 @@ class ClientWorker:
                                 batch_size=size, sgd=SGDConfig(lr=tune.lr), generator=generator,
                                 loss=self.learning_task.loss)
         return (base + outcome.delta).cpu().numpy()
+
+
+def _read_only(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Read-only views of a task's state and broadcast arrays: in-process they are the per-client
+    store's and the strategy's own arrays, on an actor copies, so an algorithm changing one in
+    place would change the store under the local executor only; here it raises under both (an
+    algorithm returns its new state instead)."""
+    views = {}
+    for name, array in arrays.items():
+        views[name] = np.asarray(array).view()
+        views[name].flags.writeable = False
+    return views

@@ -1,7 +1,16 @@
 """What the server keeps of each client across rounds, all in the per-client store
 (``state_store.py``, slots ``algorithm``, ``feedback`` and ``personal``): the client algorithm's
 own state, the error-feedback memory and, with personal layers, the client's own head. Kept apart
-from the driver's loop so the per-client mechanisms read (and are checkpointed) together."""
+from the driver's loop so the per-client mechanisms read (and are checkpointed) together.
+
+The algorithm state and the head are the client's: they are kept when the client's task
+finishes (its update reached the server, or an event-triggered client chose not to send),
+whatever the server then does with the update (applies it, buffers it, discards it as late,
+a committee rejects it), since a device keeps what it computed. A task that ends unfinished
+(dropout, offline, a deadline's late or excess task, a dropped straggler, a lost worker) or whose
+update is not finite keeps nothing. A client runs one task at a time, so its next task starts
+from what its last finished one kept, under every policy, and the state of a client in flight is
+the one its task started from (what a resumed run trains it from again)."""
 
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ class ClientState:
         self.personal = personal
 
     def algorithm_state(self, client: int) -> dict[str, np.ndarray]:
-        """The client algorithm's state, as the client left it when its last update was aggregated."""
+        """The client algorithm's state, as the client's last finished task left it."""
         return self.store.get(client, "algorithm")
 
     def keep_algorithm_state(self, client: int, state: Mapping[str, np.ndarray]) -> None:
@@ -44,12 +53,12 @@ class ClientState:
         head = self.head(client)
         return None if head is None else self.personal.start(global_params, head)
 
-    def keep_head(self, client: int, start: np.ndarray, trained_delta: np.ndarray, delta: np.ndarray) -> np.ndarray:
-        """The delta the server sees: with personal layers, the client keeps the head it trained
-        (from ``start``, by ``trained_delta``) and the head's entries are zeroed (never sent);
-        otherwise ``delta`` unchanged."""
-        if self.personal is None:
-            return delta
-        head, delta = self.personal.absorb(start.astype(np.float64) + trained_delta, delta)
-        self.store.put(client, "personal", {"head": head})
-        return delta
+    def keep_head(self, client: int, start: np.ndarray, trained_delta: np.ndarray) -> None:
+        """With personal layers, the client keeps the head it trained (from ``start``, by ``trained_delta``)."""
+        if self.personal is not None:
+            self.store.put(client, "personal", {"head": self.personal.head_of(start.astype(np.float64) + trained_delta)})
+
+    def sent(self, delta: np.ndarray) -> np.ndarray:
+        """The delta the server sees: with personal layers, the head's entries zeroed (never
+        sent); otherwise ``delta`` unchanged."""
+        return delta if self.personal is None else self.personal.without_head(delta)

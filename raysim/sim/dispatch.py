@@ -229,13 +229,12 @@ class Dispatching:
 
     def _check_trigger(self, task: Task) -> Arrival | Suppressed | None:
         """Event trigger: send if ||model - model at last sync|| > threshold, else keep training."""
-        result = task.fetched = self._fetch(task)
+        result = self._finished(task)  # the client's compute ended: it keeps its state, sent or not
         if result is None:  # lost with its worker: the server hears nothing, as for a dropout
             return Failure(task.info, "lost")
         start = self._start_of(task)
         task.new_model = start.astype(np.float64) + result.delta
         anchor = self.anchors[task.info.client_id][1]
-        task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s)
         if float(np.linalg.norm(task.new_model - anchor)) > task.trigger:
             self.clock.schedule(self.clock.now + task.upload_s, Arrival(replace(task.info, end=self.clock.now + task.upload_s)))
             return None

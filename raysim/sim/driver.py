@@ -178,12 +178,33 @@ class Driver(Incentivised, Dispatching, Recording):
     # -- settle and aggregate ------------------------------------------------------------------
 
     def _settle(self, event: Arrival | Failure) -> None:
-        """A task's fate reached the server: free its client and record failures now."""
+        """A task's fate reached the server: free its client, record failures now and keep what
+        a finished task's client keeps."""
         task = self.tasks[event.task.task_id]
         self.busy.discard(task.info.client_id)
         if isinstance(event, Failure):
             self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
             del self.tasks[task.info.task_id]
+        else:
+            self._finished(task)
+
+    def _finished(self, task: Task) -> ClientResult | None:
+        """The result of a task whose client finished it (None: lost with its worker). The first
+        call fetches it and commits what the client keeps of it, its algorithm state and head
+        (client_state.py), whatever the server later does with the update; a non-finite update
+        (hygiene rejects it) keeps nothing and records nothing of its training."""
+        if task.fetched is not None or task.status == "lost":
+            return task.fetched
+        result = task.fetched = self._fetch(task)
+        if result is None or check_update(result.delta, self.state.params.size) is not None:
+            return result
+        client = task.info.client_id
+        task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s,
+                           **{f"metric_{name}": value for name, value in result.metrics.items()})
+        if result.state is not None:
+            self.clients.keep_algorithm_state(client, result.state)
+        self.clients.keep_head(client, self._start_of(task), result.delta)
+        return result
 
     def _fetch(self, task: Task) -> ClientResult | None:
         """The task's result, or None (status "lost") when its worker died and the failure policy
@@ -207,8 +228,7 @@ class Driver(Incentivised, Dispatching, Recording):
         if rebase:
             start = self.anchors[task.info.client_id][1] if task.trigger is not None else self.bases[task.info.base_version]
             delta = (start.astype(np.float64) + delta) - self.state.params
-        delta = self.clients.keep_head(task.info.client_id, self._start_of(task), result.delta, delta)
-        return delta
+        return self.clients.sent(delta)
 
     def _encoded(self, task: Task, delta: np.ndarray) -> np.ndarray:
         """The update as the server decodes it from the codec's bytes; the client's error-feedback
@@ -235,10 +255,10 @@ class Driver(Incentivised, Dispatching, Recording):
             self._stopped = True
             return None
         scales = action.scales or (1.0,) * len(action.task_ids)
-        updates, rows, states = [], [], {}
+        updates, rows = [], []
         for task_id, scale in zip(action.task_ids, scales):
             task = self.tasks[task_id]
-            result = task.fetched or self._fetch(task)
+            result = self._finished(task)
             reason = None if result is None else check_update(result.delta, self.state.params.size)
             if result is None or reason is not None:  # lost with its worker, or never let it near the model
                 if reason is not None:
@@ -249,20 +269,13 @@ class Driver(Incentivised, Dispatching, Recording):
                 continue
             delta = self._delta_for_server(task, result, rebase=action.rebase)
             task.status = "applied"
-            task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s,
-                               **{f"metric_{name}": value for name, value in result.metrics.items()})
             updates.append(Update(client_id=task.info.client_id, num_samples=result.num_samples,
                                   steps=result.steps, delta=delta, scale=scale, extras=result.extras,
                                   metrics=result.metrics))
-            if result.state is not None:
-                states[task.info.client_id] = result.state
             rows.append((task, self.state.version - task.info.base_version))
             del self.tasks[task_id]
         if self.chain is not None and self.chain.config.consensus == "committee":
             updates = self._committee(updates, rows)
-        for update in updates:  # a client's state moves on with its update applied
-            if update.client_id in states:
-                self.clients.keep_algorithm_state(update.client_id, states[update.client_id])
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
         start = self.state
         self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,

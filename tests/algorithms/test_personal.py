@@ -23,9 +23,9 @@ def test_local_mask_marks_the_named_layers_only():
         local_mask(layout, ("head.",))
 
 
-def test_absorb_keeps_the_head_and_sends_only_the_body():
+def test_a_client_keeps_its_head_and_sends_only_the_body():
     personal = PersonalLayers(np.array([False, False, True]))
-    head, delta = personal.absorb(trained=np.array([1.0, 2.0, 3.0]), delta=np.array([0.5, 0.5, 0.5]))
+    head, delta = personal.head_of(np.array([1.0, 2.0, 3.0])), personal.without_head(np.array([0.5, 0.5, 0.5]))
     np.testing.assert_array_equal(delta, [0.5, 0.5, 0.0])
     np.testing.assert_array_equal(personal.start(np.zeros(3), head), [0.0, 0.0, 3.0])
     np.testing.assert_array_equal(personal.start(np.zeros(3), None), [0.0, 0.0, 0.0])
@@ -37,8 +37,8 @@ def test_heads_live_in_the_per_client_store_and_spill_to_disk(tmp_path):
     clients = ClientState(store=ClientStore(budget_bytes=0, directory=tmp_path),
                           personal=PersonalLayers(np.array([False, True, True])))
     assert clients.head(3) is None and clients.start(np.zeros(3), 3) is None
-    sent = clients.keep_head(3, start=np.zeros(3), trained_delta=np.array([1.0, 2.0, 3.0]), delta=np.ones(3))
-    np.testing.assert_array_equal(sent, [1.0, 0.0, 0.0])
+    clients.keep_head(3, start=np.zeros(3), trained_delta=np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_array_equal(clients.sent(np.ones(3)), [1.0, 0.0, 0.0])
     clients.store.flush()
     assert [p.name.split(".")[1] for p in tmp_path.iterdir()] == ["personal"]
     np.testing.assert_array_equal(clients.head(3), np.array([2.0, 3.0], np.float32))

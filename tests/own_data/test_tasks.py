@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 from raysim.inputs import UserCodeError
-from raysim.models.learning_task import NextToken, Regression, build_task
+from raysim.models.learning_task import NextToken, Regression, build_task, centred
 from raysim.results.metric import Metric, read_task
 from raysim.sim.evaluation import EvalCounts, distribution, summarise
 
@@ -28,6 +28,39 @@ def test_regression_metrics_summed_over_slices_equal_sklearn_on_the_whole():
     assert scores["mae"] == pytest.approx(mean_absolute_error(target, predicted), rel=1e-12)
     assert scores["r2"] == pytest.approx(r2_score(target, predicted), rel=1e-9)
     assert scores["loss"] == scores["mse"]
+
+
+def _summed(task: Regression, predicted: np.ndarray, target: np.ndarray, cuts: tuple[int, ...]) -> dict:
+    """The task's scores from its sums over the slices between ``cuts``, as workers score them."""
+    bounds = list(zip((0, *cuts), (*cuts, len(target))))
+    return summarise([EvalCounts(b - a, task.sums(torch.tensor(predicted[a:b]), torch.tensor(target[a:b])))
+                      for a, b in bounds], task)
+
+
+def test_multi_output_r2_is_the_mean_of_the_outputs_r2_as_sklearn_averages_them():
+    target = RNG.normal(size=(60, 3)) * [1.0, 3.0, 0.5] + [0.0, 10.0, -40.0]  # outputs of different means
+    predicted = target + RNG.normal(size=(60, 3)) * [0.6, 1.0, 0.4]
+    for task in (Regression(), centred(Regression(), RNG.normal(size=(100, 3)))):
+        scores = _summed(task, predicted, target, (25, 40))
+        assert scores["r2"] == pytest.approx(r2_score(target, predicted), rel=1e-12)  # uniform average
+        assert scores["mse"] == pytest.approx(mean_squared_error(target, predicted), rel=1e-12)
+    assert r2_score(target, predicted) < 0.9 < r2_score(target.ravel(), predicted.ravel())  # not one grand mean
+
+
+def test_r2_about_the_training_mean_keeps_every_digit_of_targets_on_a_large_offset():
+    target = (1e6 + RNG.normal(size=(5000, 2))).astype(np.float32)  # float32 targets, as the workers hold them
+    predicted = (target + 0.5 * RNG.normal(size=(5000, 2))).astype(np.float32)
+    train = (1e6 + RNG.normal(size=(800, 2))).astype(np.float32)
+    expected = r2_score(target.astype(np.float64), predicted.astype(np.float64))
+    scores = _summed(centred(Regression(), train), predicted, target, (1000, 2000, 3000, 4000))
+    assert abs(scores["r2"] - expected) < 1e-12
+    assert abs(_summed(Regression(), predicted, target, (1000, 2000, 3000, 4000))["r2"] - expected) > 1e-8  # uncentred
+
+
+def test_only_a_regression_is_centred():
+    assert centred(Regression(), np.array([[1.0, 3.0], [3.0, 5.0]])).centre == (2.0, 4.0)
+    assert centred(Regression(), np.zeros(0)).centre is None
+    assert type(centred(NextToken(), np.array([1, 2]))) is NextToken
 
 
 def test_next_token_perplexity_is_the_exponent_of_the_mean_token_loss_over_every_position():
