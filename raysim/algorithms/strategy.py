@@ -52,12 +52,24 @@ class Update:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RunFacts:
+    """What a run tells a strategy that asks for it (``init(self, params, run)``): the number of
+    clients in the population, the cohort a round is for, and the run's seed, so that a strategy
+    such as FedDyn's (whose h averages over all clients) needs no option repeating them."""
+
+    population: int
+    cohort: int
+    seed: int
+
+
 @runtime_checkable
 class ServerStrategy(Protocol):
     """What the driver asks of a server strategy. ``aggregate`` must not change its inputs;
     with no updates (a round without reports) it should return the model unchanged. A strategy
     may also define ``broadcast(state) -> {name: array}``, arrays sent to every client with the
-    model (``LocalTask.server``)."""
+    model (``LocalTask.server``). A user's strategy may take the run's facts in ``init(self,
+    params, run)`` (a :class:`RunFacts`) instead of ``init(self, params)``."""
 
     def init(self, params: np.ndarray) -> Any:
         """The strategy's state before the first round."""

@@ -14,8 +14,8 @@ from raysim.algorithms.personal import PersonalLayers, local_mask
 from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.scaffold import ScaffoldServer
-from raysim.algorithms.strategy import ServerStrategy, Strategy
-from raysim.inputs import build_user_object, check_method, import_function
+from raysim.algorithms.strategy import RunFacts, ServerStrategy, Strategy
+from raysim.inputs import ConfigError, build_user_object, check_method, import_function, import_object
 from raysim.models.layout import ParamLayout
 from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
@@ -94,6 +94,11 @@ def client_algorithm(scenario: Scenario, objects: UserObjects | None = None) -> 
     return ("scaffold" if scenario.server.strategy == "scaffold" else "sgd"), {}
 
 
+def run_facts(scenario: Scenario) -> RunFacts:
+    """What a strategy may be told of the run (``init(self, params, run)``)."""
+    return RunFacts(population=scenario.data.num_clients, cohort=scenario.clients_per_round, seed=scenario.run.seed)
+
+
 def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
                   client_sizes: Sequence[int] | None = None, trainable: int = 0) -> ServerStrategy:
     """The server strategy: a user's (handed in, or named ``package.module:Name`` and built with
@@ -101,9 +106,9 @@ def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
     server optimizer, inside SCAFFOLD's server for SCAFFOLD (``client_sizes`` give its shares,
     ``trainable`` the model's parameters that have a control)."""
     if objects is not None and objects.strategy is not None:
-        return user_strategy(objects.strategy, {})
+        return user_strategy(objects.strategy, {}, run_facts(scenario))
     if ":" in scenario.server.strategy:
-        return user_strategy(scenario.server.strategy, scenario.server.strategy_options)
+        return user_strategy(scenario.server.strategy, scenario.server.strategy_options, run_facts(scenario))
     strategy = composed_strategy(scenario)
     if scenario.server.strategy != "scaffold":
         return strategy
@@ -114,13 +119,45 @@ def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
                           trainable=trainable)
 
 
-def user_strategy(spec: Any, options: dict) -> ServerStrategy:
-    """A user's strategy: its class checked to define ``init(self, params)`` and ``aggregate(self,
-    params, state, updates)`` (and ``broadcast(self, state)`` if any) before it is built with
-    ``options`` (``inputs.build_user_object``)."""
-    return build_user_object(spec, options, what="server.strategy", choices=sorted(STRATEGIES),
-                             methods={"init": ("self", "params"), "aggregate": ("self", "params", "state", "updates")},
-                             optional={"broadcast": ("self", "state")})
+def user_strategy(spec: Any, options: dict, run: RunFacts) -> ServerStrategy:
+    """A user's strategy: its class checked to define ``init(self, params)`` or ``init(self,
+    params, run)`` and ``aggregate(self, params, state, updates)`` (and ``broadcast(self, state)``
+    if any) before it is built with ``options`` (``inputs.build_user_object``); one whose ``init``
+    takes ``run`` is handed the run's facts through :class:`GivenRunFacts`."""
+    init = ("self", "params", "run") if _takes_run(spec) else ("self", "params")
+    strategy = build_user_object(spec, options, what="server.strategy", choices=sorted(STRATEGIES),
+                                 methods={"init": init, "aggregate": ("self", "params", "state", "updates")},
+                                 optional={"broadcast": ("self", "state")})
+    return GivenRunFacts(strategy, run) if len(init) == 3 else strategy
+
+
+def _takes_run(spec: Any) -> bool:
+    """Whether the strategy ``spec`` names (or is) declares ``init(self, params, run)``, read from
+    the code object before anything is built (a name that cannot be imported is refused later, by
+    ``build_user_object``, with its own message)."""
+    try:
+        obj = import_object(spec, what="server.strategy", choices=sorted(STRATEGIES)) if isinstance(spec, str) else spec
+    except ConfigError:
+        return False
+    init = getattr(obj if isinstance(obj, type) else type(obj), "init", None)
+    code = getattr(init, "__code__", None)
+    return code is not None and code.co_varnames[:code.co_argcount] == ("self", "params", "run")
+
+
+class GivenRunFacts:
+    """A user's strategy whose ``init`` takes the run's facts: the driver calls ``init(params)``
+    as on any strategy, and this hands the facts on; every other method is the strategy's own."""
+
+    def __init__(self, strategy: Any, run: RunFacts):
+        self.strategy, self.run = strategy, run
+
+    def init(self, params):
+        return self.strategy.init(params, self.run)
+
+    def __getattr__(self, name: str):  # aggregate, and broadcast where the strategy has one
+        if name.startswith("__") or "strategy" not in self.__dict__:  # pickling looks up dunders early
+            raise AttributeError(name)
+        return getattr(self.__dict__["strategy"], name)
 
 
 def composed_strategy(scenario: Scenario) -> Strategy:

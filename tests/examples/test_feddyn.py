@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from feddyn import FedDynClient, FedDynServer
-from raysim.algorithms.strategy import Update
+from raysim.algorithms.strategy import RunFacts, Update
 from tests.examples.conftest import make_task, run_example
 
 
@@ -18,9 +18,9 @@ def update(client_id: int, delta: list[float]) -> Update:
 
 
 def test_server_h_and_params_after_two_rounds_match_a_hand_computation():
-    server = FedDynServer(num_clients=4, alpha=0.5)
+    server = FedDynServer(alpha=0.5)
     params = np.array([1.0, 2.0], dtype=np.float32)
-    state = server.init(params)
+    state = server.init(params, RunFacts(population=4, cohort=2, seed=0))
     # round 1: clients 0 and 1, deltas (1, 0) and (3, 2): sum (4, 2), mean (2, 1)
     params, state, metrics = server.aggregate(params, state, [update(0, [1, 0]), update(1, [3, 2])])
     h1 = np.array([0.0, 0.0]) - 0.5 * np.array([4.0, 2.0]) / 4  # (-0.5, -0.25)
@@ -35,12 +35,13 @@ def test_server_h_and_params_after_two_rounds_match_a_hand_computation():
 
 
 def test_server_leaves_everything_as_it_is_without_updates_and_refuses_an_unknown_client():
-    server = FedDynServer(num_clients=2)
+    server = FedDynServer()
     params = np.ones(3, dtype=np.float32)
+    server.init(params, RunFacts(population=2, cohort=2, seed=0))
     state = {"h": np.array([0.1, 0.0, -0.1])}
     same, kept, _ = server.aggregate(params, state, [])
     assert same is params and kept is state
-    with pytest.raises(ValueError, match="num_clients = 2"):
+    with pytest.raises(ValueError, match="the population has 2 clients"):
         server.aggregate(params, state, [update(2, [0, 0, 0])])
     assert server.broadcast(state)["alpha"].item() == 0.01
 
@@ -73,13 +74,13 @@ def test_client_step_and_state_follow_the_regularised_objective():
 
 
 def test_client_refuses_an_alpha_other_than_the_servers():
-    task = make_task(server=FedDynServer(num_clients=1, alpha=0.1).broadcast({}))
+    task = make_task(server=FedDynServer(alpha=0.1).broadcast({}))
     with pytest.raises(ValueError, match="alpha = 0.01 but server.strategy_options.alpha = 0.1"):
         FedDynClient().train(task)
 
 
 def test_the_scenario_runs_from_the_cli(tmp_path):
-    rounds, clients = run_example("feddyn", tmp_path / "results", "server.strategy_options.num_clients=4")
+    rounds, clients = run_example("feddyn", tmp_path / "results")
     assert rounds["round"].tolist() == [1, 2, 3]
     assert np.isfinite(rounds["test_accuracy"]).all() and rounds["test_accuracy"].iloc[-1] > 0.5
     assert (rounds["h_norm"] > 0).all()

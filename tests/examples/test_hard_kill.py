@@ -18,8 +18,7 @@ import pytest
 
 from tests.examples.conftest import EXAMPLES, TINY, run_example
 
-# FedDyn's server needs the population size; 4 clients of half a CPU fit 4 actors in 2 CPUs
-SETTINGS = {"feddyn": ("server.strategy_options.num_clients=4",), "moon": (), "ditto": ()}
+# 4 clients of half a CPU fit 4 actors in 2 CPUs
 COMMON = ("run.rounds=4", "resources.num_cpus=0.5")
 
 
@@ -54,7 +53,7 @@ def _killed_after(name: str, results: Path, rounds: int, overrides: tuple[str, .
 
 @pytest.mark.parametrize("name", ["feddyn", "moon", "ditto"])
 def test_packings_and_a_hard_kill_give_the_same_rounds(name, tmp_path):
-    overrides = (*SETTINGS[name], *COMMON)
+    overrides = COMMON
     whole, whole_clients = run_example(name, tmp_path / "whole", *overrides, "resources.clients_per_actor=1")
     run_dir = _killed_after(name, tmp_path / "killed", 2, (*overrides, "resources.clients_per_actor=4"))
     resumed = subprocess.run(_command("--resume", str(run_dir), "--trust-code"), cwd=tmp_path,

@@ -3,8 +3,8 @@ whole population,
 
     h <- h - alpha/m sum_{i in round} (w_i - w_global),    w_global <- mean_{i in round}(w_i) - h/alpha,
 
-m the number of clients (``num_clients``, not the round's). The mean is unweighted, as in the
-paper. State: ``{"h": array}``, checkpointed with the run."""
+m the number of clients in the population (the run tells ``init``: ``run.population``, not the
+round's). The mean is unweighted, as in the paper. State: ``{"h": array}``, checkpointed with the run."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from raysim.algorithms.strategy import Update
+from raysim.algorithms.strategy import RunFacts, Update
 
 
 class FedDynServer:
-    def __init__(self, num_clients: int, alpha: float = 0.01):
-        if isinstance(num_clients, bool) or not isinstance(num_clients, int) or num_clients < 1:
-            raise ValueError(f"num_clients must be the population size (an integer >= 1), got {num_clients!r}")
+    def __init__(self, alpha: float = 0.01):
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha}")
-        self.num_clients = num_clients
         self.alpha = float(alpha)
+        self.population = 0  # told by the run in init
 
-    def init(self, params: np.ndarray) -> dict[str, np.ndarray]:
+    def init(self, params: np.ndarray, run: RunFacts) -> dict[str, np.ndarray]:
+        self.population = run.population
         return {"h": np.zeros(params.size, dtype=np.float64)}
 
     def broadcast(self, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -35,10 +34,10 @@ class FedDynServer:
         if not updates:
             return params, state, {"h_norm": float(np.linalg.norm(state["h"]))}
         for update in updates:
-            if not 0 <= update.client_id < self.num_clients:
-                raise ValueError(f"client {update.client_id} reported, but server.strategy_options.num_clients = "
-                                 f"{self.num_clients}: set it to data.num_clients")
+            if not 0 <= update.client_id < self.population:
+                raise ValueError(f"client {update.client_id} reported, but the population has {self.population} "
+                                 "clients")
         deltas = np.stack([u.scale * np.asarray(u.delta, dtype=np.float64) for u in updates])
-        h = state["h"] - self.alpha * deltas.sum(axis=0) / self.num_clients
+        h = state["h"] - self.alpha * deltas.sum(axis=0) / self.population
         new = params.astype(np.float64) + deltas.mean(axis=0) - h / self.alpha
         return new.astype(params.dtype), {"h": h}, {"h_norm": float(np.linalg.norm(h))}
