@@ -65,12 +65,12 @@ def run(
     the driver and the client actors, and the run's ``scenario.toml`` names their classes.
     """
     if isinstance(scenario, VerticalScenario):  # [vertical]: parties, PSI and a vertical trainer
-        from raysim.api_vertical import run_vertical
+        from raysim.runs.vertical import run_vertical
 
         return RunOutcome(*run_vertical(scenario, results_root=results_root, address=address, on_round=on_round,
                                         resume=resume, on_start=on_start))
     if isinstance(scenario, FlowerScenario):  # [flower]: a Flower ServerApp and ClientApp on raysim's clock
-        from raysim.api_flower import run_flower
+        from raysim.runs.flower import run_flower
 
         if resume is not None:
             raise ConfigError("a Flower run cannot be resumed (it keeps no checkpoint): run its scenario again")

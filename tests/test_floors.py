@@ -24,7 +24,7 @@ FLOORS = [
     ("raysim.runtime",),
     ("raysim.scenario",),
     ("raysim.results",),
-    ("raysim.api", "raysim.api_vertical", "raysim.api_flower"),
+    ("raysim.api", "raysim.runs"),
     ("raysim.experiments",),
     ("raysim.cli", "raysim.__main__"),
 ]

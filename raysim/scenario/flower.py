@@ -6,7 +6,7 @@ A scenario with a top-level ``[flower]`` table names a Flower ``ServerApp`` and 
 links, dropout, availability), ``[resources]`` and ``[ray]`` the actors, as in any run. Each node
 gets ``partition-id`` and ``num-partitions`` in its ``node_config``, as Flower's simulation gives
 them. The rounds are the ServerApp's to decide (``num-server-rounds`` in its run config, by
-Flower's convention); raysim records them as they happen (api_flower.py).
+Flower's convention); raysim records them as they happen (runs/flower.py).
 
 Nothing here imports flwr until a Flower scenario is checked: without the extra, a Flower
 scenario is one line, "pip install 'raysim[flower]'", and exit 2.
