@@ -21,6 +21,7 @@ from raysim.inputs import ConfigError
 from raysim.results.figures import pyplot
 from raysim.results.checkpoints import CHECKPOINT, CLIENT_STATE, read_checkpoint, write_checkpoint
 from raysim.results.metric import TaskMetrics
+from raysim.results.model_file import write_model
 from raysim.results.results import ResultsError, RunWriter, new_run_dir
 from raysim.runtime import DriverLost
 from raysim.runtime.memory import release_freed_memory
@@ -122,12 +123,24 @@ def run(
             if status != "completed" and not writer.rounds and checkpoint is None:
                 shutil.rmtree(writer.run_dir, ignore_errors=True)  # stopped before recording anything
             else:
+                if status == "completed":  # an interrupted driver may be mid-step: its resume writes the model
+                    _write_model(driver, writer)
                 summary = writer.finish(
                     status=status, scenario_name=scenario.run.name,
                     extra={"startup_s": startup_s, "total_s": time.perf_counter() - started,
                            "resumed_after_round": checkpoint.round if checkpoint else None, **driver.describe()},
                 )
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
+
+
+def _write_model(driver: _LocalDriver | _RayDriver, writer: RunWriter) -> None:
+    """The global model after the last round, as ``model.safetensors`` (a driver without one
+    global model, the gossip and hierarchy loops, writes none)."""
+    arrays = driver.model_arrays() if writer.rounds else None
+    if arrays is not None:
+        spec = driver.model_spec
+        write_model(writer.run_dir, arrays, name=spec.name, input_shape=spec.input_shape,
+                    num_classes=spec.num_classes, options=spec.options, round_number=int(writer.rounds[-1]["round"]))
 
 
 def _restore(driver: _LocalDriver | _RayDriver, snapshot: bytes, path: Path) -> None:
@@ -182,6 +195,7 @@ class _LocalDriver:
         from raysim.runtime.worker import ClientWorker
 
         self.histogram = prepared.histogram
+        self.model_spec = prepared.model
         initial = initial_model(scenario, prepared.model)
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
@@ -210,6 +224,10 @@ class _LocalDriver:
     def describe(self) -> dict[str, Any]:
         return {"executor": "local", "num_actors": 0}
 
+    def model_arrays(self) -> dict[str, Any] | None:
+        arrays = getattr(self.driver, "model_arrays", None)
+        return arrays() if arrays is not None else None
+
     def close(self) -> None:
         self.driver.close()
 
@@ -225,6 +243,8 @@ class _RayDriver:
         self._session = session
         self._started_here = started_here
         self.histogram = prepared.histogram  # the data itself is not kept: the object store has it
+        self.model_spec = prepared.model
+        self._models = hasattr(_driver_class(scenario), "model_arrays")  # the node loops keep no global model
         self.handle = None
         self.interrupted = False  # set by run() when a signal or the driver's death ends it
         try:
@@ -260,6 +280,9 @@ class _RayDriver:
 
     def use_state_dir(self, directory: Path) -> None:
         self._session.call(self.handle, "use_state_dir", directory)
+
+    def model_arrays(self) -> dict[str, Any] | None:
+        return self._session.call(self.handle, "model_arrays") if self._models and not self.interrupted else None
 
     def describe(self) -> dict[str, Any]:
         """Facts for the summary; an interrupted or dead driver actor is not asked (it may be

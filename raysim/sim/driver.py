@@ -411,6 +411,13 @@ class Driver(Incentivised, Dispatching, Recording):
         for (_, version), tasks in sorted(by_dispatch.items()):
             self._submit(tasks, version, self.bases[version])
 
+    def model_arrays(self) -> dict[str, np.ndarray]:
+        """The global model by parameter name (the model's ``state_dict`` keys), as the run's
+        result (``results/model_file.py``)."""
+        ends = np.cumsum(self.layout.tensor_sizes)[:-1]
+        return {name: part.reshape(shape) for name, part, shape in
+                zip(self.layout.names, np.split(self.state.params, ends), self.layout.shapes)}
+
     def describe(self) -> dict:
         """Runtime facts for the run summary (e.g. actors replaced after dying)."""
         restarts = getattr(self.executor, "restarts", [])
