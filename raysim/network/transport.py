@@ -7,7 +7,7 @@ The model (R, a fluid approximation in the spirit of SimGrid's flow-level networ
 * a message between two ordinary nodes streams at the slower of the sender's uplink and the
   receiver's downlink, and pays both latencies once, after the bytes have gone (queues see the
   send time); with the server at zero latency and infinite
-  bandwidth this is exactly today's star timing (``sim/system.py``: latency + 8 B / client link);
+  bandwidth this is exactly the star timing (``sim/cost/devices.py``: latency + 8 B / client link);
 * a *shared* node (a server NIC, an MQTT broker) also owns a FIFO queue per direction with its own
   bandwidth: every byte it sends or receives is serialised through that queue, so ``m`` uploads of
   ``B`` bytes to it finish no earlier than ``m * 8 B / beta`` after they start. That is the
@@ -19,6 +19,10 @@ message booked before them (for sends made in time order that is plain FIFO), so
 learn of messages out of time order (acknowledgements in an MQTT handshake) still get a
 work-conserving queue. Counters per node and an optional full message log give the per-run
 message counts and bytes the issue asks for.
+
+:func:`transfer_s` is raysim's one transfer-time formula: the transport, the device profiles'
+task timing (``sim/cost/``), the vertical run's phases and the privacy protocols' round trips all
+charge a message through it. It lives on this floor, the lowest one all of them import.
 """
 
 from __future__ import annotations
@@ -27,6 +31,21 @@ import math
 from bisect import bisect_right
 from collections import Counter
 from dataclasses import asdict, dataclass
+
+
+def transfer_s(nbytes: float, bps: float, latency_s: float = 0.0) -> float:
+    """Seconds until ``nbytes`` sent over a link of ``bps`` bit/s and one-way ``latency_s`` have
+    all arrived: ``latency + 8 B / bandwidth`` (FedScale's cost model, arXiv:2105.11367).
+
+    Written in this one order, ``latency_s + (8 * nbytes) / bps``: floating-point addition is not
+    associative, and every shipped scenario's tables are compared bit for bit across refactors.
+    With no latency the sum adds 0.0, which changes no non-negative time."""
+    return latency_s + 8 * nbytes / bps
+
+
+def mbps_to_bps(mbps: float) -> float:
+    """A configured bandwidth in Mbit/s (every ``*_mbps`` key) as the bit/s links compute with."""
+    return mbps * 1e6
 
 
 @dataclass(frozen=True)
@@ -132,11 +151,11 @@ class Transport:
         if nbytes < 0:
             raise ValueError(f"a message cannot have {nbytes} bytes")
         src, dst = self.link(source), self.link(destination)
-        done = at + 8 * nbytes / min(src.uplink_bps, dst.downlink_bps)
+        done = at + transfer_s(nbytes, min(src.uplink_bps, dst.downlink_bps))
         if source in self._egress:
-            done = max(done, self._egress[source].book(at, 8 * nbytes / src.uplink_bps))
+            done = max(done, self._egress[source].book(at, transfer_s(nbytes, src.uplink_bps)))
         if destination in self._ingress:
-            done = max(done, self._ingress[destination].book(at, 8 * nbytes / dst.downlink_bps))
+            done = max(done, self._ingress[destination].book(at, transfer_s(nbytes, dst.downlink_bps)))
         message = Message(source, destination, int(nbytes), at, done + src.latency_s + dst.latency_s, kind)
         self._count(message)
         return message

@@ -43,6 +43,7 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
+from raysim.network.transport import transfer_s
 from raysim.privacy.dp import (
     AdaptiveClipState, adaptive_clip_update, adaptive_noise_multiplier, clip_to_norm, dp_average, local_noise,
     noisy_unclipped_fraction,
@@ -305,7 +306,7 @@ class PrivacyStage:
         if self.link is None:
             return 0.0
         latency, up_bps, down_bps = self.link(client)
-        return rounds * 2 * latency + 8 * max(up, 0) / up_bps + 8 * down / down_bps
+        return transfer_s(max(up, 0), up_bps, rounds * 2 * latency) + transfer_s(down, down_bps)
 
     def _update_noise(self) -> float:
         """With adaptive clipping part of the privacy budget goes to the noised count."""

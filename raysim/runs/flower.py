@@ -32,7 +32,7 @@ from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.flower import FlowerConfig, FlowerScenario, load_apps
 from raysim.seeding import Stream, derive_seed
-from raysim.sim.system import Population
+from raysim.sim.cost.devices import Population
 
 RUN_ID = 1  # one run per grid
 

@@ -21,8 +21,8 @@ from raysim.contribution import EXACT_MAX_PLAYERS
 from raysim.data import Natural
 from raysim.privacy.dp import adaptive_noise_multiplier
 from raysim.privacy.ring import MODULUS_BITS, sum_fits
+from raysim.sim.cost.devices import Population
 from raysim.sim.policies.base import PolicyFacts, facts_of
-from raysim.sim.system import Population
 
 if TYPE_CHECKING:
     from raysim.scenario.sections import Scenario

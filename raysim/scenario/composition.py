@@ -21,9 +21,10 @@ from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
 from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, Scenario
-from raysim.sim.network import Chain, NetworkLinks
+from raysim.sim.chain import Chain
+from raysim.sim.cost.devices import Population
+from raysim.sim.cost.links import NetworkLinks
 from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
-from raysim.sim.system import Population
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:

@@ -23,7 +23,7 @@ from raysim.inputs import ConfigError, at_least, import_object
 from raysim.runtime.resources import RayConfig, ResourcesConfig
 from raysim.scenario.config import apply_override, build, to_table
 from raysim.scenario.sections import RunConfig
-from raysim.sim.system import SystemConfig
+from raysim.sim.cost.devices import SystemConfig
 
 FLWR_RANGE = ">=1.42,<1.43"  # the flwr versions the Grid here is written and tested against
 

@@ -29,9 +29,9 @@ from raysim.privacy.stage import PrivacyConfig
 from raysim.runtime.resources import RayConfig, ResourcesConfig
 from raysim.scenario.combinations import check_combinations
 from raysim.scenario.config import apply_override, build, to_table
+from raysim.sim.cost.devices import SystemConfig
 from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import POLICIES, SyncPolicy
-from raysim.sim.system import SystemConfig
 
 STRATEGIES = {
     "fedavg": "FedAvg: clients train locally, the server averages their deltas (server.optimizer on the mean)",

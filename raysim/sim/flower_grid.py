@@ -5,7 +5,7 @@ legacy strategies go through the same interface, one message per call from their
 Each message is delivered to its node's ``ClientApp`` by raysim's executor (client actors on Ray,
 or this process), with the node's ``Context``, kept here across rounds and replaced only by the
 context of a delivered reply (a device that dropped out never finished). Time is simulated, as
-for any raysim task (sim/system.py, FedScale's cost model): a message sent at ``t`` reaches the
+for any raysim task (sim/cost/devices.py, FedScale's cost model): a message sent at ``t`` reaches the
 node after the link latency and its arrays' bytes over the downlink, the node computes for the
 examples its reply reports (``examples_of``: where each Flower API puts the count) at its
 device's seconds per example, times the run config's local epochs for a train message and
@@ -38,7 +38,7 @@ from flwr.serverapp.grid import Grid
 from flwr.supercore.run import Run
 
 from raysim.seeding import Stream, derive_seed
-from raysim.sim.system import Population
+from raysim.sim.cost.devices import Population
 from raysim.sim.tasks import FlowerAppError
 
 FIRST_NODE = 1000  # node ids are FIRST_NODE + partition id (1 is Flower's SuperLink)

@@ -33,8 +33,9 @@ from raysim.network.mixing import (
     consensus_distance, contraction_rate, metropolis_hastings, one_peer_contraction, one_peer_matrix,
     pairwise_contraction, pairwise_schedule, pairwise_step,
 )
-from raysim.network.transport import Link, Transport
+from raysim.network.transport import Transport
 from raysim.seeding import Stream, rng
+from raysim.sim.cost.links import client_links
 from raysim.sim.nodes import NodeRounds, traffic_mark, traffic_since
 
 EVAL_DRAW = 3  # key of Stream.TOPOLOGY draws: which nodes' models are scored
@@ -58,8 +59,7 @@ class GossipRounds(NodeRounds):
                 for at, i, j in pairwise_schedule(graph, self.limits.rounds, self.seed):
                     self.exchanges[int(at)].append((i, j))
                 self.contraction = pairwise_contraction(graph)
-        links = {c: Link(*self.population.link(c)) for c in range(n)}
-        return Transport(links, shared=tuple(range(n)), log=False)
+        return Transport(client_links(self.population, range(n)), shared=tuple(range(n)), log=False)
 
     def _weights(self, round_number: int) -> np.ndarray:
         return self.static if self.static is not None else one_peer_matrix(len(self.sizes), round_number - 1)

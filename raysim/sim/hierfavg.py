@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from raysim.network.hierarchy import assign_edges, edge_average, read_edge_trace, weighted_average
-from raysim.network.transport import Link, Transport
-from raysim.sim.network import ROLES, SERVER
+from raysim.network.transport import Transport
+from raysim.sim.cost.links import ROLES, SERVER, client_links, shared_link
 from raysim.sim.nodes import NodeRounds, traffic_mark, traffic_since
 
 EDGE_BASE = -10  # edge e is node EDGE_BASE - e; clients are 0..n-1 and the cloud is SERVER
@@ -32,9 +32,8 @@ class HierRounds(NodeRounds):
         config, n = self.network, len(self.sizes)
         mapping = read_edge_trace(config.edge_trace) if config.edge_trace else None
         self.edges = assign_edges(n, config.num_edges, self.seed, mapping)
-        bps = config.edge_mbps * 1e6
-        links = {c: Link(*self.population.link(c)) for c in range(n)}
-        links.update({EDGE_BASE - e: Link(0.0, bps, bps) for e in range(config.num_edges)})
+        links = client_links(self.population, range(n))
+        links.update({EDGE_BASE - e: shared_link(config.edge_mbps) for e in range(config.num_edges)})
         return Transport(links, shared=tuple(EDGE_BASE - e for e in range(config.num_edges)), log=False)
 
     def _cloud_round(self, round_number: int) -> bool:

@@ -17,10 +17,11 @@ from raysim.contribution import ContributionConfig
 from raysim.incentives.config import IncentiveConfig
 from raysim.models.learning_task import Classification, LearningTask
 from raysim.privacy.stage import PrivacyStage
+from raysim.sim.chain import Chain
+from raysim.sim.cost.devices import Population
+from raysim.sim.cost.links import NetworkLinks
 from raysim.sim.evaluation import EvaluationConfig
-from raysim.sim.network import Chain, NetworkLinks
 from raysim.sim.policies import Policy
-from raysim.sim.system import Population
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import Iterable
 
 import numpy as np
 
-from raysim.sim.system import Population
+from raysim.sim.cost.devices import Population
 
 
 def idle_online(population: Population, candidates: Iterable[int], *, busy: set[int], now: float) -> list[int]:

@@ -4,9 +4,9 @@ The parties run wherever the runtime put them (Ray actors, or objects in this pr
 tests); this module only sends them requests through ``calls`` and charges each message to the
 simulated clock and to its sender and receiver. A *phase* is one step of a protocol in which the
 parties work side by side: it lasts the longest party's Paillier time plus the longest
-transfer (latency + 8 * bytes / bandwidth). Plaintext compute is not charged: it is small next
-to HE and the network, and charging it would tie results to the machine. HE time is a
-configured cost per operation, never wall time.
+transfer (``transfer_s``, the one transfer-time formula: latency + 8 * bytes / bandwidth).
+Plaintext compute is not charged: it is small next to HE and the network, and charging it would
+tie results to the machine. HE time is a configured cost per operation, never wall time.
 
 Protocols: ECDH-PSI alignment (``align``), vertical logistic regression in plaintext or under
 Paillier (``train_lr``, Hardy et al. 2017, arXiv:1711.10677) and SplitNN (``train_splitnn``,
@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from raysim.network.transport import mbps_to_bps, transfer_s
 from raysim.seeding import Stream, rng
 from raysim.vertical import lr, netshape, psi
 
@@ -71,7 +72,8 @@ class Ledger:
         for count in (ops or {}).values():
             self.ops.update(count)
         self.he_seconds += sum(he.values())
-        wire = [self.network.latency_s + 8 * size / (self.network.bandwidth_mbps * 1e6) for _, _, size in messages]
+        bps = mbps_to_bps(self.network.bandwidth_mbps)
+        wire = [transfer_s(size, bps, self.network.latency_s) for _, _, size in messages]
         self.now += max(he.values(), default=0.0) + max(wire, default=0.0)
         for src, dst, size in messages:
             self.sent[src] += size

@@ -13,7 +13,7 @@ from raysim.compression.config import CODECS
 from raysim.inputs import ConfigError
 from raysim.results import load
 from raysim.scenario.sections import parse_scenario
-from raysim.sim.system import Population
+from raysim.sim.cost.devices import Population
 from tests.conftest import tiny_table
 
 OPTIONS = {"int": {"bits": 6}, "qsgd": {"levels": 15}, "topk": {"ratio": 0.1, "error_feedback": True},

@@ -130,7 +130,7 @@ def dropped_by_round(messages: pd.DataFrame, kind: str) -> list[frozenset]:
 def charged_as_documented(flower, messages: pd.DataFrame, *, epochs: float) -> None:
     """Each message's compute is its reply's examples x passes x its node's seconds per example:
     local epochs for train, ``forward_fraction`` (1/3 by default) for evaluate."""
-    from raysim.sim.system import Population
+    from raysim.sim.cost.devices import Population
 
     population = Population(flower.system, flower.flower.num_nodes, flower.run.seed)
     delivered = messages[messages["status"] != "offline"]

@@ -15,8 +15,8 @@ from flwr.clientapp import ClientApp  # noqa: E402
 from flwr.common.constant import SUPERLINK_NODE_ID  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
+from raysim.sim.cost.devices import Population, SystemConfig  # noqa: E402
 from raysim.sim.flower_grid import FIRST_NODE, SimulatedGrid, answer, payload_bytes  # noqa: E402
-from raysim.sim.system import Population, SystemConfig  # noqa: E402
 
 app = ClientApp()
 

@@ -14,7 +14,7 @@ CLIENT = Link(latency_s=0.05, uplink_bps=10e6, downlink_bps=50e6)
 
 
 def test_star_timing_is_todays_formula() -> None:
-    """Server at zero latency and infinite bandwidth: latency + 8 B / client link, as sim/system.py."""
+    """Server at zero latency and infinite bandwidth: latency + 8 B / client link, as sim/cost/devices.py."""
     transport = Transport({1: CLIENT})
     up = transport.send(1, 0, 1_000_000, at=2.0)
     down = transport.send(0, 1, 1_000_000, at=2.0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from raysim.sim.system import Population, SystemConfig
+from raysim.sim.cost.devices import Population, SystemConfig
 
 
 def test_task_duration_is_download_plus_compute_plus_upload():

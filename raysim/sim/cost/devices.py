@@ -2,8 +2,9 @@
 
 Durations follow FedScale's cost model (Lai et al. 2022, arXiv:2105.11367): a task takes
 download(model bytes) + compute(samples x epochs x seconds per sample) + upload(update bytes),
-each transfer paying the link latency once. Nothing here reads a clock: a slow laptop and a fast
-cluster simulate the same timeline. Profiles come either from distributions named in the
+each transfer paying the link latency once (``transfer_s`` of ``network/transport.py``, the one
+transfer-time formula). Nothing here reads a clock: a slow laptop and a fast cluster simulate
+the same timeline. Profiles come either from distributions named in the
 scenario's ``[system]`` section, seeded per client, or from a CSV trace with one row per client.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from raysim.inputs import FLOAT_LIMIT, is_file
 from raysim.network.limits import check_latency, check_mbps
+from raysim.network.transport import mbps_to_bps, transfer_s
 from raysim.seeding import Stream, rng
 
 _AVAILABILITY_CHUNK = 64
@@ -149,9 +151,9 @@ class Population:
         p = self.profile(client_id)
         return TaskTiming(
             start=start,
-            download_s=p.latency_s + 8 * model_bytes / p.downlink_bps,
+            download_s=transfer_s(model_bytes, p.downlink_bps, p.latency_s),
             compute_s=samples * epochs * p.seconds_per_sample,
-            upload_s=p.latency_s + 8 * update_bytes / p.uplink_bps,
+            upload_s=transfer_s(update_bytes, p.uplink_bps, p.latency_s),
         )
 
     def dropout_time(self, client_id: int, task_number: int, timing: TaskTiming) -> float | None:
@@ -177,8 +179,8 @@ class Population:
             availability = _intermittent(draw, c.mean_online_s, c.mean_offline_s)
         return DeviceProfile(
             seconds_per_sample=speed,
-            downlink_bps=c.downlink_mbps * 1e6,
-            uplink_bps=c.uplink_mbps * 1e6,
+            downlink_bps=mbps_to_bps(c.downlink_mbps),
+            uplink_bps=mbps_to_bps(c.uplink_mbps),
             latency_s=c.latency_s,
             dropout=c.dropout,
             availability=availability,
@@ -233,8 +235,8 @@ def _read_trace(path: Path, num_clients: int) -> dict[int, DeviceProfile]:
                 raise ValueError(f"column dropout must be < 1, got {values['dropout']}")
             profiles[cid] = DeviceProfile(
                 seconds_per_sample=values["seconds_per_sample"],
-                downlink_bps=values["downlink_mbps"] * 1e6,
-                uplink_bps=values["uplink_mbps"] * 1e6,
+                downlink_bps=mbps_to_bps(values["downlink_mbps"]),
+                uplink_bps=mbps_to_bps(values["uplink_mbps"]),
                 latency_s=values["latency_s"],
                 dropout=values["dropout"],
                 availability=_parse_intervals(row.get("availability") or ""),
