@@ -406,7 +406,10 @@ def _list(args: argparse.Namespace) -> int:
 
     out = Console()
     sections = {
-        "datasets": {name: info.description for name, info in DATASETS.items()},
+        "datasets": {**{name: info.description for name, info in DATASETS.items()},
+                     "table": "your Parquet or CSV file: data.path, data.label (see README, 'Your own data and task')",
+                     "leaf": "a LEAF folder (train/*.json, test/*.json): data.path",
+                     "package.module:function": "your function returning train_x, train_y, test_x, test_y"},
         "models": {name: info.description for name, info in MODELS.items()} | {"package.module:Class": "any torch.nn.Module"},
         "partitions": {name: _first_line(cls.__doc__) for name, cls in PARTITIONS.items()},
         "strategies": dict(STRATEGIES),

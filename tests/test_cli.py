@@ -70,5 +70,6 @@ def test_run_writes_a_run_folder_and_prints_a_summary(tmp_path, capsys):
 def test_list_shows_every_registry(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("fashion_mnist", "synthetic", "cnn", "dirichlet", "fedavg", "sync"):
+    for name in ("fashion_mnist", "synthetic", "cnn", "dirichlet", "fedavg", "sync", "table", "leaf",
+                 "package.module:function"):
         assert name in out
