@@ -29,6 +29,7 @@ import pandas as pd
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from environment import environment  # noqa: E402  (what the figures ran with)
 from footprint import sampled  # noqa: E402  (the same sampler as the footprint benchmark)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +87,8 @@ def main() -> None:
     out = Path(__file__).with_name("client_state.json")  # rows of other algorithms measured before are kept
     kept = json.loads(out.read_text())["rows"] if out.exists() else []
     rows = [r for r in kept if r["algorithm"] not in {n["algorithm"] for n in rows}] + rows
-    out.write_text(json.dumps({"machine": machine, "budget_mb": args.budget_mb, "rows": rows}, indent=2) + "\n")
+    out.write_text(json.dumps({"machine": machine, "environment": environment(), "budget_mb": args.budget_mb,
+                               "rows": rows}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

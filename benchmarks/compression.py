@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from environment import environment  # noqa: E402  (what the figures ran with: benchmarks/environment.py)
 from raysim.api import run  # noqa: E402
 from raysim.results import load  # noqa: E402
 from raysim.scenario.sections import load_scenario  # noqa: E402
@@ -86,19 +87,22 @@ def main() -> None:
     parser.add_argument("--rows-from", type=Path, default=None,
                         help="a JSON written by this script: report its rows (dense first) instead of running")
     args = parser.parse_args()
-    if args.rows_from:
-        rows = json.loads(args.rows_from.read_text())["rows"]
+    if args.rows_from:  # the rows keep the environment they were measured in (none in a file older than it)
+        saved = json.loads(args.rows_from.read_text())
+        rows, measured_in = saved["rows"], saved.get("environment")
     else:
+        measured_in = environment()
         labels = ["dense", *[l for l in (args.only.split(",") if args.only else CODECS) if l != "dense"]]
         with tempfile.TemporaryDirectory() as root:
             longer = set(args.long.split(",")) - {"", "dense"}
             rows = [run_codec(label, args.long_rounds if label in longer else args.rounds, Path(root))
                     for label in labels]
-    report(rows, args.out, args.plot)
+    report(rows, measured_in, args.out, args.plot)
 
 
-def report(rows: list[dict], out: Path, plot: Path) -> None:
-    """Prints the table, writes the rows as JSON and draws accuracy against cumulative MB up."""
+def report(rows: list[dict], measured_in: dict | None, out: Path, plot: Path) -> None:
+    """Prints the table, writes the rows (and the environment they were measured in) as JSON and
+    draws accuracy against cumulative MB up."""
     target = rows[0]["accuracy"][-1] - 0.01
     dense_mb, _ = first_reaching(rows[0], target)
     print(f"target: dense final accuracy {rows[0]['accuracy'][-1]:.4f} minus 1 point = {target:.4f}\n")
@@ -111,7 +115,8 @@ def report(rows: list[dict], out: Path, plot: Path) -> None:
         fewer = f"{dense_mb / mb:.1f}x" if mb else "not reached"
         print(f"| {row['label']} | {row['ratio']:.1f} | {row['rounds']} | {row['accuracy'][-1]:.4f} | {row['mb_up'][-1]:.1f} | "
               f"{'-' if mb is None else f'{mb:.2f}'} | {fewer} | {'-' if t is None else f'{t:.0f}'} |")
-    out.write_text(json.dumps({"scenario": str(SCENARIO.relative_to(ROOT)), "rows": rows}, indent=1))
+    out.write_text(json.dumps({"scenario": str(SCENARIO.relative_to(ROOT)), "environment": measured_in, "rows": rows},
+                              indent=1))
     figure, axis = plt.subplots(figsize=(7, 4.5))
     colours = plt.cm.tab20.colors
     for index, row in enumerate(rows):

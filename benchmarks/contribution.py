@@ -46,6 +46,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from environment import environment  # noqa: E402  (what the figures ran with: benchmarks/environment.py)
 from raysim.api import run  # noqa: E402
 from raysim.results import load  # noqa: E402
 from raysim.results.report import time_to_target  # noqa: E402
@@ -232,6 +233,7 @@ def main() -> int:
     # a single part replaces that part's key in an existing file and keeps the others
     out = json.loads(args.json.read_text()) if args.part != "all" and args.json.exists() else {}
     out["machine"] = machine
+    out["environment"] = environment()  # of this run: a part kept from an earlier one may differ
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("accuracy", "all"):
             out["accuracy"] = accuracy(Path(tmp))

@@ -74,6 +74,8 @@ from pathlib import Path
 import psutil
 import tomli_w
 
+from environment import environment  # what the figures ran with (benchmarks/environment.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 ENGINE = ROOT / "benchmarks" / "flower_engine.py"
 SAMPLE_S = 0.2
@@ -336,6 +338,7 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                     "platform": platform.platform(), "python": platform.python_version()},
         "versions": {side: rs[0]["versions"] for side, rs in runs.items()},
+        "environment": environment(),  # raysim's side, in full
         "medians": medians,
         "runs": runs,
     }

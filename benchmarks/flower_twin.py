@@ -25,6 +25,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from environment import environment  # noqa: E402  (what the figures ran with: benchmarks/environment.py)
 from raysim.api import run  # noqa: E402
 from raysim.scenario.sections import parse_scenario  # noqa: E402
 from tests.flower.native_twin import native_table  # noqa: E402
@@ -57,7 +58,8 @@ def main() -> int:
     frame["gap of means"] = frame["flower mean"] - frame["native mean"]
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     out = Path(__file__).resolve().parent / "flower_twin.json"
-    out.write_text(json.dumps({"args": vars(args), "rows": frame.to_dict("records")}, indent=2))
+    out.write_text(json.dumps({"args": vars(args), "environment": environment(), "rows": frame.to_dict("records")},
+                              indent=2))
     return 0
 
 

@@ -37,6 +37,8 @@ from pathlib import Path
 import psutil
 import tomli_w
 
+from environment import environment  # what the figures ran with (benchmarks/environment.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {  # as benchmarks/run.py: ../shared/reference/workloads.md
     "W1": {"clients": 100, "per_round": 10, "model": "cnn", "batch": 32, "rounds": 5},
@@ -241,8 +243,8 @@ def main() -> None:
     sweep = measure_sweep() if "sweep" in parts else None
     report(results, sweep)
     machine = f"{platform.node()} {psutil.cpu_count()} cores {psutil.virtual_memory().total / 2**30:.0f} GB"
-    args.out.write_text(json.dumps({"machine": machine, "command": " ".join(sys.argv), "workloads": results,
-                                    "sweep": sweep}, indent=1))
+    args.out.write_text(json.dumps({"machine": machine, "environment": environment(), "command": " ".join(sys.argv),
+                                    "workloads": results, "sweep": sweep}, indent=1))
 
 
 if __name__ == "__main__":

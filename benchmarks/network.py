@@ -29,6 +29,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from environment import environment  # noqa: E402  (what the figures ran with: benchmarks/environment.py)
 from raysim.api import run  # noqa: E402
 from raysim.scenario.sections import load_scenario  # noqa: E402
 
@@ -100,7 +101,7 @@ def main() -> None:
     labels = [SHORT[s] for s in args.only.split(",")] if args.only else list(TOPOLOGIES)
     with tempfile.TemporaryDirectory() as root:
         results = [run_topology(label, args.rounds, Path(root)) for label in labels]
-    args.out.write_text(json.dumps({"target": args.target, "results": results}, indent=1))
+    args.out.write_text(json.dumps({"target": args.target, "environment": environment(), "results": results}, indent=1))
     print(table(results, args.target))
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from environment import environment  # noqa: E402  (what the figures ran with)
 from run import PeakMemory  # noqa: E402  (the same memory sampler as the main benchmark)
 
 from raysim.api import run  # noqa: E402
@@ -100,7 +101,8 @@ def main() -> int:
           f"1,000 clients a round, {args.rounds} rounds, medians of {args.repeats}")
     print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     out = Path(__file__).resolve().parent / "own_data.json"
-    out.write_text(json.dumps({"args": vars(args), "table_mb": size_mb, "rows": rows, "repeats": repeats}, indent=2))
+    out.write_text(json.dumps({"args": vars(args), "environment": environment(), "table_mb": size_mb, "rows": rows,
+                               "repeats": repeats}, indent=2))
     return 0
 
 

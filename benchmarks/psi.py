@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from environment import environment  # what the figures ran with
 from raysim.vertical import psi
 
 
@@ -59,7 +60,7 @@ def main() -> None:
 
     with open(args.out, "w") as f:
         json.dump({"machine": f"{platform.machine()}, {platform.python_version()}, cryptography {cryptography.__version__}",
-                   "overlap": args.overlap, "rows": rows}, f, indent=2)
+                   "environment": environment(), "overlap": args.overlap, "rows": rows}, f, indent=2)
 
 
 if __name__ == "__main__":

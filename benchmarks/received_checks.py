@@ -25,6 +25,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from environment import environment  # what the figures ran with (benchmarks/environment.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TIMER = """
@@ -88,7 +90,7 @@ def main() -> None:
     Path(args.json).write_text(json.dumps({
         "scenario": args.scenario, "checkpoint_bytes": size, "repeat": args.repeat,
         "alternations": args.alternations, "machine": platform.node(), "cpus": os.cpu_count(),
-        "python": platform.python_version(), "command": " ".join(["python", *sys.argv]),
+        "python": platform.python_version(), "command": " ".join(["python", *sys.argv]), "environment": environment(),
         "seconds": {name: {"median": statistics.median(t), "min": min(t)} for name, t in rows.items()}}, indent=2))
 
 

@@ -23,6 +23,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from environment import environment  # noqa: E402  (what the figures ran with: benchmarks/environment.py)
 from raysim.api import run  # noqa: E402
 from raysim.results.report import time_to_target  # noqa: E402
 from raysim.scenario.sections import load_scenario  # noqa: E402
@@ -124,9 +125,10 @@ def main() -> int:
         ray.shutdown()
     table = pd.DataFrame(rows)
     print(table.drop(columns=["overrides", "run_dir"]).to_string(index=False))
-    previous = json.loads(args.json.read_text()) if args.json.exists() and args.only else []
-    kept = [r for r in previous if r["group"] != args.only]
-    args.json.write_text(json.dumps(kept + rows, indent=2))
+    previous = json.loads(args.json.read_text()) if args.json.exists() and args.only else {"rows": []}
+    # a file written before the environment was recorded is a bare list of rows
+    kept = [r for r in (previous if isinstance(previous, list) else previous["rows"]) if r["group"] != args.only]
+    args.json.write_text(json.dumps({"environment": environment(), "rows": kept + rows}, indent=2))
     return 0
 
 

@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from environment import environment  # noqa: E402
 from ideal import best_ideal  # noqa: E402
 from raysim.api import run  # noqa: E402
 from raysim.data import load_dataset, partition  # noqa: E402
@@ -199,7 +200,8 @@ def main() -> int:
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     machine = {"cores": cores, "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
                "python": platform.python_version(), "platform": platform.platform(), "vectorize": args.vectorize}
-    args.json.write_text(json.dumps({"machine": machine, "rows": rows}, indent=2, default=float))
+    args.json.write_text(json.dumps({"machine": machine, "environment": environment(), "rows": rows}, indent=2,
+                                    default=float))
     return 0
 
 
