@@ -2,7 +2,10 @@
 
 As in SimPy's core, the sequence number makes ties deterministic: two events at the same time
 and priority come out in the order they were scheduled. Time only moves when an event is
-popped; it is never read from the wall clock or from how long a Ray task took.
+popped, or, for a run kind that keeps no events (the gossip and hierarchy rounds, the vertical
+run's phases, the Flower Grid's replies), when it is moved forward to a time it computed
+(``advance_to``); it is never read from the wall clock or from how long a Ray task took. Every
+kind of run keeps its simulated time in one of these clocks.
 """
 
 from __future__ import annotations
@@ -32,6 +35,16 @@ class SimClock:
             raise ValueError(f"cannot schedule an event in the past ({at} < now {self._now})")
         heapq.heappush(self._queue, (at, PRIORITY.get(type(event).__name__, LAST), self._sequence, event))
         self._sequence += 1
+
+    def advance_to(self, at: float) -> None:
+        """Moves time forward to ``at`` (or leaves it at ``at == now``). Going back, to NaN, or past
+        an event still scheduled (it would then be seen after its time) is a ValueError: a run
+        kind's bug, never a user's."""
+        if not at >= self._now:
+            raise ValueError(f"the simulated clock only moves forward: from {self._now} to {at} is refused")
+        if self._queue and self._queue[0][0] < at:
+            raise ValueError(f"cannot move the clock to {at} past the event scheduled at {self._queue[0][0]}")
+        self._now = at
 
     def pop(self) -> tuple[float, Any]:
         """Advances to the next event and returns (time, event)."""

@@ -38,6 +38,7 @@ from flwr.serverapp.grid import Grid
 from flwr.supercore.run import Run
 
 from raysim.seeding import Stream, derive_seed
+from raysim.sim.clock import SimClock
 from raysim.sim.cost.devices import Population
 from raysim.sim.tasks import FlowerAppError
 
@@ -198,7 +199,7 @@ class SimulatedGrid(Grid):
         self.contexts = {p: Context(run_id=run_id, node_id=FIRST_NODE + p, state=RecordDict(),
                                     node_config={PARTITION_ID_KEY: p, NUM_PARTITIONS_KEY: num_nodes},
                                     run_config=dict(run_config)) for p in range(num_nodes)}
-        self.now = 0.0
+        self.clock = SimClock()  # no events: each call moves it to the last reply kept (or its deadline)
         self._counter = 0
         self._pending: dict[str, Message] = {}
         self._replies: dict[str, Message] = {}
@@ -290,8 +291,8 @@ class SimulatedGrid(Grid):
                                     results.get(message.metadata.message_id), start, timeout)
             log.rows.append(row)
             ends.append(end)
-        self.now = max(self.now, *ends)
-        log.ended = self.now
+        self.clock.advance_to(max(self.clock.now, *ends))
+        log.ended = self.clock.now
 
     def _settle(self, message: Message, key: DrawKey, result: tuple[Message, Context] | None, start: float,
                 timeout: float | None) -> tuple[dict, float]:
@@ -354,9 +355,9 @@ class SimulatedGrid(Grid):
         legacy strategies, which send a round's messages one per call from a thread pool, when
         the first of that round and type left, so they do not queue behind each other."""
         if threading.current_thread() is threading.main_thread():
-            return self.now
+            return self.clock.now
         key = (message.metadata.group_id, message.metadata.message_type)
-        return self._group_start.setdefault(key, self.now)
+        return self._group_start.setdefault(key, self.clock.now)
 
     def _log(self, message: Message) -> RoundLog:
         """The server round a call belongs to: its ``group_id`` when the strategy sets one (the

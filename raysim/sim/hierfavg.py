@@ -43,7 +43,7 @@ class HierRounds(NodeRounds):
         """Each edge sends its model to its clients at the round's start; each client uploads
         once trained (its compute counted from the model's arrival); on a cloud round the edges
         then exchange models with the cloud."""
-        start, before = self.now, traffic_mark(self.transport)
+        start, before = self.clock.now, traffic_mark(self.transport)
         compute = ready - start
         edge_done: dict[int, float] = {}
         for client, edge in enumerate(self.edges):

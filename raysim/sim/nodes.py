@@ -25,6 +25,7 @@ import numpy as np
 from raysim.models.layout import ParamLayout
 from raysim.network.transport import Transport
 from raysim.sim import checkpoint
+from raysim.sim.clock import SimClock
 from raysim.sim.driver import Driver
 from raysim.sim.evaluation import central_slices, summarise, test_columns
 from raysim.sim.executor import ClientLost, Executor
@@ -40,7 +41,7 @@ class NodeRounds:
     driver's arguments; ``holdout`` and ``validation`` stay unused, as the scenario refuses
     ``[personal]`` and ``[contribution]`` with these topologies."""
 
-    _CHECKPOINTED = ("models", "round", "now", "_task_counter", "transport")
+    _CHECKPOINTED = ("models", "round", "clock", "_task_counter", "transport")
 
     def __init__(self, parts: DriverParts, *, initial_params: np.ndarray, layout: ParamLayout,
                  client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor],
@@ -52,7 +53,8 @@ class NodeRounds:
         self.models = np.repeat(np.asarray(initial_params)[None], len(self.sizes), axis=0)
         self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
-        self.round, self.now, self._task_counter = 0, 0.0, 0
+        self.round, self._task_counter = 0, 0
+        self.clock = SimClock()  # no events: each round moves it to when its last message arrived
         self.transport: Transport = self._transport()
         self._run_started_wall = self._round_started_wall = time.perf_counter()
 
@@ -79,17 +81,17 @@ class NodeRounds:
     @property
     def finished(self) -> bool:
         limit = self.limits.sim_time_limit
-        return self.round >= self.limits.rounds or bool(limit and self.now >= limit)
+        return self.round >= self.limits.rounds or bool(limit and self.clock.now >= limit)
 
     def view(self) -> ServerView:
-        return ServerView(now=self.now, version=self.round, clients_per_round=len(self.sizes),
+        return ServerView(now=self.clock.now, version=self.round, clients_per_round=len(self.sizes),
                           population=len(self.sizes))
 
     def advance(self) -> list[RoundReport]:
         """One round of every node; [] once the run is finished."""
         if self.finished:
             return []
-        round_number, start = self.round + 1, self.now
+        round_number, start = self.round + 1, self.clock.now
         epochs = self.schedule.epochs
         compute = np.array([self.population.timing(c, start=start, samples=int(s), epochs=epochs, model_bytes=0,
                                                    update_bytes=0).compute_s for c, s in enumerate(self.sizes)])
@@ -101,7 +103,8 @@ class NodeRounds:
         end, traffic = self._communicate(start + compute, round_number)
         models, scored, extra = self._combine(local, round_number)
         self.models = models.astype(self.models.dtype)
-        self.round, self.now = round_number, end
+        self.round = round_number
+        self.clock.advance_to(end)
         rows = [self._client_row(c, r, start, compute[c], end, traffic) for c, r in enumerate(results)]
         return [RoundReport(self._round_row(scored, rows, extra, traffic), rows,
                             network={"nodes": self._node_rows()})]
@@ -145,7 +148,7 @@ class NodeRounds:
         applied = [r for r in rows if r["status"] == "applied"]
         samples = sum(r["samples"] for r in applied)
         row = {
-            "round": self.round, "version": self.round, "sim_time": self.now,
+            "round": self.round, "version": self.round, "sim_time": self.clock.now,
             "wall_time": wall - self._run_started_wall, "round_wall_s": wall - self._round_started_wall,
             "clients": len(applied), "samples": samples, **test_columns(scores),
             "train_loss": sum(r["train_loss"] * r["samples"] for r in applied) / samples if samples else float("nan"),
@@ -177,7 +180,7 @@ class NodeRounds:
 
     @staticmethod
     def _progress(values: dict) -> checkpoint.Progress:
-        return values["round"], float(values["now"])
+        return values["round"], float(values["clock"].now)
 
     def snapshot(self) -> bytes:
         """The nodes' models, the round and the transport as data (checkpoint.py)."""

@@ -24,6 +24,7 @@ import numpy as np
 
 from raysim.network.transport import mbps_to_bps, transfer_s
 from raysim.seeding import Stream, rng
+from raysim.sim.clock import SimClock
 from raysim.vertical import lr, netshape, psi
 
 Calls = Callable[[Sequence[tuple[str, str, tuple]]], list]  # (party, method, args) in parallel
@@ -56,16 +57,21 @@ class HeCost:
 
 
 class Ledger:
-    """The simulated clock with bytes and HE seconds per party."""
+    """The simulated clock (a :class:`SimClock` with no events, moved forward phase by phase)
+    with bytes and HE seconds per party."""
 
     def __init__(self, network: Network, cost: HeCost):
         self.network, self.cost = network, cost
-        self.now = 0.0
+        self.clock = SimClock()
         self.he_seconds = 0.0
         self.sent: Counter = Counter()
         self.received: Counter = Counter()
         self.ops: Counter = Counter()
         self.reported = 0  # bytes already in a results row
+
+    @property
+    def now(self) -> float:
+        return self.clock.now
 
     def phase(self, messages: Sequence[tuple[str, str, int]] = (), ops: dict[str, Counter] | None = None) -> None:
         he = {party: self.cost.seconds(count) for party, count in (ops or {}).items()}
@@ -74,7 +80,8 @@ class Ledger:
         self.he_seconds += sum(he.values())
         bps = mbps_to_bps(self.network.bandwidth_mbps)
         wire = [transfer_s(size, bps, self.network.latency_s) for _, _, size in messages]
-        self.now += max(he.values(), default=0.0) + max(wire, default=0.0)
+        spent = max(he.values(), default=0.0) + max(wire, default=0.0)
+        self.clock.advance_to(self.clock.now + spent)
         for src, dst, size in messages:
             self.sent[src] += size
             self.received[dst] += size

@@ -49,22 +49,22 @@ def test_replies_come_in_node_order_on_the_simulated_clock_and_a_deadline_drops_
     replies = g.send_and_receive(messages(g))
     assert [r.metadata.src_node_id for r in replies] == [FIRST_NODE, FIRST_NODE + 1, FIRST_NODE + 2]
     # node p computes 1000 (p + 1) examples x 2 local epochs x 0.01 s
-    assert g.now == pytest.approx(3000 * 2 * 0.01 + 2 * 8 * payload_bytes(messages(g)[0].content) / 10e6, rel=1e-3)
+    assert g.clock.now == pytest.approx(3000 * 2 * 0.01 + 2 * 8 * payload_bytes(messages(g)[0].content) / 10e6, rel=1e-3)
     late = g.send_and_receive(messages(g), timeout=45.0)  # nodes 0 (20 s) and 1 (40 s) make it
     assert [r.metadata.src_node_id for r in late] == [FIRST_NODE, FIRST_NODE + 1]
     g.finish()
     assert [row["status"] for row in rows[-1].rows] == ["replied", "replied", "late"]  # by node
-    assert rows[-1].ended == pytest.approx(g.now) and time.perf_counter() - started < 10  # no wall-clock wait
+    assert rows[-1].ended == pytest.approx(g.clock.now) and time.perf_counter() - started < 10  # no wall-clock wait
 
 
 def test_an_offline_node_gives_no_reply_and_runs_nothing():
     rows: list = []
     g = grid(SystemConfig(availability="intermittent", mean_online_s=1.0, mean_offline_s=1e6), rows)
-    g.now = 1e5  # far into the on/off trace: almost surely offline
+    g.clock.advance_to(1e5)  # far into the on/off trace: almost surely offline
     replies = g.send_and_receive(messages(g), timeout=5.0)
     g.finish()
     assert not replies and {row["status"] for row in rows[-1].rows} == {"offline"}
-    assert g.now == pytest.approx(1e5 + 5.0)  # the server waited out its deadline
+    assert g.clock.now == pytest.approx(1e5 + 5.0)  # the server waited out its deadline
 
 
 def test_a_node_whose_reply_is_lost_keeps_its_context_as_it_was():
