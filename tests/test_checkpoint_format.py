@@ -315,3 +315,10 @@ def test_the_driver_actor_refuses_a_state_that_does_not_fit_and_resumes_a_real_o
     (cut / "checkpoint.zip").write_bytes(saved)
     run(scenario, resume=cut)
     assert list(pd.read_parquet(cut / "rounds.parquet")["round"]) == [1, 2]
+
+
+def test_a_driver_state_of_the_previous_version_is_refused_saying_so(copy, capsys):
+    """Version 2 keeps client states when tasks finish and moved the cost model's classes: a
+    version-1 state would resume as something else, so it is refused, naming both versions."""
+    _edit(copy, lambda document, arrays: document.update(version=1))
+    _refused(copy, capsys, "checkpoint.zip was refused", "driver state version 1", "reads version 2")

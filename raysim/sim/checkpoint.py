@@ -42,7 +42,10 @@ import numpy as np
 
 from raysim.files import atomic_write
 FORMAT = "raysim-driver-state"
-VERSION = 1
+# 2 (2026-12-07): client states kept when a task finishes, buffered updates' results held, the
+# cost model's classes in sim/cost/, the node loops' clock: a version-1 state would resume as
+# something else, so it is refused, saying so.
+VERSION = 2
 _DOCUMENT = "state.json"
 _KINDS = frozenset("biuf")  # bool, signed and unsigned integers, floats: nothing that holds references
 _MAX_DEPTH = 100  # deeper is no raysim state: refused before Python's recursion limit is reached
@@ -234,6 +237,10 @@ def _document(archive: dict[str, memoryview]) -> dict:
         document = json.loads(bytes(archive[_DOCUMENT]).decode("utf-8"))
     except (ValueError, RecursionError) as exc:
         raise CheckpointError(f"its {_DOCUMENT} is damaged ({type(exc).__name__})") from None
+    if isinstance(document, dict) and document.get("format") == FORMAT and document.get("version") != VERSION:
+        raise CheckpointError(f"it was written by another raysim (driver state version {document.get('version')!r}, "
+                              f"this raysim reads version {VERSION}): resume it with that raysim, or start the run "
+                              "again")
     if not isinstance(document, dict) or (document.get("format"), document.get("version")) != (FORMAT, VERSION):
         raise CheckpointError(f"its {_DOCUMENT} is not a raysim driver state of version {VERSION}")
     if not isinstance(document.get("state"), dict) or not document["state"]:
