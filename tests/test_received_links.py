@@ -207,3 +207,12 @@ def test_a_received_scenario_naming_this_prints_no_zen(received, capsys):
     assert main(["run", "--resume", str(received), "--quiet"]) == 2
     captured = capsys.readouterr()
     assert "Beautiful is better" not in captured.out + captured.err and "policy.kind" in captured.err
+
+
+@pytest.mark.parametrize("key", ["flower.server_app", "flower.client_app"])
+def test_validate_never_imports_a_standard_library_flower_app(key):
+    pytest.importorskip("flwr")
+    scenario = Path(__file__).resolve().parents[1] / "scenarios" / "flower_quickstart.toml"
+    code, err = cli("validate", scenario, "--set", f"{key}=runpy:run_path")
+    clear(code, err, allowed=(2,))
+    assert key in err and "standard library" in err
