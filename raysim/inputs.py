@@ -114,10 +114,12 @@ def _refuse_module(module_name: str, spec: str, *, what: str, imported: bool) ->
 def _refuse_foreign(obj: Any, spec: str, *, what: str) -> None:
     """Refuses what a user's module merely re-exports from the standard library, and callables
     that are not Python code, whose parameters cannot be read before the call."""
+    if not (inspect.isfunction(obj) or isinstance(obj, type) or callable(obj)):
+        return  # data (a number, a table): its key refuses it for what it is, and nothing calls it
     defined_in = getattr(obj, "__module__", None) if inspect.isfunction(obj) or isinstance(obj, type) \
         else type(obj).__module__
     _refuse_module(defined_in or "builtins", spec, what=what, imported=True)
-    python_call = inspect.isfunction(obj) or isinstance(obj, type) or not callable(obj) \
+    python_call = inspect.isfunction(obj) or isinstance(obj, type) \
         or inspect.isfunction(getattr(type(obj), "__call__", None))
     if not python_call:
         raise ConfigError(f"{what} = {spec!r} is {_kind(obj)}, a callable that is not Python code: name a function or "

@@ -107,13 +107,13 @@ def test_model_os_system_is_refused_before_it_runs(tmp_path, capsys, command):
     path.write_text(tomli_w.dumps(table))
     extra = ["--results", str(tmp_path / "results"), "--quiet"] if command == "run" else []
     assert main([command, str(path), *extra]) == 2
-    assert "model.name 'os:system' is a builtin_function_or_method, not a torch.nn.Module subclass" \
+    assert "model.name = 'os:system' is in Python's standard library (os)" \
         in capsys.readouterr().err
     assert not marker.exists() and not (tmp_path / "results").exists()
 
 
 def test_weighting_os_system_is_refused_before_it_runs(tmp_path):
-    with pytest.raises(ConfigError, match="server.weighting 'os:system' is a builtin"):
+    with pytest.raises(ConfigError, match="server.weighting = 'os:system' is in Python's standard library"):
         prepare(parse_scenario(tiny_table(server={"weighting": "os:system"})))
 
 
