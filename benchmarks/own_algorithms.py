@@ -59,7 +59,8 @@ RUNS = {
     "MOON (mu 1, tau 0.5)": (EXAMPLES / "moon" / "fmnist_moon.toml", []),
     "Ditto (lambda 0.1)": (EXAMPLES / "ditto" / "fmnist_ditto.toml", []),
 }
-BASELINE = "FedAvg"
+# the paired references: FedAvg as raysim runs it, and weighted as SCAFFOLD and FedDyn are (the algorithm alone)
+BASELINES = {"FedAvg": "fedavg", "FedAvg (uniform)": "fedavg_uniform"}
 PACKAGES = ("raysim", "torch", "ray", "numpy", "pandas")
 
 
@@ -129,7 +130,7 @@ def interval(values: list[float]) -> dict:
 
 def summarise(runs: list[dict]) -> list[dict]:
     """Per beta and algorithm, in RUNS order: the seeds' means with 95% intervals, and the
-    per-seed differences from FedAvg on the seeds both have."""
+    per-seed differences from each of BASELINES on the seeds both have."""
     rows = []
     for beta in sorted({r["beta"] for r in runs}):
         at = {(r["algorithm"], r["seed"]): r for r in runs if r["beta"] == beta}
@@ -141,10 +142,11 @@ def summarise(runs: list[dict]) -> list[dict]:
                    "weighting": sorted({r["weighting"] for r in mine})}
             for key in ("final_accuracy", "last_evals_mean", "best_accuracy"):
                 row[key] = interval([r[key] for r in mine])
-            paired = [(r, at[(BASELINE, r["seed"])]) for r in mine if (BASELINE, r["seed"]) in at]
-            if name != BASELINE and paired:
-                for key in ("final_accuracy", "last_evals_mean"):
-                    row[f"{key}_minus_fedavg"] = interval([r[key] - base[key] for r, base in paired])
+            for baseline, slug in BASELINES.items():
+                paired = [(r, at[(baseline, r["seed"])]) for r in mine if (baseline, r["seed"]) in at]
+                if name != baseline and paired:
+                    for key in ("final_accuracy", "last_evals_mean"):
+                        row[f"{key}_minus_{slug}"] = interval([r[key] - base[key] for r, base in paired])
             for key in ("personal_accuracy", "local_global_accuracy"):
                 if key in mine[0]:
                     row[key] = interval([r[key] for r in mine])
@@ -202,8 +204,9 @@ def show(summary: list[dict]) -> None:
 
 
 def markdown(sweep: dict) -> str:
-    """The README's table: means over seeds with their 95% t-interval, and the differences from
-    FedAvg (samples) paired by seed; the README's test checks it against the JSON verbatim."""
+    """The README's table, from the sweep's runs: means over seeds with their 95% t-interval, and
+    the differences from FedAvg and FedAvg (uniform) paired by seed; the README's test checks it
+    against the JSON verbatim."""
     def cell(value: dict | None, sign: str = "") -> str:
         if value is None:
             return ""
@@ -211,12 +214,13 @@ def markdown(sweep: dict) -> str:
 
     last = sweep["settings"]["last_evals"]
     lines = [f"| beta | algorithm | client weighting | seeds | final accuracy | mean of the last {last} evaluations | "
-             f"final, minus FedAvg's | last {last}, minus FedAvg's |", "|---|---|---|---|---:|---:|---:|---:|"]
-    for r in sweep["summary"]:
+             f"final, minus FedAvg's | last {last}, minus FedAvg's | final, minus FedAvg (uniform)'s | "
+             f"last {last}, minus FedAvg (uniform)'s |", "|---|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in summarise(sweep["runs"]):
         lines.append(f"| {r['beta']} | {r['algorithm']} | {', '.join(r['weighting'])} | "
                      f"{', '.join(map(str, r['seeds']))} | {cell(r['final_accuracy'])} | {cell(r['last_evals_mean'])} | "
-                     f"{cell(r.get('final_accuracy_minus_fedavg'), '+')} | "
-                     f"{cell(r.get('last_evals_mean_minus_fedavg'), '+')} |")
+                     + "".join(f"{cell(r.get(f'{key}_minus_{slug}'), '+')} | " for slug in BASELINES.values()
+                               for key in ("final_accuracy", "last_evals_mean")).rstrip())
     return "\n".join(lines)
 
 
