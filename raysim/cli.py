@@ -134,8 +134,10 @@ def _validate(args: argparse.Namespace) -> int:
     from raysim.scenario.flower import FlowerScenario, load_apps
     from raysim.scenario.vertical import VerticalScenario, load_any, prepare_vertical
 
-    _say_named_code(read_table(args.scenario), args.overrides)
-    if "sweep" in read_table(args.scenario):  # a sweep's file: every trial's scenario is checked
+    table = read_table(args.scenario)
+    sweep = "sweep" in table  # a sweep's file: every trial's scenario is checked
+    _say_named_code(table, args.overrides)
+    if sweep:
         from raysim.experiments.sweep import load_sweep
 
         sweep = load_sweep(args.scenario, overrides=tuple(args.overrides))

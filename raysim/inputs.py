@@ -101,27 +101,36 @@ def import_object(spec: str, *, what: str, choices: list[str]) -> Any:
     return obj
 
 
+def parameter_names(function: Any) -> tuple[str, ...]:
+    """A Python function's named parameters (positional, then keyword-only), read from its code
+    object, which a decorator's ``__wrapped__`` or a ``__signature__`` cannot disguise; () for
+    anything that is not a Python function."""
+    code = getattr(function, "__code__", None) if inspect.isfunction(function) else None
+    return code.co_varnames[:code.co_argcount + code.co_kwonlyargcount] if code is not None else ()
+
+
 def _refuse_module(module_name: str, spec: str, *, what: str, imported: bool) -> None:
     top = module_name.partition(".")[0]
-    if top in _REFUSED_MODULES or top == "builtins":
-        where = "defined in" if imported else "in"
-        fix = ("a script or notebook cannot be imported by name: move it to a module on the path"
-               if top == "__main__" else "name code written for this key, in your own package")
-        raise ConfigError(f"{what} = {spec!r} is {where} {'__main__' if top == '__main__' else 'Python' + chr(39) + 's standard library'}"
-                          f" ({module_name}): {fix}; nothing was {'called' if imported else 'imported'}")
+    if top not in _REFUSED_MODULES:
+        return
+    where = "defined in" if imported else "in"
+    if top == "__main__":
+        place, fix = "__main__", "a script or notebook cannot be imported by name: move it to a module on the path"
+    else:
+        place, fix = "Python's standard library", "name code written for this key, in your own package"
+    raise ConfigError(f"{what} = {spec!r} is {where} {place} ({module_name}): {fix}; "
+                      f"nothing was {'called' if imported else 'imported'}")
 
 
 def _refuse_foreign(obj: Any, spec: str, *, what: str) -> None:
     """Refuses what a user's module merely re-exports from the standard library, and callables
     that are not Python code, whose parameters cannot be read before the call."""
-    if not (inspect.isfunction(obj) or isinstance(obj, type) or callable(obj)):
+    if not callable(obj):
         return  # data (a number, a table): its key refuses it for what it is, and nothing calls it
-    defined_in = getattr(obj, "__module__", None) if inspect.isfunction(obj) or isinstance(obj, type) \
-        else type(obj).__module__
+    own_code = inspect.isfunction(obj) or isinstance(obj, type)
+    defined_in = getattr(obj, "__module__", None) if own_code else type(obj).__module__
     _refuse_module(defined_in or "builtins", spec, what=what, imported=True)
-    python_call = inspect.isfunction(obj) or isinstance(obj, type) \
-        or inspect.isfunction(getattr(type(obj), "__call__", None))
-    if not python_call:
+    if not (own_code or inspect.isfunction(getattr(type(obj), "__call__", None))):
         raise ConfigError(f"{what} = {spec!r} is {_kind(obj)}, a callable that is not Python code: name a function or "
                           "class written for this key; nothing was called")
 
@@ -202,7 +211,7 @@ def import_function(spec: str, *, what: str, choices: list[str], parameters: tup
     if not inspect.isfunction(obj):
         raise ConfigError(f"{what} '{spec}' is {_kind(obj)}, not a plain Python function; nothing was called")
     code = obj.__code__
-    takes = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    takes = parameter_names(obj)
     variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
     if variadic or code.co_kwonlyargcount or takes != parameters:
         shown = f"({', '.join(takes)}{', ...' if variadic else ''})"
@@ -219,7 +228,7 @@ def check_method(cls: type, name: str, parameters: tuple[str, ...], *, what: str
         raise UserCodeError(f"{what} has no method {name}{_shown(parameters)}: it is not written for this key "
                           "(see docs/architecture.md, 'Write your own')")
     code = method.__code__
-    takes = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+    takes = parameter_names(method)
     variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
     if variadic or code.co_kwonlyargcount or takes != parameters:
         raise UserCodeError(f"{what}: its {name} takes {_shown(takes)}, not {_shown(parameters)}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from raysim.data.datasets import Dataset
 from raysim.data.idx import DatasetError
-from raysim.inputs import check_call, import_object
+from raysim.inputs import check_call, import_object, parameter_names
 
 REQUIRED = ("train_x", "train_y", "test_x", "test_y")
 OPTIONAL = ("train_client", "num_classes")
@@ -39,7 +39,7 @@ def load_user_data(spec: str, options: Mapping[str, Any], *, seed: int, labels: 
                            f"{'a class' if isinstance(function, type) else 'a ' + type(function).__name__}; "
                            "nothing was called")
     arguments = dict(options)
-    if "seed" in function.__code__.co_varnames[:function.__code__.co_argcount + function.__code__.co_kwonlyargcount]:
+    if "seed" in parameter_names(function):
         arguments.setdefault("seed", seed)
     check_call(function, arguments, what=f"data.dataset '{spec}' (called with data.options)")
     try:

@@ -15,7 +15,7 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.algorithms.strategy import RunFacts, ServerStrategy, Strategy
-from raysim.inputs import ConfigError, build_user_object, check_method, import_function, import_object
+from raysim.inputs import ConfigError, build_user_object, check_method, import_function, import_object, parameter_names
 from raysim.models.layout import ParamLayout
 from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
@@ -141,8 +141,7 @@ def _takes_run(spec: Any) -> bool:
     except ConfigError:
         return False
     init = getattr(obj if isinstance(obj, type) else type(obj), "init", None)
-    code = getattr(init, "__code__", None)
-    return code is not None and code.co_varnames[:code.co_argcount] == ("self", "params", "run")
+    return parameter_names(init) == ("self", "params", "run")
 
 
 class GivenRunFacts:
