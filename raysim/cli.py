@@ -187,6 +187,7 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.scenario.flower import FlowerScenario
     from raysim.scenario.vertical import load_any
     from raysim.sim.dispatch import RunStalled
+    from raysim.sim.selection import SelectionError
     from raysim.sim.server_step import RunDiverged, StrategyError
     from raysim.sim.tasks import ClientError, FlowerAppError
 
@@ -233,7 +234,8 @@ def _run(args: argparse.Namespace) -> int:
     except ResourceError as exc:
         _error("error", exc)
         return 2
-    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled, StrategyError, FlowerAppError) as exc:
+    except (ClientError, DriverLost, WorkersLost, RunDiverged, RunStalled, SelectionError, StrategyError,
+            FlowerAppError) as exc:
         _error("run failed", exc)
         return 1
     _print_summary(outcome.summary, outcome.run_dir)

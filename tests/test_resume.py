@@ -32,6 +32,8 @@ def _interrupt_after(round_number: int):
     {"policy": {"kind": "periodic", "period_s": 10.0, "staleness": {"kind": "polynomial", "a": 0.5}}},
     {"policy": {"kind": "event", "threshold": 1.5, "alpha": 0.5}},
     {"policy": {"kind": "hybrid", "min_updates": 2, "deadline_s": 12.0, "late_updates": "stale"}},
+    {"selection": {"selector": {"kind": "oort", "pacer_step": 1}}, "system": {"speed_distribution": "lognormal"}},
+    {"selection": {"selector": {"kind": "power_of_choice", "d": 6}}, "system": {"dropout": 0.2}},
 ])
 def test_resumed_run_ends_with_the_uninterrupted_metrics(tiny, tmp_path, sections):
     scenario = tiny(run={"rounds": 6}, **sections)

@@ -41,6 +41,10 @@ def _write(tmp_path, **sections) -> str:
     ({"client": {"algorithm": f"{USER}:CountingSGD"}, "server": {"strategy": "scaffold"}},
      "SCAFFOLD runs its own client"),
     ({"client": {"algorithm": "sgd", "algorithm_options": {"a": 1}}}, "algorithm_options are for a user algorithm"),
+    ({"selection": {"selector": f"{USER}:NoSelectMethod"}}, "has no method select(self, count, view, draw)"),
+    ({"selection": {"selector": {"kind": "power_of_choice", "d": 2}}}, "set d >= 4"),
+    ({"selection": {"selector": "oort"}, "privacy": {"dp": "central"}, "server": {"weighting": "uniform"}},
+     "its accountant assumes uniform sampling"),
 ])
 def test_user_code_that_does_not_fit_is_refused_at_validate_with_exit_2(tmp_path, capsys, sections, message):
     assert main(["validate", _write(tmp_path, **sections)]) == 2
@@ -147,6 +151,24 @@ def test_a_user_policy_from_its_package_runs_and_resumes(tiny, tmp_path):
     rounds = _rounds(whole)
     assert rounds.clients.eq(1).all() and len(rounds) == 4
     pd.testing.assert_frame_equal(rounds[["test_accuracy", "sim_time"]], _rounds(resumed)[["test_accuracy", "sim_time"]])
+
+
+def test_a_user_selector_chooses_the_clients_and_resumes(tiny, tmp_path):
+    scenario = tiny(selection={"selector": {"kind": f"{USER}:LeastTried", "skip": [7]}}, run={"rounds": 4})
+    whole, resumed = whole_and_resumed(scenario, tmp_path, after=2)
+    clients = pd.read_parquet(whole / "clients.parquet")
+    # 8 devices, 4 a round, 7 skipped: rounds 1 and 2 take 0-3 and 4-6 plus 0 (tried once, lowest id)
+    assert sorted(clients[clients["round"] == 1].client_id) == [0, 1, 2, 3]
+    assert sorted(clients[clients["round"] == 2].client_id) == [0, 4, 5, 6]
+    assert 7 not in set(clients.client_id)
+    pd.testing.assert_frame_equal(clients.drop(columns=["wall_train_s"]),
+                                  pd.read_parquet(resumed / "clients.parquet").drop(columns=["wall_train_s"]))
+
+
+def test_a_selector_that_names_a_busy_client_stops_the_run_naming_it(tmp_path, capsys):
+    code = main(["run", _write(tmp_path, selection={"selector": f"{USER}:SelectsBusy"}), "--results",
+                 str(tmp_path / "out"), "--quiet"])
+    assert code != 0 and "the selector tests.user_code:SelectsBusyClients returned clients [8]" in capsys.readouterr().err
 
 
 def test_a_diverged_client_is_rejected_by_the_server_not_an_error(tiny, tmp_path):

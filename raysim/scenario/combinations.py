@@ -48,6 +48,30 @@ def check_combinations(scenario: Scenario) -> None:
     _check_compression(scenario)
     _check_network(scenario)
     check_contribution(scenario)
+    _check_selection(scenario)
+
+
+def _check_selection(scenario: Scenario) -> None:
+    """A selector other than uniform chooses a star server's clients, and nothing else may."""
+    selector = scenario.selection.selector
+    kind = getattr(type(selector), "kind", None)
+    if kind == "uniform":
+        return
+    name = f"selection.selector.kind = {kind or type(selector).__qualname__!r}"
+    incentive = scenario.incentive
+    others = {
+        "incentive.price_per_compute_s or price_per_mb (clients decide whether they join)": incentive.active and incentive.priced,
+        "incentive.scheme = 'reputation' (draws by reputation)": incentive.active and incentive.scheme == "reputation",
+        f"network.topology = {scenario.network.topology!r} (no server selects)": scenario.network.topology in ("gossip", "hierarchical"),
+        "[privacy] (its accountant assumes uniform sampling of clients)": scenario.privacy.active,
+    }
+    for other, present in others.items():
+        if present:
+            raise ValueError(f"{name} cannot be combined with {other}: remove one of the two")
+    cohort = scenario.clients_per_round
+    if kind == "power_of_choice" and selector.d < cohort:
+        raise ValueError(f"selection.selector.d = {selector.d} is below the cohort of {cohort}: Power-of-Choice takes the "
+                         f"{cohort} highest-loss of d candidates; set d >= {cohort}")
 
 
 def _check_evaluation(scenario: Scenario) -> None:

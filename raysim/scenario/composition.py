@@ -207,7 +207,7 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         network=network if network.topology != "star" else None, links=links, chain=chain,
         contribution=scenario.contribution if scenario.contribution.active else None,
         incentive=scenario.incentive if scenario.incentive.active else None,
-        task=learning_task(scenario),
+        task=learning_task(scenario), selector=built_selector(scenario),
     )
 
 
@@ -228,6 +228,18 @@ def built_policy(scenario: Scenario) -> Any:
     return policy
 
 
+def built_selector(scenario: Scenario) -> Any:
+    """The selector ``[selection.selector]`` names: ``build()``, checked to have
+    ``select(self, count, view, draw)`` when it is a user's."""
+    settings = scenario.selection.selector
+    selector = settings.build()
+    if type(settings).__module__.partition(".")[0] != "raysim":
+        spec = f"{type(settings).__module__}:{type(settings).__qualname__}"
+        check_method(type(selector), "select", ("self", "count", "view", "draw"),
+                     what=f"selection.selector.kind '{spec}': the object its build() returns")
+    return selector
+
+
 def check_user_code(scenario: Scenario, objects: UserObjects | None = None) -> None:
     """Builds a user's strategy and policy once at load, so a wrong signature or a failing
     constructor is a ConfigError before anything runs (a user's client algorithm is built by
@@ -236,3 +248,4 @@ def check_user_code(scenario: Scenario, objects: UserObjects | None = None) -> N
     if (objects is not None and objects.strategy is not None) or ":" in scenario.server.strategy:
         make_strategy(scenario, objects)
     built_policy(scenario)
+    built_selector(scenario)

@@ -32,6 +32,7 @@ from raysim.scenario.config import apply_override, build, to_table
 from raysim.sim.cost.devices import SystemConfig
 from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import POLICIES, SyncPolicy
+from raysim.sim.selection import SELECTORS, UniformSelection
 
 STRATEGIES = {
     "fedavg": "FedAvg: clients train locally, the server averages their deltas (server.optimizer on the mean)",
@@ -265,10 +266,13 @@ class AttackConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SelectionConfig:
-    """Clients per round: an absolute ``clients_per_round`` or a ``fraction`` C of the population."""
+    """Clients per round: an absolute ``clients_per_round`` or a ``fraction`` C of the population;
+    and who they are: ``selector`` (sim/selection/: uniform, power_of_choice, oort, or a user's
+    ``package.module:Name``)."""
 
     clients_per_round: int = 0
     fraction: float = 0.0
+    selector: Any = field(default_factory=UniformSelection, metadata={"registry": SELECTORS, "user": True})
 
     def __post_init__(self) -> None:
         if (self.clients_per_round > 0) == (self.fraction > 0):

@@ -45,7 +45,8 @@ FORMAT = "raysim-driver-state"
 # 2 (2026-12-07): client states kept when a task finishes, buffered updates' results held, the
 # cost model's classes in sim/cost/, the node loops' clock: a version-1 state would resume as
 # something else, so it is refused, saying so.
-VERSION = 2
+# 3 (2026-12-07): the selection stage (the selector and the clients' records) is checkpointed.
+VERSION = 3
 _DOCUMENT = "state.json"
 _KINDS = frozenset("biuf")  # bool, signed and unsigned integers, floats: nothing that holds references
 _MAX_DEPTH = 100  # deeper is no raysim state: refused before Python's recursion limit is reached

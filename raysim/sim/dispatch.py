@@ -16,7 +16,8 @@ import numpy as np
 
 from raysim.seeding import Stream, rng
 from raysim.sim.policies import Action, Arrival, Dispatch, Dispatched, Failure, Suppressed, TaskInfo
-from raysim.sim.selection import idle_online, next_online, sample_clients
+from raysim.sim.selection.protocol import SelectionView
+from raysim.sim.selection.uniform import idle_online, next_online
 from raysim.sim.tasks import ClientResult, TrainTask
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Dispatching:
         if not chosen:
             self.clock.schedule(next_online(self.population, busy=self.busy, now=now), Later((action,)))
             return []
+        self.selection.dispatched(chosen, round_number=self.round + 1)
         epochs = self._epochs(chosen, key=self._dispatches)
         planned = [self._plan_task(client, now, epochs[client], action) for client in chosen]
         created = [task for task, _ in planned]
@@ -216,9 +218,21 @@ class Dispatching:
         self.clock.schedule(max(at, task.info.start), Failure(task.info, reason))
 
     def _select(self, count: int, *, key: int) -> list[int]:
-        """Uniformly samples ``count`` idle, online clients, seeded by (seed, dispatch number)."""
-        return sample_clients(self.population, count, busy=self.busy, now=self.clock.now,
-                              draw=rng(self.seed, Stream.SELECTION, key))
+        """The selection stage's ``count`` clients (sim/selection/), drawing from (seed, dispatch number)."""
+        return self.selection.choose(count, self._selection_view(), rng(self.seed, Stream.SELECTION, key))
+
+    def _selection_view(self) -> SelectionView:
+        population, now, busy = self.population, self.clock.now, frozenset(self.busy)
+
+        def expected_duration_s(client: int) -> float:
+            timing = population.timing(client, start=now, samples=int(self.sizes[client]), epochs=self.schedule.epochs,
+                                       model_bytes=self.download_bytes, update_bytes=self.upload_bytes)
+            return timing.end - now
+
+        return SelectionView(round=self.round + 1, now=now, num_clients=population.num_clients, examples=self.sizes,
+                             busy=busy, records=self.selection.records,
+                             available=lambda c: c not in busy and population.profile(c).availability.online_at(now),
+                             expected_duration_s=expected_duration_s)
 
     def _named(self, clients: tuple[int, ...]) -> list[int]:
         """The policy's chosen clients that are idle and online now."""

@@ -32,6 +32,7 @@ from raysim.models.learning_task import primary
 from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise, utility
 from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.incentives import Incentives, Incentivised
+from raysim.sim.selection.stage import SelectionStage
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import (
     Action, Aggregate, Arrival, Discard, Dispatch, Failure, ServerView, SetTimer, Timer, postponed,
@@ -91,6 +92,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.incentives = (Incentives(incentive, pay_by=incentive.method or contribution.methods[0],
                                       cohort=self.clients_per_round) if incentive is not None else None)
         self.clients = ClientState(store=ClientStore(budget_bytes=parts.client_state_bytes), personal=parts.personal)
+        self.selection = SelectionStage(parts.selector)
         self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
         self.clock = SimClock()
@@ -183,6 +185,7 @@ class Driver(Incentivised, Dispatching, Recording):
         task = self.tasks[event.task.task_id]
         self.busy.discard(task.info.client_id)
         if isinstance(event, Failure):
+            self.selection.failed(task.info.client_id, event.reason)
             self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
             del self.tasks[task.info.task_id]
         else:
@@ -201,6 +204,8 @@ class Driver(Incentivised, Dispatching, Recording):
         client = task.info.client_id
         task.result.update(steps=result.steps, train_loss=result.mean_loss, wall_train_s=result.wall_s,
                            **{f"metric_{name}": value for name, value in result.metrics.items()})
+        self.selection.arrived(client, round_number=task.round, loss=result.mean_loss, metrics=result.metrics,
+                               samples=task.samples, duration_s=task.info.end - task.info.start, compute_s=task.compute_s)
         if result.state is not None:
             self.clients.keep_algorithm_state(client, result.state)
         self.clients.keep_head(client, self._start_of(task), result.delta)
@@ -378,7 +383,7 @@ class Driver(Incentivised, Dispatching, Recording):
     _CHECKPOINTED = (
         "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
         "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped", "broadcasts", "ledger", "incentives", "links", "chain", "_round_ended",
+        "_stopped", "broadcasts", "ledger", "incentives", "links", "chain", "_round_ended", "selection",
     )
 
     @staticmethod

@@ -28,7 +28,7 @@ from raysim.incentives.participation import Earnings, joins, task_cost
 from raysim.incentives.rewards import BetaReputation, proportional
 from raysim.seeding import Stream, rng
 from raysim.sim.dispatch import RunStalled
-from raysim.sim.selection import idle_online
+from raysim.sim.selection.uniform import idle_online
 
 if TYPE_CHECKING:
     from raysim.sim.contribution import Ledger

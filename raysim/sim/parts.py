@@ -22,6 +22,8 @@ from raysim.sim.cost.devices import Population
 from raysim.sim.cost.links import NetworkLinks
 from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import Policy
+from raysim.sim.selection.protocol import Selector
+from raysim.sim.selection.uniform import UniformSelector
 
 
 @dataclass(frozen=True)
@@ -70,3 +72,4 @@ class DriverParts:
     contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
     incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)
     task: LearningTask = field(default_factory=Classification)  # [task]: what evaluations score and report
+    selector: Selector = field(default_factory=UniformSelector)  # [selection.selector]: who each dispatch starts
