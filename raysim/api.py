@@ -63,7 +63,10 @@ def run(
     ``client_algorithm``, ``strategy`` and ``policy`` hand in objects written in a notebook or
     script (a class or an object of the client-algorithm and server-strategy protocols, a policy's
     settings dataclass) in place of the scenario's names; they are checked as names are, reach
-    the driver and the client actors, and the run's ``scenario.toml`` names their classes.
+    the driver and the client actors, and the run's ``scenario.toml`` records their classes'
+    ``package.module:Name`` and options (``composition.UserObjects``), so that a run of objects
+    from a module is resumed from its folder by ``raysim run --resume``. ``scenario`` comes from
+    ``raysim.scenario.load(path, overrides)`` or ``raysim.scenario.from_dict(table, overrides)``.
     """
     if isinstance(scenario, VerticalScenario):  # [vertical]: parties, PSI and a vertical trainer
         from raysim.runs.vertical import run_vertical

@@ -245,20 +245,23 @@ def _run(args: argparse.Namespace) -> int:
 def _received_scenario(path: Path, *, trust_code: bool):
     """A results folder's scenario. A folder is data: unless the user passes --trust-code for this
     run, the decision is taken on the TOML as data (no module it names is imported, no class built)
-    and the file is then parsed with every import refused."""
-    from raysim.inputs import importing_nothing, named_code
+    and the file is then parsed with every import refused. A run of objects a script or notebook
+    defined (``__main__:Name``) is refused first, whatever the trust: no run can import them again."""
+    from raysim.inputs import importing_nothing, named_code, refuse_script_code
     from raysim.scenario.sections import read_table
-    from raysim.scenario.vertical import load_any
+    from raysim.scenario.vertical import parse_any
 
+    table = read_table(path)
+    refuse_script_code(table, where=f"cannot resume {path.parent}")
     if trust_code:
-        return load_any(path)
-    named = named_code(read_table(path))
+        return parse_any(table)
+    named = named_code(table)
     if named:
         listed = ", ".join(f"{key} = {spec!r} (module {spec.partition(':')[0]!r})" for key, spec in named.items())
         raise ConfigError(f"{path} names code to import: {listed}; a results folder is data and --resume "
                           "imports no code it names: pass --trust-code if you trust that code")
     with importing_nothing("a results folder is data: --resume imports nothing it names without --trust-code"):
-        return load_any(path)
+        return parse_any(table)
 
 
 def _sinks(names: list[str], results: Path, scenario) -> Callable[[str], list]:

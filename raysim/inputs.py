@@ -151,6 +151,38 @@ def named_code(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return found
 
 
+# A class's name as ``raysim.api.run`` records an object handed to it: module, then qualified name,
+# which is ``Outer.<locals>.Name`` for a class written inside a function
+_RECORDED = re.compile(r"[A-Za-z_][\w.]*:[\w.<>]+")
+
+
+def script_code(table: Mapping[str, Any], handed: Collection[str] = ()) -> dict[str, str]:
+    """The code names of a scenario's table (keys but those in ``handed``) that no later run can
+    import: classes a script or notebook defined (``__main__:Name``, as the run folder of an
+    object handed to ``raysim.api.run`` from one names it) or a function body (``<locals>``)."""
+    found: dict[str, str] = {}
+    for key, value in table.items():
+        if isinstance(value, Mapping):
+            found.update({f"{key}.{k}": v for k, v in script_code(value).items()})
+        elif (isinstance(value, str) and _RECORDED.fullmatch(value)
+              and (value.partition(".")[0].partition(":")[0] == "__main__" or "<locals>" in value)):
+            found[key] = value
+    return {key: spec for key, spec in found.items() if key not in handed}
+
+
+def refuse_script_code(table: Mapping[str, Any], *, handed: Collection[str] = (), where: str) -> None:
+    """ConfigError, before anything is imported or started, when ``table`` names a class that no
+    later run can import (:func:`script_code`); the message says how to make it importable."""
+    found = script_code(table, handed)
+    if found:
+        key, spec = next(iter(found.items()))
+        name = spec.rpartition(".")[2].rpartition(":")[2]
+        raise ConfigError(f"{where}: {key} = {spec!r} is a class defined in a script, a notebook or a function "
+                          "body, which cannot be imported by name; to make the run resumable, put the class in a "
+                          f"module on the path (e.g. mypackage/mine.py) and hand it in from there, or name it "
+                          f"'mypackage.mine:{name}' in the scenario; nothing was started")
+
+
 def check_call(target: Any, given: Collection[str], *, what: str) -> None:
     """Checks, before ``target`` is called with keyword arguments named ``given``, that it is
     Python code taking each of them and needing no other: a function's parameters, or a class's

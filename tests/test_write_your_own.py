@@ -65,3 +65,25 @@ def test_the_package_runs_on_ray_from_the_command_line(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (rounds,) = tmp_path.rglob("rounds.parquet")
     assert len(pd.read_parquet(rounds)) == 4
+
+
+def test_the_readmes_notebook_cell_runs_as_written(tmp_path, monkeypatch):
+    """README's "From a notebook or a script": the cell, run as a notebook runs it (its class in
+    ``__main__``), leaves five rounds, a record naming the class and its options, and a model."""
+    import shutil
+
+    import torch
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("### From a notebook or a script: the Python API"):]
+    (cell,) = re.findall(r"```python\n(.*?)```", section[:section.index("\n### ", 10)], flags=re.S)
+    (tmp_path / "scenarios").mkdir()
+    shutil.copy(ROOT / "scenarios" / "quickstart.toml", tmp_path / "scenarios")
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "__main__"}
+    exec(compile(cell, "README.md cell", "exec"), namespace)
+    outcome, rounds, model = namespace["outcome"], namespace["rounds"], namespace["model"]
+    assert rounds["round"].tolist() == [1, 2, 3, 4, 5] and rounds.test_accuracy.gt(0.1).all()
+    record = (outcome.run_dir / "scenario.toml").read_text()
+    assert 'algorithm = "__main__:ScaledSGD"' in record and "scale = 0.5" in record
+    assert isinstance(model, torch.nn.Module)

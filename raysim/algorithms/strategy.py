@@ -39,7 +39,8 @@ WeightFn = Callable[[int, int], float]  # (client id, samples) -> weight
 
 @dataclass(frozen=True)
 class Update:
-    """One client's contribution to a server step: its id, examples and local steps, the delta
+    """One client's contribution to a server step: its id, ``num_samples`` (the examples it trained
+    on, ``LocalResult.examples``: its weight under ``weighting = "samples"``) and local steps, the delta
     as the server received it, the policy's staleness ``scale`` (1 when fresh), and the client
     algorithm's ``extras`` (arrays, e.g. SCAFFOLD's control delta) and ``metrics``."""
 

@@ -52,13 +52,17 @@ class LocalTask:
     """What one client's local update is given.
 
     ``model`` is an ``nn.Module`` whose weights are the start model; its parameters are views
-    into ``flat.flat`` (the whole state as one float32 vector), so an update can be read or
-    written either way. ``x`` and ``y`` are the client's examples (model inputs and targets),
+    into ``flat.flat`` (the whole state as one float32 vector; ``flat.params`` is its trainable
+    part, a view, and ``flat.grad`` the gradients of that part), so an update can be read or
+    written either way. ``batches()`` covers every local epoch (``settings.epochs``): one loop
+    over it is the whole local training, as the built-in SGD does it. ``x`` and ``y`` are the
+    client's examples (model inputs and targets),
     ``start`` the start weights (flat, float32; do not change them), ``state`` the client's own
     arrays ({} the first time) and ``server`` the strategy's broadcast, both read-only (a new
     state is returned, never written in place), ``generator`` seeded by
     (run seed, dispatch, client), ``loss`` the learning task's mean loss on (outputs, targets)
-    (``[task] kind``: cross-entropy for classification, MSE for regression, models/learning_task.py)
+    (``[task] kind``: cross-entropy for classification, MSE without a 1/2 for regression, so its
+    gradient is twice that of the 1/2-MSE many derivations use; models/learning_task.py)
     and ``batched_loss`` the same loss as ``torch.func.vmap`` batches it (the built-in SGD's
     batched path; None: ``loss``).
 
@@ -110,8 +114,9 @@ class LocalTask:
 @dataclass(frozen=True)
 class LocalResult:
     """What a local update returns: ``steps`` taken (FedNova and SCAFFOLD read them) and the
-    mean training ``loss``; the ``examples`` it trained on (None: all of the client's; the
-    update's weight under sample weighting); ``delta`` (None: :meth:`LocalTask.trained_delta`),
+    mean training ``loss``; the ``examples`` it trained on (None: all of the client's), which
+    the strategy receives as ``Update.num_samples``, the update's weight under ``[server]
+    weighting = "samples"``; ``delta`` (None: :meth:`LocalTask.trained_delta`),
     the client's new ``state`` (None: unchanged; kept once the task finishes, whatever the server
     does with the update: sim/client_state.py),
     ``extras`` for the server strategy and numeric ``metrics`` (columns ``metric_<name>`` of

@@ -5,7 +5,8 @@ the test set can be scored in parts on any workers, evaluation.py) and the metri
 become, with their direction. The built-ins:
 
 - ``classification``: cross-entropy; accuracy.
-- ``regression``: mean squared error; MSE and MAE over every target value, and R^2 per output
+- ``regression``: mean squared error, without a 1/2 (learning rates from a derivation of
+  1/2-MSE are halved here for the same steps); MSE and MAE over every target value, and R^2 per output
   (1 - SSE / SST, SST about the scored targets' own mean) averaged uniformly over the outputs, as
   sklearn's ``r2_score`` does by default. Its sums are taken about a fixed centre per output (a
   worker's: the mean of the training targets, :func:`centred`), which keeps them additive and

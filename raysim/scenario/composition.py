@@ -6,6 +6,7 @@ Kept apart from the driver, which only runs them, and from sections.py, which on
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
@@ -15,11 +16,13 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.algorithms.strategy import RunFacts, ServerStrategy, Strategy
-from raysim.inputs import ConfigError, build_user_object, check_method, import_function, import_object, parameter_names
+from raysim.inputs import (ConfigError, build_user_object, check_method, import_function, import_object,
+                           parameter_names, refuse_script_code)
 from raysim.models.layout import ParamLayout
 from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
+from raysim.scenario.config import to_table, toml_value
 from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, Scenario
 from raysim.sim.chain import Chain
 from raysim.sim.cost.devices import Population
@@ -59,29 +62,60 @@ def user_weighting(spec: str) -> Callable[[int, int], float]:
 class UserObjects:
     """Objects handed to ``raysim.api.run`` from a notebook or script in place of names: a client
     algorithm (class or object), a server strategy (class or object) and a policy (the settings
-    dataclass's object). They are checked as the names would be; the scenario records their
-    classes' names."""
+    dataclass's object). They are checked as the names would be; the scenario records each as
+    its class's ``package.module:Name`` and its options (:func:`handed_options`), so that a run
+    of objects from a module is resumed from its folder as the same run."""
 
     client_algorithm: Any = None
     strategy: Any = None
     policy: Any = None
 
     def named(self, scenario: Scenario) -> Scenario:
-        """``scenario`` with these objects in place (its record names their classes)."""
-        def name(obj: Any) -> str:
-            cls = obj if isinstance(obj, type) else type(obj)
-            return f"{cls.__module__}:{cls.__qualname__}"
-
+        """``scenario`` with these objects in place (its record names their classes and options);
+        ConfigError when it names a class of a script that no object here stands for (a run
+        folder's ``scenario.toml`` loaded again without the object), before anything starts."""
+        handed = []
         if self.client_algorithm is not None:
-            scenario = replace(scenario, client=replace(scenario.client, algorithm=name(self.client_algorithm),
-                                                        algorithm_options={}))
+            options = handed_options(self.client_algorithm, "client_algorithm")
+            scenario = replace(scenario, client=replace(scenario.client, algorithm=_class_name(self.client_algorithm),
+                                                        algorithm_options=options))
+            handed.append("client.algorithm")
         if self.strategy is not None:
-            scenario = replace(scenario, server=replace(scenario.server, strategy=name(self.strategy),
-                                                        strategy_options={}))
+            options = handed_options(self.strategy, "strategy")
+            scenario = replace(scenario, server=replace(scenario.server, strategy=_class_name(self.strategy),
+                                                        strategy_options=options))
+            handed.append("server.strategy")
         if self.policy is not None:
-            check_method(type(self.policy), "build", ("self",), what=f"policy {name(self.policy)}")
+            check_method(type(self.policy), "build", ("self",), what=f"policy {_class_name(self.policy)}")
             scenario = replace(scenario, policy=self.policy)
+            handed.append("policy.kind")
+        refuse_script_code(to_table(scenario), handed=handed, where="raysim.api.run")
         return scenario
+
+
+def _class_name(obj: Any) -> str:
+    cls = obj if isinstance(obj, type) else type(obj)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def handed_options(obj: Any, what: str) -> dict[str, Any]:
+    """The options an object handed to ``raysim.api.run`` was built with, as the run folder
+    records them: its constructor's parameters, read back from its attributes of the same names
+    (the convention scikit-learn's ``get_params`` reads; a dataclass keeps it by itself). A class
+    handed in is built with none. ConfigError when a parameter is not kept so, or its value is no
+    TOML value: the folder could not say how to build the object again."""
+    if isinstance(obj, type):
+        return {}
+    init = type(obj).__init__
+    names = parameter_names(init)[1:] if init is not object.__init__ else ()
+    missing = [name for name in names if not hasattr(obj, name)]
+    if missing or (names and init.__code__.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)):
+        raise ConfigError(f"{what} {_class_name(obj)}: its options cannot be recorded, since "
+                          + (f"its constructor's parameter {missing[0]!r} is not kept as self.{missing[0]}"
+                             if missing else "its constructor takes *args or **kwargs")
+                          + ": keep each parameter as an attribute of the same name (a dataclass does), or hand "
+                          "in the class, so that the run folder says how to build it again")
+    return toml_value({name: getattr(obj, name) for name in names}, f"{what} {_class_name(obj)}: its option")
 
 
 def client_algorithm(scenario: Scenario, objects: UserObjects | None = None) -> tuple[Any, dict]:

@@ -13,10 +13,11 @@ policies use this, so each variant validates its own parameters.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import types
 import typing
-from typing import Any, Literal, Mapping, Union, get_args, get_origin, get_type_hints
+from typing import Any, Iterable, Literal, Mapping, Union, get_args, get_origin, get_type_hints
 
 from raysim.inputs import FLOAT_LIMIT, ConfigError, check_method, import_object
 
@@ -165,6 +166,48 @@ def to_table(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {k: to_table(v) for k, v in obj.items()}
     return obj
+
+
+def with_overrides(table: Any, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> dict:
+    """A copy of ``table`` (the caller's dict is never changed) with ``overrides`` applied: a dict
+    ``{"run.rounds": 5}`` of Python values, or a list ``["run.rounds=5"]`` read as ``--set`` reads
+    them. A value no TOML file could hold (an object, a numpy array) is refused here, naming its
+    key: the run folder records the scenario as TOML, and would otherwise fail only once the run
+    has started."""
+    table = toml_value(table, "")
+    if not isinstance(table, dict):
+        raise ConfigError(f"a scenario must be a table (a dict of sections), got {_describe(table)}")
+    if isinstance(overrides, Mapping):
+        for key, value in overrides.items():
+            if not isinstance(key, str):
+                raise ConfigError(f"an override's key must be a dotted name such as 'run.rounds', got {key!r}")
+            set_value(table, key, toml_value(value, key))
+    elif isinstance(overrides, str):
+        raise ConfigError(f"overrides must be a dict {{'run.rounds': 5}} or a list ['run.rounds=5'], "
+                          f"got the string {overrides!r}")
+    else:
+        for assignment in overrides or ():
+            if not isinstance(assignment, str):
+                raise ConfigError(f"each override of a list is a string 'section.key=value', "
+                                  f"got {_describe(assignment)}")
+            apply_override(table, assignment)
+    return table
+
+
+def toml_value(value: Any, path: str) -> Any:
+    """``value`` copied as a TOML file holds it (tables as dicts, tuples as lists), or ConfigError
+    naming ``path`` for what no file could hold."""
+    if isinstance(value, Mapping):
+        for key in value:
+            if not isinstance(key, str):
+                raise ConfigError(f"{path or 'the scenario'} has the key {key!r}: a table's keys are strings")
+        return {key: toml_value(v, _join(path, key)) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [toml_value(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if value is None or isinstance(value, str | bool | int | float | datetime.date | datetime.time):
+        return value
+    raise ConfigError(f"{path} = {_describe(value)} is not a value a scenario file can hold: use a string, "
+                      "number, boolean, list or table")
 
 
 def apply_override(table: dict, assignment: str) -> None:

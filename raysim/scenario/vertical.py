@@ -232,7 +232,11 @@ def parse_vertical(table: Mapping[str, Any], overrides: tuple[str, ...] = ()) ->
 def load_any(path: str | Path, overrides: tuple[str, ...] = ()):
     """A scenario file as a ``Scenario``, or as a ``VerticalScenario`` when it has ``[vertical]``,
     or a ``FlowerScenario`` when it has ``[flower]``."""
-    table = read_table(path)
+    return parse_any(read_table(path), overrides)
+
+
+def parse_any(table: Mapping[str, Any], overrides: tuple[str, ...] = ()):
+    """A scenario's table as :func:`load_any` reads a file's: the kind chosen by its sections."""
     if "flower" in table:
         from raysim.scenario.flower import parse_flower
 
