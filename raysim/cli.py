@@ -115,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
                              "must be it (default: the last block_hash in RUN_DIR/rounds.parquet)")
     verify.set_defaults(command=_verify)
 
-    listing = sub.add_parser("list", help="show datasets, models, partitions, strategies and policies")
+    listing = sub.add_parser("list", help="show datasets, models, partitions, strategies, policies and selectors")
     listing.set_defaults(command=_list)
     return parser
 
@@ -410,6 +410,7 @@ def _list(args: argparse.Namespace) -> int:
     from raysim.models.models import MODELS
     from raysim.scenario.sections import STRATEGIES
     from raysim.sim.policies import POLICIES
+    from raysim.sim.selection import SELECTORS
 
     out = Console()
     sections = {
@@ -421,6 +422,8 @@ def _list(args: argparse.Namespace) -> int:
         "partitions": {name: _first_line(cls.__doc__) for name, cls in PARTITIONS.items()},
         "strategies": dict(STRATEGIES),
         "policies": {name: _first_line(cls.__doc__) for name, cls in POLICIES.items()},
+        "selectors": {name: _first_line(cls.__doc__) for name, cls in SELECTORS.items()}
+        | {"package.module:Name": "your selector (docs/architecture.md, 'A selector')"},
     }
     for title, entries in sections.items():
         table = Table(title=title, show_header=False, title_justify="left")

@@ -38,7 +38,9 @@ from raysim.sim.selection.protocol import SelectionView
 
 @dataclass(frozen=True, kw_only=True)
 class Oort:
-    """``[selection.selector] kind = "oort"``; defaults from the authors' code."""
+    """Loss-based utility times a speed penalty, with exploration and a pacer (Lai et al. 2021).
+
+    The defaults are the authors' code's."""
 
     kind: ClassVar[str] = "oort"
     exploration_factor: float = 0.9

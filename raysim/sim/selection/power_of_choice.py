@@ -24,8 +24,10 @@ from raysim.sim.selection.protocol import SelectionView
 
 @dataclass(frozen=True, kw_only=True)
 class PowerOfChoice:
-    """``[selection.selector] kind = "power_of_choice"``: ``d`` candidates per dispatch (at
-    least the cohort; a dispatch asking for more clients than ``d`` draws that many instead)."""
+    """The highest last losses among d candidates drawn by data size (Cho et al. 2022).
+
+    ``d``: candidates per dispatch, at least the cohort (a dispatch asking for more clients
+    than ``d`` draws that many instead)."""
 
     kind: ClassVar[str] = "power_of_choice"
     d: int

@@ -52,7 +52,7 @@ class UniformSelector:
 
 @dataclass(frozen=True)
 class UniformSelection:
-    """``[selection.selector] kind = "uniform"`` (the default)."""
+    """Every idle, online client equally likely, drawn from the seed (the default)."""
 
     kind: ClassVar[str] = "uniform"
 
