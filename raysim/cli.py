@@ -405,11 +405,13 @@ def _verify(args: argparse.Namespace) -> int:
     models = model_files(args.run_dir)
     for path in models:
         read_model(path)
+    chain = not models or args.head is not None or (args.run_dir / "ledger.json").exists()
+    verdict, head = verify_run(args.run_dir, head=args.head) if chain else (None, "")
     if models:
-        console.print(f"[green]valid[/]: {len(models)} model file(s) in {escape(str(args.run_dir))}", highlight=False)
-        if not (args.run_dir / "ledger.json").exists() and args.head is None:
-            return 0
-    verdict, head = verify_run(args.run_dir, head=args.head)
+        console.print(f"[green]valid[/]: {len(models)} model file(s) in {escape(str(args.run_dir))}",
+                      highlight=False, soft_wrap=True)
+    if verdict is None:
+        return 0
     console.print(head, highlight=False, soft_wrap=True)
     if verdict.valid:
         console.print(f"[green]valid[/]: {escape(str(args.run_dir / 'ledger.json'))}", highlight=False)
@@ -427,9 +429,9 @@ def _model(args: argparse.Namespace) -> int:
     path = model_path(args.run_dir, round=args.round, client=args.client)
     arrays, meta = read_model(path)
     out = Console(highlight=False)
-    out.print(escape(str(path)))
+    out.print(escape(str(path)), soft_wrap=True)
     for key, value in meta.items():
-        out.print(f"  {key}: {escape(str(value))}")
+        out.print(f"  {key}: {escape(str(value))}", soft_wrap=True)
     table = Table("name", "shape", "dtype", title=f"{len(arrays)} arrays", title_justify="left")
     for name, array in arrays.items():
         table.add_row(escape(name), str(tuple(array.shape)), str(array.dtype))

@@ -14,7 +14,8 @@ parameter names (``state_dict`` keys), with what is needed to rebuild it in each
   ``load_model(run_dir, client=7)`` lays it over the final model.
 
 safetensors is a format made to be read without running code: a JSON header of names, dtypes,
-shapes and offsets, then raw bytes. A model file is still a received file, so the reader checks
+shapes and offsets, then raw bytes (stored sorted by name: the metadata's ``order`` keeps the
+writer's order, Flower's included). A model file is still a received file, so the reader checks
 it before anything is built (:func:`read_model`): no link, its size, that its header parses, names
 only entries with numeric dtypes and finite values, and metadata of the expected kinds.
 """
@@ -61,7 +62,7 @@ def write_model(path: Path, arrays: Mapping[str, np.ndarray], *, round_number: i
     class that rebuilds them (None where there is none: vertical and Flower runs)."""
     from safetensors.numpy import save
 
-    metadata = {"run": run, "content": content, "round": str(round_number)}
+    metadata = {"run": run, "content": content, "round": str(round_number), "order": json.dumps(list(arrays))}
     if spec is not None:
         metadata.update(model=spec.name, input_shape=json.dumps(list(spec.input_shape)),
                         num_classes=str(spec.num_classes), options=json.dumps(dict(spec.options), sort_keys=True))
@@ -95,7 +96,11 @@ def read_model(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         if array.dtype.kind not in _NUMERIC or (array.dtype.kind == "f" and not np.isfinite(array).all()):
             raise ResultsError(f"{path}: {key[:100]!r} holds {array.dtype} values that are not all finite numbers; "
                                "refused")
-    return arrays, _metadata(path, header.get("__metadata__") if isinstance(header, dict) else None)
+    meta = _metadata(path, header.get("__metadata__") if isinstance(header, dict) else None)
+    order = meta.pop("order", None)
+    if order is not None and sorted(order) != sorted(arrays):
+        raise ResultsError(f"{path}: its metadata's order does not name its arrays; the file is damaged or foreign")
+    return ({name: arrays[name] for name in order} if order is not None else arrays), meta
 
 
 def _metadata(path: Path, raw: Any) -> dict[str, Any]:
@@ -109,6 +114,10 @@ def _metadata(path: Path, raw: Any) -> dict[str, Any]:
         if not (meta["run"] in RUN_KINDS and isinstance(meta["content"], str) and len(meta["content"]) <= 300
                 and meta["round"] >= 0):
             raise ValueError("a value of the wrong kind")
+        if "order" in raw:  # the arrays' names in the writer's order (safetensors stores them sorted)
+            meta["order"] = json.loads(raw["order"])
+            if not (isinstance(meta["order"], list) and all(isinstance(n, str) for n in meta["order"])):
+                raise ValueError("order is not a list of names")
         if "client" in raw:
             meta["client"] = int(raw["client"])
             if meta["client"] < 0:

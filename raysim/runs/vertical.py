@@ -106,7 +106,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
             writer.append(row, sim.party_rows(row["round"], names, ledger))
             if on_round is not None:
                 on_round(row)
-        _write_parts(writer.run_dir, calls, names, int(rows[-1]["round"]))
+        _write_parts(writer.run_dir, calls, names, int(writer.rounds[-1]["round"]))
     return writer.run_dir, summary
 
 
