@@ -86,6 +86,26 @@ def test_a_checkpoint_resumes_with_the_key_written_at_its_default(tmp_path):
     assert fingerprint == hashlib.sha256(scenario.to_toml().encode()).hexdigest()
 
 
+def test_a_killed_run_keeps_the_models_written_and_its_resume_writes_the_rest(tmp_path):
+    scenario = parse_scenario(tiny_table(run={"rounds": 4, "save_model_every": 1}))
+    whole = run(scenario, results_root=tmp_path / "whole").run_dir
+
+    def stop(row):
+        if row["round"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(scenario, results_root=tmp_path / "cut", on_round=stop)
+    (cut,) = (tmp_path / "cut" / "tiny").iterdir()
+    assert [p.name[6:12] for p in sorted((cut / "models").iterdir())] == ["000001", "000002", "000003"]
+    run(scenario, resume=cut)
+    for there, here in [*((round_path(whole, n), round_path(cut, n)) for n in range(1, 5)),
+                        (whole / MODEL_FILE, cut / MODEL_FILE)]:  # safetensors orders metadata at random
+        (arrays, meta), (again, again_meta) = read_model(there), read_model(here)
+        assert meta == again_meta and list(arrays) == list(again)
+        assert all(np.array_equal(arrays[k], again[k]) for k in arrays)
+
+
 def test_personal_layers_keep_each_clients_head_laid_over_the_global_body(tmp_path):
     _, run_dir = _run(tmp_path, run={"rounds": 2}, model={"name": "mlp2nn"}, selection={"clients_per_round": 3},
                       personal={"local_layers": ["5."], "holdout": 0.25})
