@@ -124,6 +124,14 @@ def test_personal_layers_keep_each_clients_head_laid_over_the_global_body(tmp_pa
         load_model(run_dir, client=client, round=2)
 
 
+@pytest.mark.ray
+def test_a_run_on_ray_keeps_its_rounds_and_clients_parts(ray_runtime, tmp_path):
+    _, run_dir = _run(tmp_path, run={"rounds": 2, "save_model_every": 1, "executor": "ray"}, model={"name": "mlp2nn"},
+                      personal={"local_layers": ["5."], "holdout": 0.25}, ray={"num_cpus": 2}, resources={"num_cpus": 1})
+    assert [p.name[6:12] for p in sorted((run_dir / "models").iterdir())] == ["000001", "000002"]
+    assert set(read_model(next((run_dir / "clients").iterdir()))[0]) == {"5.weight", "5.bias"}
+
+
 def test_gossip_writes_the_mean_of_the_nodes_and_each_nodes_model(tmp_path):
     scenario, run_dir = _run(tmp_path, run={"rounds": 2, "save_model_every": 1}, **EVERY_NODE,
                              network={"topology": "gossip", "graph": "ring"})
