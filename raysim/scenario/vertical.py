@@ -204,7 +204,7 @@ class VerticalScenario:
 
     def __post_init__(self) -> None:
         defaults = RunConfig(name="x")
-        for key in ("eval_every", "sim_time_limit", "checkpoint_every"):
+        for key in ("eval_every", "sim_time_limit", "checkpoint_every", "save_model_every"):
             if getattr(self.run, key) != getattr(defaults, key):
                 raise ConfigError(f"run.{key} has no meaning in a vertical run (every epoch is scored, none is "
                                   "checkpointed): remove it; run.rounds counts epochs")

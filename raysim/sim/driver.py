@@ -294,7 +294,7 @@ class Driver(Incentivised, Dispatching, Recording):
         eval_rows = (self._evaluate_clients(round_row) if self.evaluation.active
                      else self._evaluate_holdout(round_row))
         return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()},
-                           self._network_tables())
+                           self._network_tables(), self.model_arrays() if self.limits.keeps_model(self.round) else None)
 
     def _evaluate_holdout(self, round_row: dict) -> list[dict]:
         """With personal layers' held-out slices (and no [evaluation]): the task's metrics of the
@@ -414,9 +414,26 @@ class Driver(Incentivised, Dispatching, Recording):
     def model_arrays(self) -> dict[str, np.ndarray]:
         """The global model by parameter name (the model's ``state_dict`` keys), as the run's
         result (``results/model_file.py``)."""
-        ends = np.cumsum(self.layout.tensor_sizes)[:-1]
-        return {name: part.reshape(shape) for name, part, shape in
-                zip(self.layout.names, np.split(self.state.params, ends), self.layout.shapes)}
+        return self.layout.named(self.state.params)
+
+    MODEL_CONTENT = "the global model"
+    CLIENT_CONTENT = "client {client}'s own part of the model (laid over the global model)"
+
+    def client_models(self) -> dict[int, dict[str, np.ndarray]]:
+        """Each client's own part of the model by entry name, as the run's result: with personal
+        layers the entries of its head; with a client algorithm that keeps a whole model as its
+        state's ``personal`` array (Ditto, examples/ditto) that model; none for a client without."""
+        personal, parts = self.clients.personal, {}
+        head_entries = (None if personal is None else
+                        [n for n, m in self.layout.named(personal.mask).items() if m.all()])
+        for client in range(len(self.sizes)):
+            own = self.clients.algorithm_state(client).get("personal")
+            if own is not None and own.size == self.layout.size:
+                parts[client] = self.layout.named(np.asarray(own).reshape(-1))
+            elif head_entries and (head := self.clients.head(client)) is not None:
+                named = self.layout.named(personal.start(self.state.params, head))
+                parts[client] = {name: named[name] for name in head_entries}
+        return parts
 
     def describe(self) -> dict:
         """Runtime facts for the run summary (e.g. actors replaced after dying)."""
