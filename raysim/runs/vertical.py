@@ -64,7 +64,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
            on_start: Callable[[Path], None] | None = None) -> tuple[Path, dict]:
     v, names, seed = scenario.vertical, prepared.names, scenario.run.seed
     startup_s = time.perf_counter() - started
-    ledger = sim.Ledger(sim.Network(bandwidth_mbps=v.network.bandwidth_mbps, latency_s=v.network.latency_s),
+    ledger = sim.VerticalLedger(sim.Network(bandwidth_mbps=v.network.bandwidth_mbps, latency_s=v.network.latency_s),
                         sim.HeCost(**asdict(v.he)))
     alignment = sim.align(calls, names, ledger)
     psi_bytes, psi_time = int(sum(ledger.sent.values())), ledger.now

@@ -104,7 +104,7 @@ class LrConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkConfig:
+class VerticalNetworkConfig:
     bandwidth_mbps: float = 100.0
     latency_s: float = 0.01
 
@@ -143,7 +143,7 @@ class VerticalConfig:
     root: str = ""  # Fashion-MNIST's IDX folder, if not in the usual places
     lr: LrConfig = field(default_factory=LrConfig)
     splitnn: netshape.NetShape = field(default_factory=netshape.NetShape)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    network: VerticalNetworkConfig = field(default_factory=VerticalNetworkConfig)
     he: HeCostConfig = field(default_factory=HeCostConfig)
 
     def __post_init__(self) -> None:

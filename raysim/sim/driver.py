@@ -26,7 +26,7 @@ from raysim.seeding import Stream, rng
 from raysim.sim import checkpoint
 from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
-from raysim.sim.contribution import Ledger
+from raysim.sim.contribution import ContributionLedger as Ledger  # aliases: the kernel branch rewrites the uses
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
 from raysim.models.learning_task import primary
 from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise, utility
@@ -40,7 +40,7 @@ from raysim.sim.records import Recording, RoundReport
 from raysim.sim.restored import check_restored
 from raysim.sim.server_step import server_step
 from raysim.sim.state_store import ClientStore
-from raysim.sim.tasks import ClientResult, Shards
+from raysim.sim.tasks import ClientIndices as Shards, ClientResult
 
 
 class Driver(Incentivised, Dispatching, Recording):

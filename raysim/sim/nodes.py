@@ -32,7 +32,7 @@ from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import ServerView
 from raysim.sim.records import RoundReport
-from raysim.sim.tasks import Shards, TrainTask
+from raysim.sim.tasks import ClientIndices, TrainTask
 
 
 class NodeRounds:
@@ -45,7 +45,7 @@ class NodeRounds:
 
     def __init__(self, parts: DriverParts, *, initial_params: np.ndarray, layout: ParamLayout,
                  client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor],
-                 holdout: Shards | None = None, validation: np.ndarray | None = None):
+                 holdout: ClientIndices | None = None, validation: np.ndarray | None = None):
         self.network, self.population, self.limits = parts.network, parts.population, parts.limits
         self.task = parts.task
         self.schedule, self.seed, self.model_bytes = parts.schedule, parts.seed, parts.exchange_bytes
