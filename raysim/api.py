@@ -21,7 +21,7 @@ from raysim.inputs import ConfigError
 from raysim.results.figures import pyplot
 from raysim.results.checkpoints import CHECKPOINT, CLIENT_STATE, read_checkpoint, write_checkpoint
 from raysim.results.metric import TaskMetrics
-from raysim.results.model_file import write_model
+from raysim.results.model_file import CLIENT_FILES, MODEL_FILE, ROUND_FILES, client_path, round_path, write_model
 from raysim.results.results import ResultsError, RunWriter, new_run_dir
 from raysim.runtime import DriverLost
 from raysim.runtime.memory import release_freed_memory
@@ -85,7 +85,7 @@ def run(
     scenario = objects.named(scenario)
     scenario_toml = scenario.to_toml()
     if resume is not None:
-        check_received_folder(resume, deep=(CLIENT_STATE,))
+        check_received_folder(resume, deep=(CLIENT_STATE, ROUND_FILES, CLIENT_FILES))
     checkpoint = read_checkpoint(resume, scenario_toml=scenario_toml) if resume is not None else None
     with _driver(scenario, address=address, objects=objects) as driver:
         if checkpoint is not None:
@@ -101,6 +101,7 @@ def run(
             driver.use_state_dir(writer.run_dir / CLIENT_STATE)
         startup_s = time.perf_counter() - started
         every = scenario.run.checkpoint_every
+        model = _ModelFacts(scenario, driver.model_spec)
         status = "failed"
         try:
             if on_start is not None:  # the folder exists and has its name: e.g. --track names its runs by it
@@ -109,6 +110,9 @@ def run(
                 for report in reports:
                     writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables,
                                   network=report.network)
+                    if report.model is not None:  # [run] save_model_every
+                        number = int(report.round_row["round"])
+                        write_model(round_path(writer.run_dir, number), report.model, **model.facts(number))
                 if every and any(r.round_row["round"] % every == 0 for r in reports):
                     write_checkpoint(writer.run_dir, driver.snapshot(), scenario_toml=scenario_toml)
                 for report in reports:
@@ -127,7 +131,7 @@ def run(
                 shutil.rmtree(writer.run_dir, ignore_errors=True)  # stopped before recording anything
             else:
                 if status == "completed":  # an interrupted driver may be mid-step: its resume writes the model
-                    _write_model(driver, writer)
+                    _write_models(driver, writer, model)
                 summary = writer.finish(
                     status=status, scenario_name=scenario.run.name,
                     extra={"startup_s": startup_s, "total_s": time.perf_counter() - started,
@@ -136,14 +140,31 @@ def run(
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
 
 
-def _write_model(driver: _LocalDriver | _RayDriver, writer: RunWriter) -> None:
-    """The global model after the last round, as ``model.safetensors`` (a driver without one
-    global model, the gossip and hierarchy loops, writes none)."""
-    arrays = driver.model_arrays() if writer.rounds else None
-    if arrays is not None:
-        spec = driver.model_spec
-        write_model(writer.run_dir, arrays, name=spec.name, input_shape=spec.input_shape,
-                    num_classes=spec.num_classes, options=spec.options, round_number=int(writer.rounds[-1]["round"]))
+@dataclass(frozen=True)
+class _ModelFacts:
+    """What a run's model files say of themselves (``results/model_file.py``): the kind of run,
+    what the arrays are (the driver class's ``MODEL_CONTENT`` and ``CLIENT_CONTENT``), the model."""
+
+    scenario: Scenario
+    spec: Any
+
+    def facts(self, round_number: int, client: int | None = None) -> dict[str, Any]:
+        kind = _driver_class(self.scenario)
+        content = kind.MODEL_CONTENT if client is None else kind.CLIENT_CONTENT.format(client=client)
+        topology = self.scenario.network.topology
+        return {"round_number": round_number, "run": topology if topology in ("gossip", "hierarchical") else "star",
+                "content": content, "spec": self.spec, "client": client}
+
+
+def _write_models(driver: _LocalDriver | _RayDriver, writer: RunWriter, model: _ModelFacts) -> None:
+    """The model after the last round as ``model.safetensors``, and each client's own part
+    (``clients/``) where the run has them."""
+    if not writer.rounds:
+        return
+    last = int(writer.rounds[-1]["round"])
+    write_model(writer.run_dir / MODEL_FILE, driver.model_arrays(), **model.facts(last))
+    for client, arrays in driver.client_models().items():
+        write_model(client_path(writer.run_dir, client), arrays, **model.facts(last, client))
 
 
 def _restore(driver: _LocalDriver | _RayDriver, snapshot: bytes, path: Path) -> None:
@@ -227,9 +248,11 @@ class _LocalDriver:
     def describe(self) -> dict[str, Any]:
         return {"executor": "local", "num_actors": 0}
 
-    def model_arrays(self) -> dict[str, Any] | None:
-        arrays = getattr(self.driver, "model_arrays", None)
-        return arrays() if arrays is not None else None
+    def model_arrays(self) -> dict[str, Any]:
+        return self.driver.model_arrays()
+
+    def client_models(self) -> dict[int, dict[str, Any]]:
+        return self.driver.client_models()
 
     def close(self) -> None:
         self.driver.close()
@@ -247,7 +270,6 @@ class _RayDriver:
         self._started_here = started_here
         self.histogram = prepared.histogram  # the data itself is not kept: the object store has it
         self.model_spec = prepared.model
-        self._models = hasattr(_driver_class(scenario), "model_arrays")  # the node loops keep no global model
         self.handle = None
         self.interrupted = False  # set by run() when a signal or the driver's death ends it
         try:
@@ -284,8 +306,11 @@ class _RayDriver:
     def use_state_dir(self, directory: Path) -> None:
         self._session.call(self.handle, "use_state_dir", directory)
 
-    def model_arrays(self) -> dict[str, Any] | None:
-        return self._session.call(self.handle, "model_arrays") if self._models and not self.interrupted else None
+    def model_arrays(self) -> dict[str, Any]:
+        return self._session.call(self.handle, "model_arrays")
+
+    def client_models(self) -> dict[int, dict[str, Any]]:
+        return self._session.call(self.handle, "client_models")
 
     def describe(self) -> dict[str, Any]:
         """Facts for the summary; an interrupted or dead driver actor is not asked (it may be

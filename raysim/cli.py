@@ -1,4 +1,4 @@
-"""The ``raysim`` command: run, validate, compare, sweep, report, list.
+"""The ``raysim`` command: run, validate, compare, sweep, report, verify, model, list.
 
 Exit status: 0 success; 1 a run failed (e.g. a client raised), or ``verify`` found an edited
 block; 2 bad input (scenario, CLI
@@ -108,12 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--out", type=Path, default=None, help="the HTML file (default: PATH/report.html)")
     report.set_defaults(command=_report)
 
-    verify = sub.add_parser("verify", help="recompute a ledger run's chain and report any edited block")
+    verify = sub.add_parser("verify", help="check a run's model files, and recompute a ledger run's chain and report "
+                                           "any edited block")
     verify.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     verify.add_argument("--head", metavar="HASH", default=None,
                         help="the last block's hash as published elsewhere (64 hex digits): the chain's head "
                              "must be it (default: the last block_hash in RUN_DIR/rounds.parquet)")
     verify.set_defaults(command=_verify)
+
+    model = sub.add_parser("model", help="show a run's trained model: its arrays' names, shapes, dtypes and metadata")
+    model.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    model.add_argument("--round", type=int, default=None, metavar="N",
+                       help="the model kept after round N ([run] save_model_every; default: the final model)")
+    model.add_argument("--client", type=int, default=None, metavar="C",
+                       help="client C's own part (personal layers or model, a gossip node's model)")
+    model.set_defaults(command=_model)
 
     listing = sub.add_parser("list", help="show datasets, models, partitions, strategies, policies and selectors")
     listing.set_defaults(command=_list)
@@ -391,18 +400,48 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    """0 when every block matches what was committed, 1 when one was edited, 2 when the input is
+    """0 when the model files read back whole (``model_file.read_model``) and every block matches
+    what was committed, 1 when a block was edited, 2 when a model file is damaged or the input is
     not a chain (or --head not a hash). Whether the head was checked, and against what, is said."""
     from raysim.results.ledger import verify_run
+    from raysim.results.model_file import CLIENT_FILES, ROUND_FILES, model_files, read_model
 
-    check_received_folder(args.run_dir)
-    verdict, head = verify_run(args.run_dir, head=args.head)
+    check_received_folder(args.run_dir, deep=(ROUND_FILES, CLIENT_FILES))
+    models = model_files(args.run_dir)
+    for path in models:
+        read_model(path)
+    chain = not models or args.head is not None or (args.run_dir / "ledger.json").exists()
+    verdict, head = verify_run(args.run_dir, head=args.head) if chain else (None, "")
+    if models:
+        console.print(f"[green]valid[/]: {len(models)} model file(s) in {escape(str(args.run_dir))}",
+                      highlight=False, soft_wrap=True)
+    if verdict is None:
+        return 0
     console.print(head, highlight=False, soft_wrap=True)
     if verdict.valid:
         console.print(f"[green]valid[/]: {escape(str(args.run_dir / 'ledger.json'))}", highlight=False)
         return 0
     console.print(f"[bold red]tampered:[/] block {verdict.first_bad}: {escape(verdict.reason)}", highlight=False)
     return 1
+
+
+def _model(args: argparse.Namespace) -> int:
+    """Prints a model file's arrays (name, shape, dtype) and metadata once ``read_model`` has
+    checked it; a damaged or crafted file is one line and exit 2."""
+    from raysim.results.model_file import CLIENT_FILES, ROUND_FILES, model_path, read_model
+
+    check_received_folder(args.run_dir, deep=(ROUND_FILES, CLIENT_FILES))
+    path = model_path(args.run_dir, round=args.round, client=args.client)
+    arrays, meta = read_model(path)
+    out = Console(highlight=False)
+    out.print(escape(str(path)), soft_wrap=True)
+    for key, value in meta.items():
+        out.print(f"  {key}: {escape(str(value))}", soft_wrap=True)
+    table = Table("name", "shape", "dtype", title=f"{len(arrays)} arrays", title_justify="left")
+    for name, array in arrays.items():
+        table.add_row(escape(name), str(tuple(array.shape)), str(array.dtype))
+    out.print(table)
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:

@@ -252,27 +252,33 @@ def import_function(spec: str, *, what: str, choices: list[str], parameters: tup
     return obj
 
 
-def check_method(cls: type, name: str, parameters: tuple[str, ...], *, what: str) -> None:
+Signature = tuple[str, ...]  # a method's parameter names, ``self`` first
+
+
+def check_method(cls: type, name: str, parameters: Signature | list[Signature], *, what: str) -> None:
     """Checks that class ``cls`` defines ``name`` as a Python function taking exactly
-    ``parameters`` (``self`` first), read from its code object; ConfigError naming ``what``."""
+    ``parameters`` (``self`` first), or one of a list of them (a strategy's ``init`` may take the
+    run's facts), read from its code object; UserCodeError naming ``what``."""
+    accepted = parameters if isinstance(parameters, list) else [parameters]
     method = getattr(cls, name, None)
     if not inspect.isfunction(method):
-        raise UserCodeError(f"{what} has no method {name}{_shown(parameters)}: it is not written for this key "
-                          "(see docs/architecture.md, 'Write your own')")
+        wanted = " or ".join(f"{name}{_shown(p)}" for p in accepted)
+        raise UserCodeError(f"{what} has no method {wanted}: it is not written for this key "
+                            "(see docs/architecture.md, 'Write your own')")
     code = method.__code__
     takes = parameter_names(method)
     variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
-    if variadic or code.co_kwonlyargcount or takes != parameters:
-        raise UserCodeError(f"{what}: its {name} takes {_shown(takes)}, not {_shown(parameters)}")
+    if variadic or code.co_kwonlyargcount or takes not in accepted:
+        raise UserCodeError(f"{what}: its {name} takes {_shown(takes)}, not {' or '.join(map(_shown, accepted))}")
 
 
 def build_user_object(spec: Any, options: Mapping[str, Any], *, what: str, choices: list[str],
-                      methods: Mapping[str, tuple[str, ...]],
-                      optional: Mapping[str, tuple[str, ...]] | None = None, options_key: str = "") -> Any:
+                      methods: Mapping[str, Signature | list[Signature]],
+                      optional: Mapping[str, Signature] | None = None, options_key: str = "") -> Any:
     """The user object key ``what`` (``client.algorithm``, ``server.strategy``) stands for:
     ``spec`` names its class as ``package.module:Name``, or is the class or the object itself
     (handed to ``raysim.api.run``). The class must define each of ``methods`` taking exactly the
-    parameters given (and each of ``optional`` it has); then a class is called with ``options``
+    parameters given, or one of a list of them (and each of ``optional`` it has); then a class is called with ``options``
     (the key's ``_options``, or ``options_key``), an object is taken as it is. Nothing is called before the checks
     pass; UserCodeError names the key and the fix."""
     try:

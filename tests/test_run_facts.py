@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from raysim.algorithms.strategy import RunFacts
+from raysim import inputs
 from raysim.inputs import UserCodeError
 from raysim.scenario.composition import make_strategy
 
@@ -55,5 +56,21 @@ def test_a_strategy_that_does_not_ask_is_called_as_before(tiny):
 
 
 def test_any_other_init_is_refused_before_anything_is_built(tiny):
-    with pytest.raises(UserCodeError, match=r"its init takes \(self, params, run, more\), not \(self, params\)"):
+    with pytest.raises(UserCodeError, match=r"its init takes \(self, params, run, more\), not \(self, params\) "
+                                            r"or \(self, params, run\)"):
         make_strategy(tiny(server={"strategy": "tests.test_run_facts:AsksTooMuch"}))
+
+
+def test_the_strategy_is_imported_through_the_gate_once(tiny, monkeypatch):
+    """Which init it declares is read from the class the build imported, not by a second import."""
+    imported = []
+
+    def counting(spec, **kwargs):
+        imported.append(spec)
+        return gate(spec, **kwargs)
+
+    gate = inputs.import_object
+    monkeypatch.setattr(inputs, "import_object", counting)
+    TOLD.clear()
+    make_strategy(tiny(server={"strategy": "tests.test_run_facts:ToldTheRun"})).init(np.zeros(1))
+    assert imported.count("tests.test_run_facts:ToldTheRun") == 1 and len(TOLD) == 1

@@ -28,3 +28,9 @@ class ParamLayout:
     def nbytes(self) -> int:
         """Bytes of the state vector sent over the (simulated) network in float32."""
         return 4 * self.size
+
+    def named(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        """The flat state vector by entry name, each reshaped (views of ``flat``): the model's
+        ``state_dict`` as arrays, as model files store it (``results/model_file.py``)."""
+        ends = np.cumsum(self.tensor_sizes)[:-1]
+        return {name: part.reshape(shape) for name, part, shape in zip(self.names, np.split(flat, ends), self.shapes)}

@@ -282,7 +282,7 @@ class SecAggClient:
 
 
 @dataclass(frozen=True)
-class ServerView:
+class SecAggView:
     """Everything the server saw: what a curious server could analyse.
 
     Attributes:
@@ -460,9 +460,9 @@ class SecAggServer:
         except ValueError as error:
             raise SecAggError(f"cannot reconstruct client {owner}'s {what}: {error}") from error
 
-    def view(self) -> ServerView:
+    def view(self) -> SecAggView:
         """Snapshot of everything the server has seen."""
-        return ServerView(
+        return SecAggView(
             graph=dict(self.graph),
             public_keys=dict(self._public_keys),
             share_ciphertexts=dict(self._ciphertexts),
@@ -510,7 +510,7 @@ class SecAggResult:
 
     sum: np.ndarray
     survivors: frozenset[int]
-    server_view: ServerView
+    server_view: SecAggView
     cost: SecAggCost
 
 

@@ -11,7 +11,8 @@ averaged Flower's way (weighted by the examples each reply reports) as ``train_<
 ``evaluate_<name>``, the
 evaluate replies' ``flower.metric`` as ``test_<metric>`` and their ``flower.loss`` as
 ``test_loss``; ``clients.parquet`` one row per message (node, type, fate, times, bytes, the
-reply's metrics); ``summary.json`` as usual. Python's ``random`` (Flower's node sampling),
+reply's metrics); ``summary.json`` as usual; ``model.safetensors`` the arrays a Message API
+strategy's ``start`` ended with (``ended_arrays``; none from a legacy strategy). Python's ``random`` (Flower's node sampling),
 numpy's and torch's global generators (a ServerApp's initial model) are seeded from ``run.seed``
 before the ServerApp starts.
 """
@@ -28,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from raysim.results.metric import TaskMetrics
+from raysim.results.model_file import MODEL_FILE, write_model
 from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.flower import FlowerConfig, FlowerScenario, load_apps
@@ -140,13 +142,41 @@ def _serve(scenario: FlowerScenario, apps, nodes, started: float, results_root: 
         context = Context(run_id=RUN_ID, node_id=SUPERLINK_NODE_ID, node_config={}, state=RecordDict(),
                           run_config=dict(flower.run_config))
         try:
-            apps.server(grid, context)
+            with ended_arrays() as ended:
+                apps.server(grid, context)
         except FlowerAppError:
             raise
         except Exception as exc:  # the user's ServerApp (or a strategy it runs): the run ends, named
             raise FlowerAppError(f"flower.server_app '{flower.server_app}' raised {type(exc).__name__}: {exc}") from exc
         grid.finish()
+        if ended and writer.rounds:
+            write_model(writer.run_dir / MODEL_FILE, ended, round_number=int(writer.rounds[-1]["round"]),
+                        run="flower", content="the arrays the ServerApp's strategy ended with, in its order "
+                        "(Flower's names; array-<i> where it gave none)")
     return writer.run_dir, summary
+
+
+@contextlib.contextmanager
+def ended_arrays():
+    """A dict that fills with the arrays the last Message API strategy's ``start`` (Flower's
+    ``Strategy.start``, which its strategies inherit) returned, by name: the run's model. The
+    ServerApp is the user's code and keeps its result to itself; wrapping ``start`` while it runs
+    is the one place every such strategy hands its final arrays back."""
+    from flwr.serverapp.strategy import Strategy
+
+    original, ended = Strategy.start, {}
+
+    def start(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        ended.clear()
+        ended.update({f"array-{k}" if k.isdigit() else k: np.asarray(v.numpy()) for k, v in result.arrays.items()})
+        return result
+
+    Strategy.start = start
+    try:
+        yield ended
+    finally:
+        Strategy.start = original
 
 
 def rows_of(log, flower: FlowerConfig, started: float) -> tuple[dict, list[dict]]:

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from raysim.inputs import ConfigError
+from raysim.results.model_file import MODEL_FILE, write_model
 from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.vertical import PreparedVertical, VerticalScenario, central_reference, prepare_vertical
@@ -63,7 +64,7 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
            on_start: Callable[[Path], None] | None = None) -> tuple[Path, dict]:
     v, names, seed = scenario.vertical, prepared.names, scenario.run.seed
     startup_s = time.perf_counter() - started
-    ledger = sim.Ledger(sim.Network(bandwidth_mbps=v.network.bandwidth_mbps, latency_s=v.network.latency_s),
+    ledger = sim.VerticalLedger(sim.Network(bandwidth_mbps=v.network.bandwidth_mbps, latency_s=v.network.latency_s),
                         sim.HeCost(**asdict(v.he)))
     alignment = sim.align(calls, names, ledger)
     psi_bytes, psi_time = int(sum(ledger.sent.values())), ledger.now
@@ -105,4 +106,15 @@ def _train(scenario: VerticalScenario, prepared: PreparedVertical, calls, starte
             writer.append(row, sim.party_rows(row["round"], names, ledger))
             if on_round is not None:
                 on_round(row)
+        _write_parts(writer.run_dir, calls, names, int(writer.rounds[-1]["round"]))
     return writer.run_dir, summary
+
+
+def _write_parts(run_dir: Path, calls, names: list[str], round_number: int) -> None:
+    """Each party's trained part, named ``<party>/<entry>`` (``Party.model_part``), in the run's
+    ``model.safetensors``; none when no party holds plaintext weights (hidden gradients)."""
+    parts = calls([(name, "model_part", ()) for name in names])
+    arrays = {f"{name}/{key}": value for name, part in zip(names, parts) for key, value in part.items()}
+    if arrays:
+        write_model(run_dir / MODEL_FILE, arrays, round_number=round_number, run="vertical",
+                    content="each party's part, named <party>/<entry>")

@@ -11,7 +11,7 @@ import ray
 from raysim.inputs import import_object
 from raysim.runtime.session import fetch, plan_pool
 from raysim.runtime.resources import ResourcesConfig
-from raysim.sim.flower_grid import Delivery, answer
+from raysim.sim.flower_grid import GridDelivery, answer
 
 
 class FlowerNode:
@@ -23,7 +23,7 @@ class FlowerNode:
         torch.set_num_threads(max(1, threads))
         self.name, self.app = client_app, import_object(client_app, what="flower.client_app", choices=[])
 
-    def answer(self, deliveries: list[Delivery]) -> list[tuple[Any, Any]]:
+    def answer(self, deliveries: list[GridDelivery]) -> list[tuple[Any, Any]]:
         return [answer(self.app, delivery, name=self.name) for delivery in deliveries]
 
 
@@ -41,7 +41,7 @@ class RayFlowerNodes:
             self.close()
             raise
 
-    def __call__(self, deliveries: list[Delivery]) -> list[tuple[Any, Any]]:
+    def __call__(self, deliveries: list[GridDelivery]) -> list[tuple[Any, Any]]:
         shares: dict[int, list[int]] = {}
         for index, delivery in enumerate(deliveries):
             shares.setdefault(delivery.partition % len(self.actors), []).append(index)

@@ -28,7 +28,7 @@ from raysim.models.learning_task import build_task, centred
 from raysim.models.training import evaluate, train_locally
 from raysim.seeding import Stream, derive_seed
 from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
-from raysim.sim.tasks import ClientError, ClientResult, Shards, TrainingPlan, TrainTask
+from raysim.sim.tasks import ClientError, ClientIndices, ClientResult, TrainingPlan, TrainTask
 
 
 class ClientWorker:
@@ -39,7 +39,7 @@ class ClientWorker:
         plan: TrainingPlan,
         train_x: np.ndarray,
         train_y: np.ndarray,
-        shards: Shards,
+        shards: ClientIndices,
         test_x: np.ndarray | None = None,
         test_y: np.ndarray | None = None,
         pixels: PixelScale | None = None,

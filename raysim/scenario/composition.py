@@ -16,8 +16,8 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
 from raysim.algorithms.scaffold import ScaffoldServer
 from raysim.algorithms.strategy import RunFacts, ServerStrategy, Strategy
-from raysim.inputs import (ConfigError, build_user_object, check_method, import_function, import_object,
-                           parameter_names, refuse_script_code)
+from raysim.inputs import (ConfigError, build_user_object, check_method, import_function, parameter_names,
+                           refuse_script_code)
 from raysim.models.layout import ParamLayout
 from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
@@ -154,28 +154,19 @@ def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
                           trainable=trainable)
 
 
+TAKES_RUN = ("self", "params", "run")  # the init of a strategy that is handed the run's facts
+
+
 def user_strategy(spec: Any, options: dict, run: RunFacts) -> ServerStrategy:
     """A user's strategy: its class checked to define ``init(self, params)`` or ``init(self,
     params, run)`` and ``aggregate(self, params, state, updates)`` (and ``broadcast(self, state)``
-    if any) before it is built with ``options`` (``inputs.build_user_object``); one whose ``init``
-    takes ``run`` is handed the run's facts through :class:`GivenRunFacts`."""
-    init = ("self", "params", "run") if _takes_run(spec) else ("self", "params")
+    if any) before it is built with ``options`` (``inputs.build_user_object``, which imports it,
+    once); one whose ``init`` takes ``run`` is handed the run's facts through :class:`GivenRunFacts`."""
     strategy = build_user_object(spec, options, what="server.strategy", choices=sorted(STRATEGIES),
-                                 methods={"init": init, "aggregate": ("self", "params", "state", "updates")},
+                                 methods={"init": [("self", "params"), TAKES_RUN],
+                                          "aggregate": ("self", "params", "state", "updates")},
                                  optional={"broadcast": ("self", "state")})
-    return GivenRunFacts(strategy, run) if len(init) == 3 else strategy
-
-
-def _takes_run(spec: Any) -> bool:
-    """Whether the strategy ``spec`` names (or is) declares ``init(self, params, run)``, read from
-    the code object before anything is built (a name that cannot be imported is refused later, by
-    ``build_user_object``, with its own message)."""
-    try:
-        obj = import_object(spec, what="server.strategy", choices=sorted(STRATEGIES)) if isinstance(spec, str) else spec
-    except ConfigError:
-        return False
-    init = getattr(obj if isinstance(obj, type) else type(obj), "init", None)
-    return parameter_names(init) == ("self", "params", "run")
+    return GivenRunFacts(strategy, run) if parameter_names(type(strategy).init) == TAKES_RUN else strategy
 
 
 class GivenRunFacts:
@@ -231,7 +222,8 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
         policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes, layout.num_trainable),
         population=population,
         clients_per_round=scenario.clients_per_round,
-        limits=RunLimits(rounds=run.rounds, sim_time_limit=run.sim_time_limit, eval_every=run.eval_every),
+        limits=RunLimits(rounds=run.rounds, sim_time_limit=run.sim_time_limit, eval_every=run.eval_every,
+                         save_model_every=run.save_model_every),
         schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,
                                 drop_stragglers=scenario.server.drop_stragglers),
         seed=run.seed, exchange_bytes=exchange_bytes, attack=scenario.attack.build(num_classes),

@@ -7,7 +7,10 @@ loader re-raises as :class:`ConfigError` prefixed with the key's dotted path.
 
 A field whose metadata carries ``{"registry": {name: cls}}`` is a tagged union: its table names
 the variant in ``kind`` (a bare string is shorthand for ``{kind = "..."}``); partitions and round
-policies use this, so each variant validates its own parameters.
+policies use this, so each variant validates its own parameters. A field whose metadata carries
+``{"written_when_set": True}`` (a key added after runs existed: ``run.save_model_every``) is left
+out of :func:`to_table` at its default, so a scenario that does not set it serialises, and hashes
+for its checkpoints, as before the key existed.
 """
 
 from __future__ import annotations
@@ -158,6 +161,8 @@ def to_table(obj: Any) -> Any:
             table["kind"] = kind
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
+            if f.metadata.get("written_when_set") and value == f.default:
+                continue  # a key added later: absent at its default, so older files' hashes still match
             if f.init and value is not None:
                 table[f.name] = to_table(value)
         return table

@@ -81,7 +81,7 @@ class FlowerScenario:
 
     def __post_init__(self) -> None:
         defaults = RunConfig(name="x")
-        for key in ("rounds", "eval_every", "sim_time_limit", "checkpoint_every"):
+        for key in ("rounds", "eval_every", "sim_time_limit", "checkpoint_every", "save_model_every"):
             if getattr(self.run, key) != getattr(defaults, key):
                 raise ConfigError(f"run.{key} has no meaning in a Flower run (the ServerApp decides its rounds, "
                                   "e.g. flower.run_config.num-server-rounds, and a Flower run keeps no checkpoint): "

@@ -31,7 +31,7 @@ from raysim.scenario.composition import (
 from raysim.scenario.data_source import load_data
 from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.seeding import Stream, derive_seed, rng
-from raysim.sim.tasks import Shards, TrainingPlan
+from raysim.sim.tasks import ClientIndices, TrainingPlan
 
 
 ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")  # the data set's arrays, as client workers take them
@@ -43,13 +43,13 @@ class Prepared:
     model is named (``model``), its initial state is computed where torch is (``InitialModel``)."""
 
     dataset: Dataset | None  # None once its arrays travel apart (see ``without_arrays``)
-    shards: Shards
+    shards: ClientIndices
     histogram: np.ndarray
     model: ModelSpec
     plan: TrainingPlan
     test_size: int  # examples in the test set
     pixels: PixelScale | None  # the data set's, for the client workers (data/pixels.py)
-    holdout: Shards | None = None  # each client's held-out examples (personalised evaluation)
+    holdout: ClientIndices | None = None  # each client's held-out examples (personalised evaluation)
     validation: np.ndarray | None = None  # the server's validation rows of the training set ([contribution])
     objects: UserObjects | None = None  # strategy and policy objects handed to raysim.api.run
 
@@ -90,14 +90,14 @@ def prepare(scenario: Scenario, objects: UserObjects | None = None) -> Prepared:
     holdout = None
     if personal.holdout:
         parts, held = holdout_split(parts, personal.holdout, derive_seed(scenario.data_seed, Stream.HOLDOUT))
-        holdout = Shards.from_parts(held)
+        holdout = ClientIndices.from_parts(held)
     check_weighting(scenario.server.weighting, [len(p) for p in parts])  # the sizes the server will see
     algorithm, algorithm_options = client_algorithm(scenario, objects)
     check_edge_trace(scenario)
     return Prepared(
         objects=objects,
         dataset=dataset,
-        shards=Shards.from_parts(parts),
+        shards=ClientIndices.from_parts(parts),
         histogram=(label_histogram(dataset.train_y, parts, dataset.num_classes) if targets == "class"
                    else np.zeros((len(parts), 0), dtype=np.int64)),
         model=ModelSpec(scenario.model.name, dataset.input_shape, dataset.num_classes, dict(scenario.model.options)),

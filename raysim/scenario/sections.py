@@ -62,6 +62,9 @@ class RunConfig:
     executor: Literal["ray", "local"] = "ray"
     sim_time_limit: float = 0.0  # stop once simulated time passes this (0 = only ``rounds``)
     checkpoint_every: int = 1  # rounds between checkpoints for ``raysim run --resume`` (0 = never)
+    # rounds between kept global models, models/round-<N>.safetensors (0 = the final model only); written
+    # to scenario.toml only when set, so the checkpoints of scenarios without it still fit (config.to_table)
+    save_model_every: int = field(default=0, metadata={"written_when_set": True})
 
     def __post_init__(self) -> None:
         if not RUN_NAME.fullmatch(self.name):
@@ -72,6 +75,7 @@ class RunConfig:
         at_least("eval_every", self.eval_every, 1)
         at_least("sim_time_limit", self.sim_time_limit, 0.0)
         at_least("checkpoint_every", self.checkpoint_every, 0)
+        at_least("save_model_every", self.save_model_every, 0)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -104,7 +104,7 @@ class LrConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
-class NetworkConfig:
+class VerticalNetworkConfig:
     bandwidth_mbps: float = 100.0
     latency_s: float = 0.01
 
@@ -143,7 +143,7 @@ class VerticalConfig:
     root: str = ""  # Fashion-MNIST's IDX folder, if not in the usual places
     lr: LrConfig = field(default_factory=LrConfig)
     splitnn: netshape.NetShape = field(default_factory=netshape.NetShape)
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    network: VerticalNetworkConfig = field(default_factory=VerticalNetworkConfig)
     he: HeCostConfig = field(default_factory=HeCostConfig)
 
     def __post_init__(self) -> None:
@@ -204,7 +204,7 @@ class VerticalScenario:
 
     def __post_init__(self) -> None:
         defaults = RunConfig(name="x")
-        for key in ("eval_every", "sim_time_limit", "checkpoint_every"):
+        for key in ("eval_every", "sim_time_limit", "checkpoint_every", "save_model_every"):
             if getattr(self.run, key) != getattr(defaults, key):
                 raise ConfigError(f"run.{key} has no meaning in a vertical run (every epoch is scored, none is "
                                   "checkpointed): remove it; run.rounds counts epochs")

@@ -81,7 +81,7 @@ def validation_slices(indices: np.ndarray) -> list[EvalSlice]:
     return [EvalSlice("train", indices[start:start + EVAL_CHUNK]) for start in range(0, len(indices), EVAL_CHUNK)]
 
 
-class Ledger:
+class ContributionLedger:
     """The run's contributions so far: each (method, client)'s cumulative value."""
 
     def __init__(self, config: ContributionConfig, *, validation: np.ndarray, population: int, seed: int,

@@ -26,7 +26,7 @@ from raysim.seeding import Stream, rng
 from raysim.sim import checkpoint
 from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
-from raysim.sim.contribution import Ledger
+from raysim.sim.contribution import ContributionLedger
 from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
 from raysim.models.learning_task import primary
 from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise, utility
@@ -41,7 +41,7 @@ from raysim.sim.records import Recording, RoundReport
 from raysim.sim.restored import check_restored
 from raysim.sim.server_step import server_step
 from raysim.sim.state_store import ClientStore
-from raysim.sim.tasks import ClientResult, Shards
+from raysim.sim.tasks import ClientIndices, ClientResult
 
 
 class Driver(Incentivised, Dispatching, Recording):
@@ -58,7 +58,7 @@ class Driver(Incentivised, Dispatching, Recording):
         client_sizes: np.ndarray,
         test_size: int,
         executor_factory: Callable[[], Executor],
-        holdout: Shards | None = None,
+        holdout: ClientIndices | None = None,
         validation: np.ndarray | None = None,
     ):
         self.sizes = np.asarray(client_sizes)
@@ -86,7 +86,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.evaluation = parts.evaluation
         self.task = parts.task
         contribution, incentive = parts.contribution, parts.incentive
-        self.ledger = (Ledger(contribution, validation=validation, population=len(self.sizes), seed=self.seed,
+        self.ledger = (ContributionLedger(contribution, validation=validation, population=len(self.sizes), seed=self.seed,
                               task=self.task)
                        if contribution is not None else None)
         self.incentives = (Incentives(incentive, pay_by=incentive.method or contribution.methods[0],
@@ -299,7 +299,7 @@ class Driver(Incentivised, Dispatching, Recording):
         eval_rows = (self._evaluate_clients(round_row) if self.evaluation.active
                      else self._evaluate_holdout(round_row))
         return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()},
-                           self._network_tables())
+                           self._network_tables(), self.model_arrays() if self.limits.keeps_model(self.round) else None)
 
     def _evaluate_holdout(self, round_row: dict) -> list[dict]:
         """With personal layers' held-out slices (and no [evaluation]): the task's metrics of the
@@ -419,9 +419,26 @@ class Driver(Incentivised, Dispatching, Recording):
     def model_arrays(self) -> dict[str, np.ndarray]:
         """The global model by parameter name (the model's ``state_dict`` keys), as the run's
         result (``results/model_file.py``)."""
-        ends = np.cumsum(self.layout.tensor_sizes)[:-1]
-        return {name: part.reshape(shape) for name, part, shape in
-                zip(self.layout.names, np.split(self.state.params, ends), self.layout.shapes)}
+        return self.layout.named(self.state.params)
+
+    MODEL_CONTENT = "the global model"
+    CLIENT_CONTENT = "client {client}'s own part of the model (laid over the global model)"
+
+    def client_models(self) -> dict[int, dict[str, np.ndarray]]:
+        """Each client's own part of the model by entry name, as the run's result: with personal
+        layers the entries of its head; with a client algorithm that keeps a whole model as its
+        state's ``personal`` array (Ditto, examples/ditto) that model; none for a client without."""
+        personal, parts = self.clients.personal, {}
+        head_entries = (None if personal is None else
+                        [n for n, m in self.layout.named(personal.mask).items() if m.all()])
+        for client in range(len(self.sizes)):
+            own = self.clients.algorithm_state(client).get("personal")
+            if own is not None and own.size == self.layout.size:
+                parts[client] = self.layout.named(np.asarray(own).reshape(-1))
+            elif head_entries and (head := self.clients.head(client)) is not None:
+                named = self.layout.named(personal.start(self.state.params, head))
+                parts[client] = {name: named[name] for name in head_entries}
+        return parts
 
     def describe(self) -> dict:
         """Runtime facts for the run summary (e.g. actors replaced after dying)."""

@@ -21,7 +21,7 @@ from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
     from raysim.models.learning_task import LearningTask
-    from raysim.sim.tasks import Shards
+    from raysim.sim.tasks import ClientIndices
 
 HeadOf = Callable[[int], "np.ndarray | None"]  # a client's personal head, None when it has none
 
@@ -114,7 +114,7 @@ def summarise(counts: Sequence[EvalCounts], task: LearningTask) -> dict[str, flo
     return dict(task.scores({name: math.fsum(c.sums.get(name, 0) for c in counts) for name in names}))
 
 
-def holdout_slices(holdout: Shards, head_of: HeadOf, *, clients: Sequence[int] | None = None,
+def holdout_slices(holdout: ClientIndices, head_of: HeadOf, *, clients: Sequence[int] | None = None,
                    finetune: EvaluationConfig | None = None, round_number: int = 0) -> tuple[list[int], list[EvalSlice]]:
     """What to score for the per-client evaluation: each client's held-out examples under the
     global model, then under its personalised model (its own head, fine-tuned with
@@ -139,7 +139,7 @@ def holdout_slices(holdout: Shards, head_of: HeadOf, *, clients: Sequence[int] |
     return owners, slices
 
 
-def evaluated_clients(config: EvaluationConfig, holdout: Shards, *, seed: int, round_number: int) -> list[int]:
+def evaluated_clients(config: EvaluationConfig, holdout: ClientIndices, *, seed: int, round_number: int) -> list[int]:
     """The clients a client evaluation scores: all with held-out examples, or ``sample`` of them
     drawn from (seed, round), so the subset does not depend on the workers."""
     candidates = np.flatnonzero(holdout.sizes())
@@ -198,7 +198,7 @@ def holdout_rows(owners: list[int], slices: list[EvalSlice], counts: list[EvalCo
     return list(rows.values())
 
 
-def evaluate_clients(config: EvaluationConfig, holdout: Shards, head_of: HeadOf,
+def evaluate_clients(config: EvaluationConfig, holdout: ClientIndices, head_of: HeadOf,
                      score: Callable[[np.ndarray, list[EvalSlice]], list[EvalCounts]], params: np.ndarray, *,
                      seed: int, round_number: int, task: LearningTask) -> tuple[list[dict], dict[str, float]]:
     """One client evaluation: the per-client rows (evaluation.parquet) and the round row's

@@ -72,7 +72,7 @@ class DrawKey:
 
 
 @dataclass(frozen=True)
-class Delivery:
+class GridDelivery:
     """One message for one node: what an executor hands its ClientApp, with the seed the node
     side seeds its generators from."""
 
@@ -82,7 +82,7 @@ class Delivery:
     seed: int
 
 
-Execute = Callable[[list[Delivery]], list[tuple[Message, Context]]]
+Execute = Callable[[list[GridDelivery]], list[tuple[Message, Context]]]
 
 
 @dataclass
@@ -105,7 +105,7 @@ class RoundLog:
         return DrawKey(self.number, code, partition, repeat)
 
 
-def answer(app: Callable[[Message, Context], Message], delivery: Delivery, *, name: str) -> tuple[Message, Context]:
+def answer(app: Callable[[Message, Context], Message], delivery: GridDelivery, *, name: str) -> tuple[Message, Context]:
     """Runs ``app`` on one delivery, on the node's side: Python's, numpy's and torch's global
     generators seeded from the delivery first (Flower apps draw from them), so a reply does not
     depend on which actor or process computed it. The message and the context are the node's own
@@ -343,9 +343,9 @@ class SimulatedGrid(Grid):
         message, forward passes only (``forward_fraction`` of a training pass) for any other."""
         return float(self.run_config.get(self.local_epochs, 1)) if kind == "train" else self.forward_fraction
 
-    def _delivery(self, message: Message, key: DrawKey) -> Delivery:
+    def _delivery(self, message: Message, key: DrawKey) -> GridDelivery:
         partition = partition_of(message)
-        return Delivery(partition, message, self.contexts[partition], key.node_seed(self.seed))
+        return GridDelivery(partition, message, self.contexts[partition], key.node_seed(self.seed))
 
     def _profile(self, message: Message):
         return self.population.profile(partition_of(message))

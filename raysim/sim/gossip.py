@@ -93,6 +93,15 @@ class GossipRounds(NodeRounds):
         return mixed, mixed.mean(axis=0), {"consensus_distance": consensus_distance(mixed),
                                            "contraction_rate": self.contraction}
 
+    MODEL_CONTENT = "the mean of the nodes' models"
+    CLIENT_CONTENT = "node {client}'s own model"
+
+    def _average(self) -> np.ndarray:
+        return self.models.mean(axis=0, dtype=np.float64)
+
+    def client_models(self) -> dict[int, dict[str, np.ndarray]]:
+        return {node: self.layout.named(model) for node, model in enumerate(self.models)}
+
     def _node_columns(self) -> dict:
         n, wanted = len(self.sizes), self.network.eval_nodes
         nodes = (np.arange(n) if not wanted or wanted >= n

@@ -69,5 +69,11 @@ class HierRounds(NodeRounds):
         models = np.repeat(scored[None], len(self.sizes), axis=0) if cloud else edge_models[self.edges]
         return models, scored, {"cloud_round": cloud}
 
+    MODEL_CONTENT = "the edges' models averaged by their data (the cloud's model after a cloud round)"
+
+    def _average(self) -> np.ndarray:
+        """What ``_combine`` scores, from the clients' models (each its edge's)."""
+        return weighted_average(*edge_average(self.models.astype(np.float64), self.sizes, self.edges))
+
     def _role(self, node: int) -> str:
         return "edge" if node <= EDGE_BASE else ROLES.get(node, "client")

@@ -31,7 +31,7 @@ from raysim.sim.dispatch import RunStalled
 from raysim.sim.selection.uniform import idle_online
 
 if TYPE_CHECKING:
-    from raysim.sim.contribution import Ledger
+    from raysim.sim.contribution import ContributionLedger
 
 
 class NobodyJoins(RunStalled):
@@ -87,7 +87,7 @@ class Incentivised:
     ``Driver``, as dispatch.py and records.py are; it uses the driver's population, clock,
     sizes, schedule, ledger and incentives)."""
 
-    ledger: Ledger | None
+    ledger: ContributionLedger | None
     incentives: Incentives | None
 
     def _select(self, count: int, *, key: int) -> list[int]:

@@ -32,7 +32,7 @@ from raysim.sim.executor import ClientLost, Executor
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import ServerView
 from raysim.sim.records import RoundReport
-from raysim.sim.tasks import Shards, TrainTask
+from raysim.sim.tasks import ClientIndices, TrainTask
 
 
 class NodeRounds:
@@ -45,11 +45,12 @@ class NodeRounds:
 
     def __init__(self, parts: DriverParts, *, initial_params: np.ndarray, layout: ParamLayout,
                  client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor],
-                 holdout: Shards | None = None, validation: np.ndarray | None = None):
+                 holdout: ClientIndices | None = None, validation: np.ndarray | None = None):
         self.network, self.population, self.limits = parts.network, parts.population, parts.limits
         self.task = parts.task
         self.schedule, self.seed, self.model_bytes = parts.schedule, parts.seed, parts.exchange_bytes
         self.sizes = np.asarray(client_sizes)
+        self.layout = layout
         self.models = np.repeat(np.asarray(initial_params)[None], len(self.sizes), axis=0)
         self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
@@ -74,6 +75,20 @@ class NodeRounds:
 
     def _node_columns(self) -> dict:
         """Columns that score the nodes' own models (gossip), on evaluated rounds."""
+        return {}
+
+    MODEL_CONTENT = ""  # what ``_average`` is, in words (the model file's metadata)
+    CLIENT_CONTENT = ""  # what ``client_models`` holds, where a topology has them
+
+    def _average(self) -> np.ndarray:
+        """The nodes' models averaged as the topology scores them: the run's model as a result."""
+        raise NotImplementedError
+
+    def model_arrays(self) -> dict[str, np.ndarray]:
+        """The run's model by entry name (``MODEL_CONTENT``), as the run's result."""
+        return self.layout.named(self._average().astype(self.models.dtype))
+
+    def client_models(self) -> dict[int, dict[str, np.ndarray]]:
         return {}
 
     # -- the loop ------------------------------------------------------------------------------
@@ -106,8 +121,8 @@ class NodeRounds:
         self.round = round_number
         self.clock.advance_to(end)
         rows = [self._client_row(c, r, start, compute[c], end, traffic) for c, r in enumerate(results)]
-        return [RoundReport(self._round_row(scored, rows, extra, traffic), rows,
-                            network={"nodes": self._node_rows()})]
+        return [RoundReport(self._round_row(scored, rows, extra, traffic), rows, network={"nodes": self._node_rows()},
+                            model=self.model_arrays() if self.limits.keeps_model(round_number) else None)]
 
     def _train(self, round_number: int) -> list:
         """Each node trains from its own model, seeded by (round, client) as the driver's round

@@ -28,12 +28,17 @@ from raysim.sim.selection.uniform import UniformSelector
 
 @dataclass(frozen=True)
 class RunLimits:
-    """When the run ends (``rounds``, or simulated time past ``sim_time_limit`` when it is not 0)
-    and how often the global model is scored (every ``eval_every`` rounds, and at the end)."""
+    """When the run ends (``rounds``, or simulated time past ``sim_time_limit`` when it is not 0),
+    how often the global model is scored (every ``eval_every`` rounds, and at the end) and kept
+    as a result (every ``save_model_every`` rounds, 0 never: ``RoundReport.model``)."""
 
     rounds: int
     sim_time_limit: float = 0.0
     eval_every: int = 1
+    save_model_every: int = 0
+
+    def keeps_model(self, round_number: int) -> bool:
+        return bool(self.save_model_every) and round_number % self.save_model_every == 0
 
 
 @dataclass(frozen=True)

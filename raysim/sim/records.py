@@ -23,13 +23,16 @@ class RoundReport:
     tables (contributions.parquet, incentives.parquet when the run values clients; with
     ``network.log_messages`` messages.parquet, the messages sent since the last report), and with a
     broker, ledger, gossip or hierarchical ``[network]`` its ``network`` state: ``nodes`` (traffic
-    per node so far, network.parquet) and ``ledger`` (the chain, ledger.json)."""
+    per node so far, network.parquet) and ``ledger`` (the chain, ledger.json); on a round whose
+    global model is kept (``[run] save_model_every``) that ``model``, by entry name (the
+    model after this round, which a later round of the same ``advance`` would have replaced)."""
 
     round_row: dict
     client_rows: list[dict]
     eval_rows: list[dict] = field(default_factory=list)
     tables: dict[str, list[dict]] = field(default_factory=dict)  # contributions, incentives: name -> rows
     network: dict = field(default_factory=dict)  # nodes, ledger: rewritten each round
+    model: dict[str, np.ndarray] | None = None
 
 
 class Recording:

@@ -37,14 +37,14 @@ class TrainingPlan:
 
 
 @dataclass(frozen=True)
-class Shards:
+class ClientIndices:
     """All clients' index arrays, concatenated: client c owns indices[offsets[c]:offsets[c+1]]."""
 
     indices: np.ndarray
     offsets: np.ndarray
 
     @classmethod
-    def from_parts(cls, parts: list[np.ndarray]) -> "Shards":
+    def from_parts(cls, parts: list[np.ndarray]) -> "ClientIndices":
         sizes = np.array([len(p) for p in parts], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(sizes)])
         indices = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)

@@ -56,7 +56,7 @@ class HeCost:
         return sum(getattr(self, f"{op}_s") * count for op, count in ops.items())
 
 
-class Ledger:
+class VerticalLedger:
     """The simulated clock (a :class:`SimClock` with no events, moved forward phase by phase)
     with bytes and HE seconds per party."""
 
@@ -95,7 +95,7 @@ class Alignment:
     duplicates: int
 
 
-def align(calls: Calls, names: list[str], ledger: Ledger) -> Alignment:
+def align(calls: Calls, names: list[str], ledger: VerticalLedger) -> Alignment:
     """ECDH-PSI between the label party and every other party (psi.py; FATE's flow): both
     first-mask their ids, each double-masks the other's, the label party joins and tells each
     party which of its rows are in the intersection, in one shared order; then the held-out split."""
@@ -135,7 +135,7 @@ class LrSettings:
     hide_gradients: bool = False  # weights only as [[w]]: no party sees a plaintext gradient (lr.py)
 
 
-def train_lr(calls: Calls, names: list[str], ledger: Ledger, *, settings: LrSettings, encrypted: bool,
+def train_lr(calls: Calls, names: list[str], ledger: VerticalLedger, *, settings: LrSettings, encrypted: bool,
              epochs: int, batch_size: int, seed: int, train_rows: int) -> Iterator[dict]:
     """Hardy et al.'s protocol per batch (lr.py); one row per epoch, scored on all rows.
     ``settings.hide_gradients`` (Paillier only): the variant in which weights stay encrypted."""
@@ -175,7 +175,7 @@ def train_lr(calls: Calls, names: list[str], ledger: Ledger, *, settings: LrSett
         yield epoch_row(epoch, ledger, started, result)
 
 
-def _residual(calls: Calls, names: list[str], ledger: Ledger, batch: np.ndarray, value_bytes: int) -> list:
+def _residual(calls: Calls, names: list[str], ledger: VerticalLedger, batch: np.ndarray, value_bytes: int) -> list:
     """The hosts' encrypted scores of ``batch`` up to the label party and its re-randomised [[d]]
     back (each party's own ``lr_quarter_scores`` and ``lr_residual`` say which scale)."""
     label, others = names[0], names[1:]
@@ -187,7 +187,7 @@ def _residual(calls: Calls, names: list[str], ledger: Ledger, batch: np.ndarray,
     return d
 
 
-def _hidden_batch(calls: Calls, names: list[str], ledger: Ledger, batch: np.ndarray, value_bytes: int,
+def _hidden_batch(calls: Calls, names: list[str], ledger: VerticalLedger, batch: np.ndarray, value_bytes: int,
                   scale_bits: int) -> None:
     """One batch with encrypted weights: [[u_k]] up, [[4d]] down, each party's masked update to the
     coordinator and a fresh rescaled ciphertext back, the mask removed (lr.py)."""
@@ -203,7 +203,7 @@ def _hidden_batch(calls: Calls, names: list[str], ledger: Ledger, batch: np.ndar
     ledger.phase([], dict(zip(names, applied)))
 
 
-def _hidden_scores(calls: Calls, names: list[str], ledger: Ledger, part: str, value_bytes: int) -> dict:
+def _hidden_scores(calls: Calls, names: list[str], ledger: VerticalLedger, part: str, value_bytes: int) -> dict:
     """Scoring with encrypted weights: the others' [[u_k]] on every row of ``part`` to the label
     party, which sends [[z + mask]] to the coordinator and unmasks its decryption: only z is revealed."""
     label, others = names[0], names[1:]
@@ -217,7 +217,7 @@ def _hidden_scores(calls: Calls, names: list[str], ledger: Ledger, part: str, va
     return calls([(label, "lr_evaluate_masked", (part, plain))])[0]
 
 
-def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: netshape.NetShape, classes: int,
+def train_splitnn(calls: Calls, names: list[str], ledger: VerticalLedger, *, shape: netshape.NetShape, classes: int,
                   epochs: int, batch_size: int, seed: int, train_rows: int) -> Iterator[dict]:
     """Embeddings up, their gradients down, per batch (splitnn.py); one row per epoch."""
     label, others = names[0], names[1:]
@@ -238,7 +238,7 @@ def train_splitnn(calls: Calls, names: list[str], ledger: Ledger, *, shape: nets
         yield epoch_row(epoch, ledger, started, result)
 
 
-def epoch_row(epoch: int, ledger: Ledger, started: float, result: dict[str, dict[str, float]]) -> dict[str, Any]:
+def epoch_row(epoch: int, ledger: VerticalLedger, started: float, result: dict[str, dict[str, float]]) -> dict[str, Any]:
     """A row of ``rounds.parquet``: ``round`` is the epoch; ``bytes_up`` the bytes sent since the
     last row (PSI's in the first), as a horizontal run's rows count them; ``bytes_total`` all so far."""
     total = int(sum(ledger.sent.values()))
@@ -249,7 +249,7 @@ def epoch_row(epoch: int, ledger: Ledger, started: float, result: dict[str, dict
             **{f"he_{op}": int(n) for op, n in sorted(ledger.ops.items())}}
 
 
-def party_rows(epoch: int, names: list[str], ledger: Ledger) -> list[dict[str, Any]]:
+def party_rows(epoch: int, names: list[str], ledger: VerticalLedger) -> list[dict[str, Any]]:
     """Rows of ``clients.parquet``: bytes each party (and the coordinator) sent and received so far."""
     everyone = names + [COORDINATOR] * (COORDINATOR in ledger.sent)
     return [{"round": epoch, "client_id": i, "party": n, "status": "trained", "staleness": 0,

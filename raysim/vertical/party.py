@@ -231,6 +231,17 @@ class Party:
     def nn_evaluate(self, part: str, embeddings: list[np.ndarray]) -> dict[str, float]:
         return metrics(self.top.predict(embeddings), self._y(part))
 
+    def model_part(self) -> dict[str, np.ndarray]:
+        """This party's trained weights by name, as the run's result: SplitNN's bottom model
+        (``bottom.<entry>``, and ``top.<entry>`` at the label party), or the logistic regression's
+        ``w`` (its last entry the intercept at the label party); none with hidden gradients, where
+        the party holds only [[w]] under the coordinator's key."""
+        if hasattr(self, "bottom"):
+            modules = {"bottom": self.bottom.module, **({"top": self.top.module} if self.is_label_party else {})}
+            return {f"{kind}.{name}": t.detach().cpu().numpy() for kind, module in modules.items()
+                    for name, t in module.state_dict().items()}
+        return {} if getattr(self, "w", None) is None else {"w": np.asarray(self.w)}
+
 
 def torch_threads() -> None:
     """One thread per party: parties share a few cores, and more threads only contend."""

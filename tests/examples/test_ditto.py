@@ -9,6 +9,7 @@ import torch
 
 from ditto import DittoClient, split
 from raysim.models.algorithm import SGDClient
+from raysim.results import load_model
 from tests.examples.conftest import make_task, run_example
 
 
@@ -54,3 +55,8 @@ def test_the_scenario_runs_from_the_cli(tmp_path):
     for name in ("personal_accuracy", "global_accuracy"):
         assert clients[f"metric_{name}"].between(0, 1).all()
     assert (clients["metric_held_out"] == (clients["samples"] * 0.2).astype(int)).all()
+    (run_dir,) = (tmp_path / "results" / "fmnist_ditto").iterdir()  # each client's personal model is a result
+    kept = sorted(int(p.stem.removeprefix("client-")) for p in (run_dir / "clients").iterdir())
+    assert kept == sorted(set(clients["client_id"]))
+    personal, glob = load_model(run_dir, client=kept[0], build=False), load_model(run_dir, build=False)
+    assert list(personal) == list(glob) and not np.array_equal(personal["1.weight"], glob["1.weight"])

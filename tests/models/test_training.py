@@ -70,11 +70,11 @@ def test_label_flip_attackers_train_towards_the_mirrored_class():
     from raysim.models.spec import ModelSpec
 
     from raysim.runtime.worker import ClientWorker
-    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask
+    from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask
 
     x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     y = np.zeros(20, dtype=np.int64)
-    shards = Shards.from_parts([np.arange(10), np.arange(10, 20)])
+    shards = ClientIndices.from_parts([np.arange(10), np.arange(10, 20)])
     plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.5), seed=0, flipped_labels=frozenset({1}), num_classes=2)
     worker = ClientWorker(model=ModelSpec("logreg", (4,), 2), plan=plan, train_x=x, train_y=y, shards=shards)
     honest, attacker = worker.train(np.zeros(10, np.float32), [[TrainTask(0, 0, 1, 1)], [TrainTask(1, 1, 1, 1)]])
@@ -89,12 +89,12 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
     from raysim.models.spec import ModelSpec
 
     from raysim.runtime.worker import ClientWorker
-    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask, group_tasks
+    from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 1, 28, 28)).astype(np.float32)
     y = rng.integers(0, 10, size=120)
-    shards = Shards.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(6)])
+    shards = ClientIndices.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(6)])
     # SCAFFOLD's client: the correction c - c_i is 0.01 i for odd clients, 0 for even ones
     tasks = [TrainTask(i, i, 3, 2, server={"control": np.zeros(7850)},
                        state={"control": np.full(7850, -0.01 * i)} if i % 2 else {}) for i in range(6)]
@@ -151,13 +151,13 @@ def test_a_worker_on_uint8_pixels_trains_and_scores_as_on_their_standardised_flo
     from raysim.models.spec import ModelSpec
     from raysim.runtime.worker import ClientWorker
     from raysim.sim.evaluation import EvalSlice
-    from raysim.sim.tasks import Shards, TrainingPlan, TrainTask
+    from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask
 
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 256, size=(60, 3, 4, 4), dtype=np.uint8)
     scale = PixelScale((0.49, 0.48, 0.45), (0.25, 0.24, 0.26))
     y = rng.integers(0, 10, size=60)
-    shards = Shards.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(3)])
+    shards = ClientIndices.from_parts([np.arange(i * 20, (i + 1) * 20) for i in range(3)])
     plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=4)
     spec = ModelSpec("logreg", (3, 4, 4), 10)
     on_pixels = ClientWorker(model=spec, plan=plan, train_x=pixels, train_y=y, shards=shards, test_x=pixels[:30],

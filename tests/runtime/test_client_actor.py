@@ -14,14 +14,14 @@ from raysim.inputs import ConfigError
 from raysim.models.models import initial_state
 from raysim.models.spec import ModelSpec
 from raysim.runtime.ray_executor import start_workers
-from raysim.sim.tasks import Shards, TrainingPlan, TrainTask, group_tasks
+from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
 
 
 def _actor(model: ModelSpec):
     rng = np.random.default_rng(0)
     kwargs = dict(model=model, plan=TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=0),
                   train_x=rng.normal(size=(40, 4)).astype(np.float32), train_y=rng.integers(0, 2, 40),
-                  shards=Shards.from_parts([np.arange(i * 10, (i + 1) * 10) for i in range(4)]))
+                  shards=ClientIndices.from_parts([np.arange(i * 10, (i + 1) * 10) for i in range(4)]))
     (actor,) = start_workers(num_actors=1, num_cpus=1, num_gpus=0, worker_kwargs=kwargs)
     return actor
 

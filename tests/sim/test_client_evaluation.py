@@ -16,7 +16,7 @@ from raysim.runtime.worker import ClientWorker
 from raysim.scenario.preparation import initial_model, prepare
 from raysim.models.learning_task import Classification
 from raysim.sim.evaluation import EvalSlice, EvaluationConfig, distribution, evaluate_clients, summarise
-from raysim.sim.tasks import Shards, TrainingPlan
+from raysim.sim.tasks import ClientIndices, TrainingPlan
 
 RNG = np.random.default_rng(1)
 X = RNG.normal(size=(200, 4)).astype(np.float32)
@@ -24,7 +24,7 @@ Y = RNG.integers(0, 3, size=200)
 PARAMS = RNG.normal(size=15).astype(np.float32)
 
 
-def _worker(train: Shards) -> ClientWorker:
+def _worker(train: ClientIndices) -> ClientWorker:
     plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=0)
     return ClientWorker(model=ModelSpec("logreg", (4,), 3), plan=plan, train_x=X, train_y=Y, shards=train)
 
@@ -32,7 +32,7 @@ def _worker(train: Shards) -> ClientWorker:
 def test_pooled_client_accuracy_of_one_model_is_its_accuracy_on_the_union_of_client_test_sets():
     """sum_k n_k acc_k / sum_k n_k == accuracy on the union (KarhouTam/FL-bench#21), exactly."""
     cuts = np.sort(RNG.choice(np.arange(1, 200), 9, replace=False))
-    held = Shards.from_parts(np.split(RNG.permutation(200), cuts))  # 10 clients of unequal sizes
+    held = ClientIndices.from_parts(np.split(RNG.permutation(200), cuts))  # 10 clients of unequal sizes
     worker = _worker(held)
     config = EvaluationConfig(clients="all")
     rows, spread = evaluate_clients(config, held, lambda client: None, worker.evaluate, PARAMS, seed=0, round_number=1,

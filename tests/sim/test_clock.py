@@ -7,7 +7,7 @@ import math
 import pytest
 
 from raysim.sim.clock import SimClock
-from raysim.sim.vertical import HeCost, Ledger, Network
+from raysim.sim.vertical import HeCost, Network, VerticalLedger
 
 
 def test_advance_to_moves_forward_or_stays() -> None:
@@ -37,7 +37,7 @@ def test_advance_to_never_passes_a_scheduled_event() -> None:
 
 
 def test_the_vertical_run_keeps_its_time_on_the_clock() -> None:
-    ledger = Ledger(Network(bandwidth_mbps=8.0, latency_s=0.5), HeCost(encrypt_s=2.0))
+    ledger = VerticalLedger(Network(bandwidth_mbps=8.0, latency_s=0.5), HeCost(encrypt_s=2.0))
     ledger.phase([("a", "b", 1_000_000)])
     ledger.phase([], ops={"a": {"encrypt": 3}})
     assert isinstance(ledger.clock, SimClock)

@@ -10,7 +10,7 @@ import pytest
 from raysim.network.transport import Link, Transport, mbps_to_bps, transfer_s
 from raysim.sim.cost.devices import Population, SystemConfig
 from raysim.sim.cost.links import client_links, shared_link
-from raysim.sim.vertical import HeCost, Ledger, Network
+from raysim.sim.vertical import HeCost, Network, VerticalLedger
 
 PACKAGE = Path(__file__).resolve().parents[2] / "raysim"
 HOME = PACKAGE / "network" / "transport.py"
@@ -73,7 +73,7 @@ def test_a_message_on_the_transport_is_the_formula_plus_the_far_latency() -> Non
 
 
 def test_a_vertical_phase_lasts_its_slowest_transfer() -> None:
-    ledger = Ledger(Network(bandwidth_mbps=3.3, latency_s=0.013), HeCost())
+    ledger = VerticalLedger(Network(bandwidth_mbps=3.3, latency_s=0.013), HeCost())
     ledger.phase([("a", "b", 1_000), ("b", "a", 54_321)])
     assert ledger.now == transfer_s(54_321, mbps_to_bps(3.3), 0.013)
 

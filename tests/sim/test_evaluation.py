@@ -15,7 +15,7 @@ from raysim.models.training import evaluate
 from raysim.runtime.worker import ClientWorker
 from raysim.sim.evaluation import EVAL_CHUNK, EvalCounts, EvalSlice, central_slices, summarise
 from raysim.sim.evaluation import holdout_rows, holdout_slices
-from raysim.sim.tasks import Shards, TrainingPlan
+from raysim.sim.tasks import ClientIndices, TrainingPlan
 
 RNG = np.random.default_rng(0)
 TRAIN_X = RNG.normal(size=(30, 4)).astype(np.float32)
@@ -28,7 +28,7 @@ PARAMS = RNG.normal(size=15).astype(np.float32)
 
 def _worker(local_layers: tuple[str, ...] = ()) -> ClientWorker:
     plan = TrainingPlan(batch_size=5, sgd=SGDConfig(lr=0.1), seed=0, local_layers=local_layers)
-    shards = Shards.from_parts([np.arange(0, 10), np.arange(10, 20), np.arange(20, 30)])
+    shards = ClientIndices.from_parts([np.arange(0, 10), np.arange(10, 20), np.arange(20, 30)])
     return ClientWorker(model=SPEC, plan=plan, train_x=TRAIN_X, train_y=TRAIN_Y, shards=shards,
                         test_x=TEST_X, test_y=TEST_Y)
 
@@ -75,7 +75,7 @@ def test_a_slice_with_a_head_scores_the_personalised_model():
 
 
 def test_holdout_rows_report_global_and_personal_accuracy_per_client():
-    holdout = Shards.from_parts([np.array([0, 1]), np.array([], dtype=np.int64), np.array([5, 6, 7, 8])])
+    holdout = ClientIndices.from_parts([np.array([0, 1]), np.array([], dtype=np.int64), np.array([5, 6, 7, 8])])
     heads = {2: np.array([1.0], np.float32)}
     owners, slices = holdout_slices(holdout, heads.get)
     assert owners == [0, 2, 2]  # client 1 holds nothing out; client 2 also has its own head

@@ -47,7 +47,7 @@ def _lr_run(batch_size: int, max_train: int = 24, hide_gradients: bool = False):
     shares, _ = data.split(table, [list(range(20, 30)), list(range(20))], label_party=0, overlap=1.0, seed=0)
     parties = {"guest": Party(0, shares[0], seed=0), "host": Party(1, shares[1], seed=0),
                sim.COORDINATOR: lr.Coordinator(512)}
-    calls, ledger = Recorder(sim.LocalParties(parties)), sim.Ledger(sim.Network(), sim.HeCost())
+    calls, ledger = Recorder(sim.LocalParties(parties)), sim.VerticalLedger(sim.Network(), sim.HeCost())
     aligned = sim.align(calls, ["guest", "host"], ledger)
     settings = sim.LrSettings(key_bits=512, hide_gradients=hide_gradients)
     list(sim.train_lr(calls, ["guest", "host"], ledger, settings=settings, encrypted=True, epochs=1,
@@ -167,7 +167,7 @@ def test_splitnn_gradients_split_each_batch_into_the_two_classes() -> None:
     table = data.load_table("synthetic", seed=4, rows=120, columns=6)
     shares, _ = data.split(table, [[0, 1, 2], [3, 4, 5]], label_party=0, overlap=1.0, seed=4)
     parties = {"guest": Party(0, shares[0], seed=4), "host": Party(1, shares[1], seed=4)}
-    calls, ledger = Recorder(sim.LocalParties(parties)), sim.Ledger(sim.Network(), sim.HeCost())
+    calls, ledger = Recorder(sim.LocalParties(parties)), sim.VerticalLedger(sim.Network(), sim.HeCost())
     aligned = sim.align(calls, ["guest", "host"], ledger)
     list(sim.train_splitnn(calls, ["guest", "host"], ledger, shape=NetShape(hidden=8, embedding=4), classes=2,
                            epochs=1, batch_size=16, seed=4, train_rows=aligned.train_rows))
@@ -187,7 +187,7 @@ def test_psi_gives_the_host_the_set_size_and_the_intersection_only() -> None:
     shares, _ = data.split(table, [[0, 1], [2, 3]], label_party=0, overlap=0.6, seed=5)
     parties = {"guest": Party(0, shares[0], seed=5), "host": Party(1, shares[1], seed=5)}
     calls = Recorder(sim.LocalParties(parties))
-    sim.align(calls, ["guest", "host"], sim.Ledger(sim.Network(), sim.HeCost()))
+    sim.align(calls, ["guest", "host"], sim.VerticalLedger(sim.Network(), sim.HeCost()))
     guest_points = calls.first(calls.received, "host", "psi_second")[0]
     assert len(guest_points) == len(set(shares[0].ids.tolist()))  # the guest's set size
     positions = calls.first(calls.received, "host", "psi_align")[0]

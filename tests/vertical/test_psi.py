@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raysim.sim.vertical import Ledger, LocalParties, Network, HeCost, align
+from raysim.sim.vertical import HeCost, LocalParties, Network, VerticalLedger, align
 from raysim.vertical import data, psi
 from raysim.vertical.party import Party
 
@@ -50,7 +50,7 @@ def _parties(num_parties: int, overlap: float, duplicate: bool = False):
 @pytest.mark.parametrize("num_parties, overlap", [(2, 0.8), (3, 0.8), (4, 1.0)])
 def test_parties_align_on_the_common_ids_in_one_order(num_parties, overlap) -> None:
     parties, shares = _parties(num_parties, overlap)
-    ledger = Ledger(Network(), HeCost())
+    ledger = VerticalLedger(Network(), HeCost())
     result = align(LocalParties(parties), list(parties), ledger)
     common = set.intersection(*(set(s.ids.tolist()) for s in shares))
     assert result.intersection == len(common) == round(overlap * 200)
@@ -66,5 +66,5 @@ def test_parties_align_on_the_common_ids_in_one_order(num_parties, overlap) -> N
 
 def test_a_duplicated_id_is_aligned_once() -> None:
     parties, shares = _parties(2, 1.0, duplicate=True)
-    result = align(LocalParties(parties), list(parties), Ledger(Network(), HeCost()))
+    result = align(LocalParties(parties), list(parties), VerticalLedger(Network(), HeCost()))
     assert result.intersection == 200 and result.duplicates == 1

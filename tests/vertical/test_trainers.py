@@ -18,7 +18,7 @@ def _run_lr(encrypted: bool, key_bits: int = 512, epochs: int = 1, hide_gradient
     parties = {"guest": Party(0, shares[0], seed=0), "host": Party(1, shares[1], seed=0)}
     if encrypted:
         parties[sim.COORDINATOR] = lr.Coordinator(key_bits)
-    calls, ledger = sim.LocalParties(parties), sim.Ledger(sim.Network(), sim.HeCost())
+    calls, ledger = sim.LocalParties(parties), sim.VerticalLedger(sim.Network(), sim.HeCost())
     aligned = sim.align(calls, ["guest", "host"], ledger)
     settings = sim.LrSettings(key_bits=key_bits, hide_gradients=hide_gradients)
     rows = list(sim.train_lr(calls, ["guest", "host"], ledger, settings=settings, encrypted=encrypted,
@@ -91,7 +91,7 @@ def test_splitnn_equals_the_central_network(num_parties) -> None:
     shares, ids = data.split(table, columns, label_party=0, overlap=0.9, seed=2)
     names = [f"p{k}" for k in range(num_parties)]
     parties = {n: Party(k, s, seed=2) for k, (n, s) in enumerate(zip(names, shares))}
-    calls, ledger = sim.LocalParties(parties), sim.Ledger(sim.Network(), sim.HeCost())
+    calls, ledger = sim.LocalParties(parties), sim.VerticalLedger(sim.Network(), sim.HeCost())
     aligned = sim.align(calls, names, ledger)
     before = dict(ledger.received)
     shape = NetShape(hidden=8, embedding=4)
@@ -129,7 +129,7 @@ def test_paillier_lr_with_two_hosts_matches_plaintext() -> None:
         parties = {n: Party(k, s, seed=3) for k, (n, s) in enumerate(zip(names, shares))}
         if encrypted:
             parties[sim.COORDINATOR] = lr.Coordinator(512)
-        calls, ledger = sim.LocalParties(parties), sim.Ledger(sim.Network(), sim.HeCost())
+        calls, ledger = sim.LocalParties(parties), sim.VerticalLedger(sim.Network(), sim.HeCost())
         aligned = sim.align(calls, names, ledger)
         list(sim.train_lr(calls, names, ledger, settings=sim.LrSettings(key_bits=512, hide_gradients=hidden),
                           encrypted=encrypted, epochs=1, batch_size=0, seed=3, train_rows=aligned.train_rows))
