@@ -318,7 +318,8 @@ def test_the_driver_actor_refuses_a_state_that_does_not_fit_and_resumes_a_real_o
 
 
 def test_a_driver_state_of_the_previous_version_is_refused_saying_so(copy, capsys):
-    """Version 2 keeps client states when tasks finish and moved the cost model's classes: a
-    version-1 state would resume as something else, so it is refused, naming both versions."""
-    _edit(copy, lambda document, arrays: document.update(version=1))
-    _refused(copy, capsys, "checkpoint.zip was refused", "driver state version 1", "reads version 2")
+    """Version 3 checkpoints the selection stage (a version-2 state has none); version 2 kept
+    client states when tasks finish: an older state would resume as something else, so it is
+    refused, naming both versions."""
+    _edit(copy, lambda document, arrays: document.update(version=2))
+    _refused(copy, capsys, "checkpoint.zip was refused", "driver state version 2", "reads version 3")
