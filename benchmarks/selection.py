@@ -6,7 +6,7 @@ Fashion-MNIST clients, the FedAvg 2NN, 20 a round under a sync barrier, lognorma
 with 30% of devices 10x slower, 10% dropout per task) with Dirichlet(0.3) label skew
 (``data.partition = {kind = "dirichlet", beta = 0.3}``), run for ``--horizon`` simulated seconds
 with the test set scored every round. Per run: the simulated time at which test accuracy first
-reaches ``--target``, the accuracy at ``--at`` simulated seconds (the last evaluation at or
+reaches ``--target`` (and the server steps it took), the accuracy at ``--at`` simulated seconds (the last evaluation at or
 before it), the final accuracy and the server steps taken; per selector, the seeds' means with
 95% t-intervals, and per seed the ratio of uniform's time to target to the selector's.
 
@@ -70,6 +70,7 @@ def measure(rounds: pd.DataFrame, *, target: float, at: float) -> dict:
     reached = scored[scored.test_accuracy >= target]
     before = scored[scored.sim_time <= at]
     return {"time_to_target_s": round(float(reached.sim_time.iloc[0]), 1) if len(reached) else None,
+            "rounds_to_target": int(reached["round"].iloc[0]) if len(reached) else None,
             "accuracy_at": round(float(before.test_accuracy.iloc[-1]), 4) if len(before) else None,
             "final_accuracy": round(float(scored.test_accuracy.iloc[-1]), 4),
             "server_steps": int(rounds["round"].max())}
@@ -84,7 +85,7 @@ def summarise(runs: list[dict]) -> list[dict]:
             continue
         row = {"selector": name, "seeds": [r["seed"] for r in mine],
                "reached": sum(r["time_to_target_s"] is not None for r in mine)}
-        for key in ("time_to_target_s", "accuracy_at", "final_accuracy", "server_steps"):
+        for key in ("time_to_target_s", "rounds_to_target", "accuracy_at", "final_accuracy", "server_steps"):
             values = [r[key] for r in mine if r[key] is not None]
             row[key] = interval(values) if values else None
         ratios = [uniform[r["seed"]]["time_to_target_s"] / r["time_to_target_s"] for r in mine
@@ -104,11 +105,11 @@ def markdown(sweep: dict) -> str:
         return f"{value['mean']:.{digits}f}{half}"
 
     lines = [f"| selector | seeds | reached {settings['target']:.0%} | sim. time to {settings['target']:.0%} (s) "
-             f"| uniform's time / this one's | accuracy at {settings['at']:.0f} s | final accuracy "
-             f"({settings['horizon']:.0f} s) | server steps |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             f"| uniform's time / this one's | rounds to {settings['target']:.0%} | accuracy at {settings['at']:.0f} s | final accuracy "
+             f"({settings['horizon']:.0f} s) | server steps |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for row in sweep["summary"]:
         lines.append(f"| {row['selector']} | {len(row['seeds'])} | {row['reached']} | {cell(row['time_to_target_s'], 1)} "
-                     f"| {cell(row['speedup_over_uniform'], 2)} | {cell(row['accuracy_at'])} | "
+                     f"| {cell(row['speedup_over_uniform'], 2)} | {cell(row['rounds_to_target'], 1)} | {cell(row['accuracy_at'])} | "
                      f"{cell(row['final_accuracy'])} | {cell(row['server_steps'], 0)} |")
     return "\n".join(lines)
 
