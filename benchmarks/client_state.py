@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = {
     "fedavg": [],
     "scaffold": ["server.strategy=scaffold", "server.weighting=uniform"],
-    "feddyn": ["client.algorithm=feddyn:FedDynClient", "server.strategy=feddyn:FedDynServer",
-               "server.strategy_options={alpha=0.01,num_clients=1000}", "client.algorithm_options={alpha=0.01}"],
+    # the population (1,000) reaches FedDyn's server from the run: init(params, run)
+    "feddyn": ["algorithm.kind=feddyn:FedDyn", "algorithm.options={alpha=0.01}"],
 }
 
 

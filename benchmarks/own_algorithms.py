@@ -48,8 +48,8 @@ from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-FEDDYN = EXAMPLES / "feddyn" / "fmnist_feddyn.toml"  # the shared setup; its [client]/[server] user keys are reset
-BUILT_IN = ["client.algorithm=''", "client.algorithm_options={}", "server.strategy_options={}"]
+FEDDYN = EXAMPLES / "feddyn" / "fmnist_feddyn.toml"  # the shared setup; its [algorithm] (FedDyn's halves) is reset
+BUILT_IN = ["algorithm.kind=''", "algorithm.options={}"]
 RUNS = {
     "FedAvg": (FEDDYN, [*BUILT_IN, "server.strategy=fedavg"]),
     "FedAvg (uniform)": (FEDDYN, [*BUILT_IN, "server.strategy=fedavg", "server.weighting=uniform"]),
@@ -89,9 +89,10 @@ def run_one(scenario: Path, sets: list[str], *, beta: float, seed: int, rounds: 
 
 def weighting_of(scenario: dict) -> str:
     """How the run's server weighted its clients: ``server.weighting`` for a built-in strategy; a
-    user strategy (``package:Class``) averages by its own rule, which the key does not reach."""
+    user strategy (``package:Class``, or the server half of ``[algorithm]``) averages by its own
+    rule, which the key does not reach."""
     server = scenario.get("server", {})
-    strategy = server.get("strategy", "fedavg")
+    strategy = scenario.get("algorithm", {}).get("kind") or server.get("strategy", "fedavg")
     return f"{strategy}'s own" if ":" in strategy else server.get("weighting", "samples")
 
 

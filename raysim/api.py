@@ -52,6 +52,7 @@ def run(
     client_algorithm: Any = None,
     strategy: Any = None,
     policy: Any = None,
+    algorithm: Any = None,
 ) -> RunOutcome:
     """Runs a scenario to the end and writes its results; returns the run folder and summary.
 
@@ -60,9 +61,10 @@ def run(
     (ResultsError) before anything is run or changed. ``on_start`` is called with the run folder
     once it exists, before the first round.
 
-    ``client_algorithm``, ``strategy`` and ``policy`` hand in objects written in a notebook or
-    script (a class or an object of the client-algorithm and server-strategy protocols, a policy's
-    settings dataclass) in place of the scenario's names; they are checked as names are, reach
+    ``client_algorithm``, ``strategy``, ``algorithm`` and ``policy`` hand in objects written in a
+    notebook or script (a class or an object of the client-algorithm and server-strategy
+    protocols, or of both halves' at once as ``[algorithm]`` names one, a policy's settings
+    dataclass) in place of the scenario's names; they are checked as names are, reach
     the driver and the client actors, and the run's ``scenario.toml`` records their classes'
     ``package.module:Name`` and options (``composition.UserObjects``), so that a run of objects
     from a module is resumed from its folder by ``raysim run --resume``. ``scenario`` comes from
@@ -81,7 +83,7 @@ def run(
         return RunOutcome(*run_flower(scenario, results_root=results_root, address=address, on_round=on_round,
                                       on_start=on_start))
     started = time.perf_counter()
-    objects = UserObjects(client_algorithm=client_algorithm, strategy=strategy, policy=policy)
+    objects = UserObjects(client_algorithm=client_algorithm, strategy=strategy, policy=policy, algorithm=algorithm)
     scenario = objects.named(scenario)
     scenario_toml = scenario.to_toml()
     if resume is not None:

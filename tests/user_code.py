@@ -91,6 +91,29 @@ class NoAggregate:
         return {}
 
 
+class CountingPair:
+    """CountingSGD and MeanOfDeltas as one ``[algorithm]`` object, one option for both halves."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    def client(self) -> CountingSGD:
+        return CountingSGD(lr_scale=self.scale)
+
+    def server(self) -> MeanOfDeltas:
+        return MeanOfDeltas(server_lr=self.scale)
+
+
+class ClientOnlyPair:
+    def client(self) -> CountingSGD:
+        return CountingSGD()
+
+
+class PairWithABadServer(CountingPair):
+    def server(self) -> NoAggregate:
+        return NoAggregate()
+
+
 @dataclass(frozen=True, kw_only=True)
 class SequentialPolicy:
     """One client at a time, its update applied on arrival (docs/architecture.md's example)."""

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from raysim.algorithms.pair import ClientHalf, build_pair, half_of
 from raysim.algorithms.scaffold import client_control_delta, correction
 from raysim.algorithms.sgd import SGDConfig
 from raysim.inputs import UserCodeError, build_user_object
@@ -193,10 +194,16 @@ CLIENT_ALGORITHMS: dict[str, type] = {"sgd": SGDClient, "scaffold": ScaffoldClie
 
 
 def build_algorithm(spec: Any, options: Mapping[str, Any]) -> ClientAlgorithm:
-    """The algorithm ``client.algorithm`` names (a registry name or ``package.module:Name``), or
-    the class or object handed to ``raysim.api.run``: a user's is checked to define ``train(self,
-    task)`` before its class is called with ``options`` (``inputs.build_user_object``).
-    UserCodeError (a ConfigError) names the key and the fix."""
+    """The algorithm ``client.algorithm`` names (a registry name or ``package.module:Name``), the
+    class or object handed to ``raysim.api.run``, or the client half of the pair ``[algorithm]``
+    names (:class:`~raysim.algorithms.pair.ClientHalf`: the pair is built here, in the worker,
+    from its name and options): a user's is checked to define ``train(self, task)`` before its
+    class is called with ``options`` (``inputs.build_user_object``). UserCodeError (a
+    ConfigError) names the key and the fix."""
+    if isinstance(spec, ClientHalf):
+        return build_user_object(half_of(build_pair(spec.kind, spec.options), "client"), {},
+                                 what=f"algorithm.kind '{spec.kind}': its client()", choices=[],
+                                 methods={"train": ("self", "task")})
     if isinstance(spec, str) and spec in CLIENT_ALGORITHMS:
         if options:
             raise UserCodeError(f"client.algorithm_options are for a user algorithm; '{spec}' takes none")

@@ -131,22 +131,41 @@ def _check_population(scenario: Scenario) -> Population | None:
 
 
 def _check_user_code(scenario: Scenario) -> None:
-    """Where a user's client algorithm or server strategy can run: with every policy and
-    selection, compression, attacks and contribution; not under [privacy] (DP and secure sums
-    reduce the updates themselves) nor on a topology without a server (gossip, hierarchical),
-    and SCAFFOLD keeps its own client."""
-    server, client = scenario.server, scenario.client
-    if ":" in server.strategy and scenario.privacy.active:
-        raise ValueError(f"server.strategy = {server.strategy!r} is a user strategy, which the [privacy] options "
-                         "cannot run (they reduce the updates themselves): use a built-in strategy or no [privacy]")
+    """Where a user's client algorithm or server strategy (or ``[algorithm]``, both) can run: with
+    every policy and selection, compression, attacks and contribution; not under [privacy] (DP
+    and secure sums reduce the updates themselves) nor on a topology without a server (gossip,
+    hierarchical), and SCAFFOLD keeps its own client."""
+    server, client, pair = scenario.server, scenario.client, scenario.algorithm.kind
+    _check_pair(scenario)
+    for key, value in (("server.strategy", server.strategy), ("algorithm.kind", pair)):
+        if ":" in value and scenario.privacy.active:
+            raise ValueError(f"{key} = {value!r} is a user strategy, which the [privacy] options cannot run (they "
+                             "reduce the updates themselves): use a built-in strategy or no [privacy]")
     if ":" in client.algorithm and server.strategy == "scaffold":
         raise ValueError(f"client.algorithm = {client.algorithm!r} with server.strategy = 'scaffold': SCAFFOLD "
                          "runs its own client; remove client.algorithm or use a strategy of yours")
     serverless = scenario.network.topology in ("gossip", "hierarchical")
-    for key, value in (("client.algorithm", client.algorithm), ("server.strategy", server.strategy)):
+    for key, value in (("client.algorithm", client.algorithm), ("server.strategy", server.strategy),
+                       ("algorithm.kind", pair)):
         if ":" in value and serverless:
             raise ValueError(f"{key} = {value!r} needs the server's rounds: network.topology = "
                              f"{scenario.network.topology!r} runs its own; use topology 'star', 'broker' or 'ledger'")
+
+
+def _check_pair(scenario: Scenario) -> None:
+    """``[algorithm]`` provides both halves: a scenario naming a half again (a user's or one of
+    raysim's: SCAFFOLD's, FedSGD's or FedNova's server, whose client raysim would change to
+    match) would run two algorithms at once."""
+    pair = scenario.algorithm.kind
+    if not pair:
+        return
+    named = {"client.algorithm": (scenario.client.algorithm, ""),
+             "server.strategy": (scenario.server.strategy, "fedavg")}
+    for key, (value, default) in named.items():
+        if value != default:
+            raise ValueError(f"algorithm.kind = {pair!r} provides both the client and the server half, and "
+                             f"{key} = {value!r} names another: remove {key} (or remove [algorithm] and name "
+                             "both halves as client.algorithm and server.strategy)")
 
 
 def _check_strategy(scenario: Scenario) -> None:

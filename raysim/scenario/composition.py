@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
 from raysim.algorithms.attacks import choose_attackers
+from raysim.algorithms.pair import ClientHalf, build_pair, half_of
 from raysim.algorithms.personal import PersonalLayers, local_mask
 from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.sgd import SGDConfig
@@ -23,7 +24,7 @@ from raysim.models.learning_task import LearningTask, build_task
 from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
 from raysim.scenario.config import to_table, toml_value
-from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, Scenario
+from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, AlgorithmConfig, Scenario
 from raysim.sim.chain import Chain
 from raysim.sim.cost.devices import Population
 from raysim.sim.cost.links import NetworkLinks
@@ -61,19 +62,30 @@ def user_weighting(spec: str) -> Callable[[int, int], float]:
 @dataclass(frozen=True)
 class UserObjects:
     """Objects handed to ``raysim.api.run`` from a notebook or script in place of names: a client
-    algorithm (class or object), a server strategy (class or object) and a policy (the settings
-    dataclass's object). They are checked as the names would be; the scenario records each as
-    its class's ``package.module:Name`` and its options (:func:`handed_options`), so that a run
-    of objects from a module is resumed from its folder as the same run."""
+    algorithm (class or object), a server strategy (class or object), an algorithm providing
+    both halves (class or object, ``[algorithm]``) and a policy (the settings dataclass's
+    object). They are checked as the names would be; the scenario records each as its class's
+    ``package.module:Name`` and its options (:func:`handed_options`), so that a run of objects
+    from a module is resumed from its folder as the same run."""
 
     client_algorithm: Any = None
     strategy: Any = None
     policy: Any = None
+    algorithm: Any = None
 
     def named(self, scenario: Scenario) -> Scenario:
         """``scenario`` with these objects in place (its record names their classes and options);
         ConfigError when it names a class of a script that no object here stands for (a run
-        folder's ``scenario.toml`` loaded again without the object), before anything starts."""
+        folder's ``scenario.toml`` loaded again without the object), or when the objects do not
+        combine with its keys (``[algorithm]`` and a client algorithm), before anything starts."""
+        try:
+            return self._named(scenario)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # a rule across sections (scenario/combinations.py)
+            raise ConfigError(f"raysim.api.run: {exc}") from exc
+
+    def _named(self, scenario: Scenario) -> Scenario:
         handed = []
         if self.client_algorithm is not None:
             options = handed_options(self.client_algorithm, "client_algorithm")
@@ -85,6 +97,11 @@ class UserObjects:
             scenario = replace(scenario, server=replace(scenario.server, strategy=_class_name(self.strategy),
                                                         strategy_options=options))
             handed.append("server.strategy")
+        if self.algorithm is not None:
+            recorded = AlgorithmConfig(kind=_class_name(self.algorithm),
+                                       options=handed_options(self.algorithm, "algorithm"))
+            scenario = replace(scenario, algorithm=recorded)
+            handed.append("algorithm.kind")
         if self.policy is not None:
             check_method(type(self.policy), "build", ("self",), what=f"policy {_class_name(self.policy)}")
             scenario = replace(scenario, policy=self.policy)
@@ -120,10 +137,15 @@ def handed_options(obj: Any, what: str) -> dict[str, Any]:
 
 def client_algorithm(scenario: Scenario, objects: UserObjects | None = None) -> tuple[Any, dict]:
     """What the workers build their client algorithm from (``models/algorithm.py:build_algorithm``):
-    the object handed in, the user's name, or raysim's own for the strategy (SCAFFOLD's client,
-    else SGD); and its options."""
+    the object handed in (or the client half of the algorithm handed in), the client half of
+    ``[algorithm]`` (its name and options: each worker builds it), the user's name, or raysim's
+    own for the strategy (SCAFFOLD's client, else SGD); and its options."""
     if objects is not None and objects.client_algorithm is not None:
         return objects.client_algorithm, {}
+    if objects is not None and objects.algorithm is not None:
+        return half_of(build_pair(objects.algorithm, {}), "client"), {}
+    if scenario.algorithm.kind:
+        return ClientHalf(scenario.algorithm.kind, dict(scenario.algorithm.options)), {}
     if scenario.client.algorithm not in ("", "sgd"):
         return scenario.client.algorithm, dict(scenario.client.algorithm_options)
     return ("scaffold" if scenario.server.strategy == "scaffold" else "sgd"), {}
@@ -137,11 +159,15 @@ def run_facts(scenario: Scenario) -> RunFacts:
 def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
                   client_sizes: Sequence[int] | None = None, trainable: int = 0) -> ServerStrategy:
     """The server strategy: a user's (handed in, or named ``package.module:Name`` and built with
-    ``server.strategy_options``), else the composition of the scenario's weighting, reducer and
-    server optimizer, inside SCAFFOLD's server for SCAFFOLD (``client_sizes`` give its shares,
-    ``trainable`` the model's parameters that have a control)."""
+    ``server.strategy_options``, or the server half of ``[algorithm]``), else the composition of
+    the scenario's weighting, reducer and server optimizer, inside SCAFFOLD's server for SCAFFOLD
+    (``client_sizes`` give its shares, ``trainable`` the model's parameters that have a control)."""
     if objects is not None and objects.strategy is not None:
         return user_strategy(objects.strategy, {}, run_facts(scenario))
+    pair = user_pair(scenario, objects)
+    if pair is not None:
+        return user_strategy(half_of(pair, "server"), {}, run_facts(scenario),
+                             what=f"algorithm.kind '{scenario.algorithm.kind}': its server()")
     if ":" in scenario.server.strategy:
         return user_strategy(scenario.server.strategy, scenario.server.strategy_options, run_facts(scenario))
     strategy = composed_strategy(scenario)
@@ -157,12 +183,21 @@ def make_strategy(scenario: Scenario, objects: UserObjects | None = None,
 TAKES_RUN = ("self", "params", "run")  # the init of a strategy that is handed the run's facts
 
 
-def user_strategy(spec: Any, options: dict, run: RunFacts) -> ServerStrategy:
+def user_pair(scenario: Scenario, objects: UserObjects | None = None) -> Any:
+    """The algorithm object providing both halves (algorithms/pair.py), handed in or named by
+    ``[algorithm]`` and built with its options; None when there is none."""
+    if objects is not None and objects.algorithm is not None:
+        return build_pair(objects.algorithm, {})
+    return build_pair(scenario.algorithm.kind, scenario.algorithm.options) if scenario.algorithm.kind else None
+
+
+def user_strategy(spec: Any, options: dict, run: RunFacts, *, what: str = "server.strategy") -> ServerStrategy:
     """A user's strategy: its class checked to define ``init(self, params)`` or ``init(self,
     params, run)`` and ``aggregate(self, params, state, updates)`` (and ``broadcast(self, state)``
     if any) before it is built with ``options`` (``inputs.build_user_object``, which imports it,
-    once); one whose ``init`` takes ``run`` is handed the run's facts through :class:`GivenRunFacts`."""
-    strategy = build_user_object(spec, options, what="server.strategy", choices=sorted(STRATEGIES),
+    once); one whose ``init`` takes ``run`` is handed the run's facts through :class:`GivenRunFacts`.
+    Errors name ``what``: the key, or the ``[algorithm]`` whose server half it is."""
+    strategy = build_user_object(spec, options, what=what, choices=sorted(STRATEGIES),
                                  methods={"init": [("self", "params"), TAKES_RUN],
                                           "aggregate": ("self", "params", "state", "updates")},
                                  optional={"broadcast": ("self", "state")})
@@ -267,11 +302,12 @@ def built_selector(scenario: Scenario) -> Any:
 
 
 def check_user_code(scenario: Scenario, objects: UserObjects | None = None) -> None:
-    """Builds a user's strategy and policy once at load, so a wrong signature or a failing
-    constructor is a ConfigError before anything runs (a user's client algorithm is built by
-    the workers, which import torch: ``preparation.initial_model``; the task by ``prepare``,
-    which needs it for the data)."""
-    if (objects is not None and objects.strategy is not None) or ":" in scenario.server.strategy:
+    """Builds a user's strategy (or ``[algorithm]``'s server half) and policy once at load, so a
+    wrong signature or a failing constructor is a ConfigError before anything runs (a user's
+    client algorithm is built by the workers, which import torch: ``preparation.initial_model``;
+    the task by ``prepare``, which needs it for the data)."""
+    handed = objects is not None and (objects.strategy is not None or objects.algorithm is not None)
+    if handed or ":" in scenario.server.strategy or scenario.algorithm.kind:
         make_strategy(scenario, objects)
     built_policy(scenario)
     built_selector(scenario)

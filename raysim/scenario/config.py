@@ -85,7 +85,7 @@ def _default_kind(field: dataclasses.Field, value: Any) -> Any:
     policy.over_selection=1.3`` on a scenario without [policy] sets it on the default (sync)."""
     if not isinstance(value, Mapping) or "kind" in value:
         return value
-    default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+    default = _default(field)
     kind = getattr(type(default), "kind", None)
     return {"kind": kind, **value} if isinstance(kind, str) else value
 
@@ -161,7 +161,7 @@ def to_table(obj: Any) -> Any:
             table["kind"] = kind
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
-            if f.metadata.get("written_when_set") and value == f.default:
+            if f.metadata.get("written_when_set") and value == _default(f):
                 continue  # a key added later: absent at its default, so older files' hashes still match
             if f.init and value is not None:
                 table[f.name] = to_table(value)
@@ -171,6 +171,10 @@ def to_table(obj: Any) -> Any:
     if isinstance(obj, Mapping):
         return {k: to_table(v) for k, v in obj.items()}
     return obj
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def with_overrides(table: Any, overrides: Mapping[str, Any] | Iterable[str] | None = None) -> dict:

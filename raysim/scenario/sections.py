@@ -206,6 +206,24 @@ class ClientConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlgorithmConfig:
+    """``[algorithm]``: one user object for both halves of an algorithm, ``kind =
+    "package.module:Name"`` built with ``options`` (algorithms/pair.py: ``client(self)`` returns
+    the client algorithm, ``server(self)`` the server strategy), so an option both halves need is
+    written once. It stands in for ``client.algorithm`` and ``server.strategy``, not beside them."""
+
+    kind: str = ""
+    options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind and ":" not in self.kind:
+            raise ValueError(f"kind = {self.kind!r}: name a class of yours as 'package.module:Name' (with "
+                             "client(self) and server(self)), or leave [algorithm] out")
+        if self.options and not self.kind:
+            raise ValueError("options are for the object algorithm.kind names: set kind = 'package.module:Name'")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ServerConfig:
     """How the server turns updates into a model: strategy, weighting, reducer, optimizer."""
 
@@ -304,6 +322,8 @@ class Scenario:
     task: TaskConfig = field(default_factory=TaskConfig)
     client: ClientConfig = field(default_factory=ClientConfig)
     server: ServerConfig = field(default_factory=ServerConfig)
+    # written to scenario.toml only when set, so scenarios without it hash as before (config.to_table)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig, metadata={"written_when_set": True})
     selection: SelectionConfig = field(default_factory=lambda: SelectionConfig(clients_per_round=10))
     policy: Any = field(default_factory=SyncPolicy, metadata={"registry": POLICIES, "user": True})
     system: SystemConfig = field(default_factory=SystemConfig)

@@ -18,8 +18,9 @@ from raysim.algorithms.sgd import SGDConfig
 @dataclass(frozen=True)
 class TrainingPlan:
     """What every client task of a run shares: batch size, optimiser, seed, and the client
-    algorithm: a name of ``models/algorithm.py:CLIENT_ALGORITHMS``, ``package.module:Name``, or the
-    class or object itself (handed to ``raysim.api.run``), built with ``algorithm_options`` by
+    algorithm: a name of ``models/algorithm.py:CLIENT_ALGORITHMS``, ``package.module:Name``, the
+    class or object itself (handed to ``raysim.api.run``) or the client half of ``[algorithm]``
+    (``algorithms/pair.py:ClientHalf``, its name and options), built with ``algorithm_options`` by
     each worker (``models/algorithm.py:build_algorithm``), which imports torch; this side never does."""
 
     batch_size: int

@@ -1,14 +1,16 @@
 """FedDyn (examples/feddyn): the server's h and model against a hand computation, the client's
-regularised step and state against autograd, and the scenario file run by the CLI (across actor
-packings and a hard kill: test_hard_kill.py)."""
+regularised step and state against autograd, the one object that gives both halves, and the
+scenario file run by the CLI, the same as its two-key form (across actor packings and a hard
+kill: test_hard_kill.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from feddyn import FedDynClient, FedDynServer
+from feddyn import FedDyn, FedDynClient, FedDynServer
 from raysim.algorithms.strategy import RunFacts, Update
 from tests.examples.conftest import make_task, run_example
 
@@ -79,9 +81,29 @@ def test_client_refuses_an_alpha_other_than_the_servers():
         FedDynClient().train(task)
 
 
-def test_the_scenario_runs_from_the_cli(tmp_path):
+def test_the_one_object_gives_both_halves_with_its_alpha():
+    feddyn = FedDyn(alpha=0.3)
+    client, server = feddyn.client(), feddyn.server()
+    assert isinstance(client, FedDynClient) and isinstance(server, FedDynServer)
+    assert client.alpha == server.alpha == 0.3
+
+
+# the scenario file's [algorithm] written as the two keys naming the halves, alpha twice
+TWO_KEYS = ("algorithm.kind=''", "algorithm.options={}",
+            "client.algorithm='feddyn:FedDynClient'", "client.algorithm_options={alpha=0.01}",
+            "server.strategy='feddyn:FedDynServer'", "server.strategy_options={alpha=0.01}")
+
+
+def without_wall_clock(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=[c for c in frame.columns if "wall" in c])
+
+
+def test_the_scenario_runs_from_the_cli_as_its_two_key_form(tmp_path):
     rounds, clients = run_example("feddyn", tmp_path / "results")
     assert rounds["round"].tolist() == [1, 2, 3]
     assert np.isfinite(rounds["test_accuracy"]).all() and rounds["test_accuracy"].iloc[-1] > 0.5
     assert (rounds["h_norm"] > 0).all()
     assert len(clients) == 6 and (clients["status"] == "applied").all()
+    two_rounds, two_clients = run_example("feddyn", tmp_path / "two_keys", *TWO_KEYS)
+    pd.testing.assert_frame_equal(without_wall_clock(rounds), without_wall_clock(two_rounds))
+    pd.testing.assert_frame_equal(without_wall_clock(clients), without_wall_clock(two_clients))

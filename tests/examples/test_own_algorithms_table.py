@@ -61,6 +61,21 @@ def test_weighting_names_the_user_strategy_that_ignores_the_key(bench):
     assert bench.weighting_of({"server": {"strategy": "scaffold", "weighting": "uniform"}}) == "uniform"
     assert bench.weighting_of({"server": {"strategy": "feddyn:FedDynServer", "weighting": "samples"}}) == \
         "feddyn:FedDynServer's own"
+    assert bench.weighting_of({"server": {"strategy": "fedavg", "weighting": "samples"},
+                               "algorithm": {"kind": "feddyn:FedDyn"}}) == "feddyn:FedDyn's own"
+
+
+def test_the_built_in_rows_reset_feddyns_algorithm(bench):
+    """The built-ins run FedDyn's file with its [algorithm] removed: plain SGD clients and the
+    strategy their row names, nothing of FedDyn's left."""
+    from raysim.scenario.sections import load_scenario
+
+    for name in ("FedAvg", "FedProx (mu 0.01)", "SCAFFOLD"):
+        path, sets = bench.RUNS[name]
+        scenario = load_scenario(path, tuple(sets))
+        assert scenario.algorithm.kind == "" and scenario.client.algorithm == ""
+        assert ":" not in scenario.server.strategy
+    assert load_scenario(*bench.RUNS["FedDyn (alpha 0.01)"][:1]).algorithm.kind == "feddyn:FedDyn"
 
 
 def test_paired_differences_use_the_same_seeds(bench):
