@@ -27,7 +27,7 @@ def test_the_document_shows_the_package_files():
     section = document[document.index("## Write your own"):document.index("## Inside raysim")]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     files = {path.read_text() for path in (PACKAGE / "yours").glob("*.py") if path.name != "__init__.py"}
-    assert len(blocks) == 4 and set(blocks) == files
+    assert len(blocks) == 5 and set(blocks) == files
 
 
 @pytest.fixture
