@@ -34,6 +34,7 @@ from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.flower import FlowerConfig, FlowerScenario, load_apps
 from raysim.seeding import Stream, derive_seed
+from raysim.sim import table_rows
 from raysim.sim.cost.devices import Population
 
 RUN_ID = 1  # one run per grid
@@ -182,19 +183,20 @@ def ended_arrays():
 def rows_of(log, flower: FlowerConfig, started: float) -> tuple[dict, list[dict]]:
     """A server round's row and its messages' rows (see the module's docstring); the round is
     the grid's count, the one its draws are keyed by."""
-    rows = [{"round": log.number, "group_id": log.label, "staleness": 0, **row} for row in log.rows]
+    group = {"round": {"group_id": log.label}}
+    rows = [table_rows.client_row(round=log.number, staleness=0, after=group, extra=row) for row in log.rows]
     replied = [r for r in rows if r["status"] == "replied"]
-    round_row = {"round": log.number, "group_id": log.label, "sim_time": log.ended,
-                 "wall_time": time.perf_counter() - started, "messages": len(rows), "replies": len(replied),
-                 "bytes_down": int(sum(r["bytes_down"] for r in rows)), "bytes_up": int(sum(r["bytes_up"] for r in rows)),
-                 **{f"failed_{s}": sum(r["status"] == s for r in rows) for s in ("offline", "dropout", "late")}}
     means = {kind: weighted_means([r for r in replied if r["message_type"] == kind], flower.examples_key)
              for kind in ("train", "evaluate")}
-    for kind, values in means.items():
-        round_row.update({f"{kind}_{k}": v for k, v in values.items()})
     evaluated = means["evaluate"]
-    round_row[f"test_{flower.metric}"] = evaluated.get(flower.metric, math.nan)
-    round_row["test_loss"] = evaluated.get(flower.loss, math.nan)
+    round_row = table_rows.round_row(
+        round=log.number, sim_time=log.ended, wall_time=time.perf_counter() - started,
+        bytes_down=table_rows.total(rows, "bytes_down"), bytes_up=table_rows.total(rows, "bytes_up"),
+        statuses=[r["status"] for r in rows], failures=("offline", "dropout", "late"),
+        after={**group, "wall_time": {"messages": len(rows), "replies": len(replied)}},
+        extra={**{f"{kind}_{k}": v for kind, values in means.items() for k, v in values.items()},
+               f"test_{flower.metric}": evaluated.get(flower.metric, math.nan),
+               "test_loss": evaluated.get(flower.loss, math.nan)})
     return round_row, rows
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from raysim.models.layout import ParamLayout
 from raysim.network.transport import Transport
-from raysim.sim import checkpoint
+from raysim.sim import checkpoint, table_rows
 from raysim.sim.clock import SimClock
 from raysim.sim.driver import Driver
 from raysim.sim.evaluation import central_slices, summarise, test_columns
@@ -162,28 +162,27 @@ class NodeRounds:
         wall = time.perf_counter()
         applied = [r for r in rows if r["status"] == "applied"]
         samples = sum(r["samples"] for r in applied)
-        row = {
-            "round": self.round, "version": self.round, "sim_time": self.clock.now,
-            "wall_time": wall - self._run_started_wall, "round_wall_s": wall - self._round_started_wall,
-            "clients": len(applied), "samples": samples, **test_columns(scores),
-            "train_loss": sum(r["train_loss"] * r["samples"] for r in applied) / samples if samples else float("nan"),
-            "bytes_down": int(sum(r["bytes_down"] for r in rows)), "bytes_up": int(sum(r["bytes_up"] for r in rows)),
-            "failed_lost": len(rows) - len(applied), **traffic.get("columns", {}), **extra, **nodes,
-        }
+        row = table_rows.round_row(
+            round=self.round, version=self.round, sim_time=self.clock.now, wall_time=wall - self._run_started_wall,
+            round_wall_s=wall - self._round_started_wall, clients=len(applied), samples=samples,
+            evaluation=test_columns(scores),
+            train_loss=sum(r["train_loss"] * r["samples"] for r in applied) / samples if samples else float("nan"),
+            bytes_down=table_rows.total(rows, "bytes_down"), bytes_up=table_rows.total(rows, "bytes_up"),
+            statuses=[r["status"] for r in rows], failures=("lost",),
+            extra={**traffic.get("columns", {}), **extra, **nodes})
         self._round_started_wall = wall
         return row
 
     def _client_row(self, client: int, result, start: float, compute_s: float, end: float, traffic: dict) -> dict:
-        return {
-            "round": self.round, "task_id": self._task_counter - len(self.sizes) + client, "client_id": client,
-            "status": "applied" if result is not None else "lost", "staleness": 0,
-            "samples": int(self.sizes[client]), "epochs": self.schedule.epochs,
-            "steps": result.steps if result is not None else 0,
-            "train_loss": result.mean_loss if result is not None else float("nan"),
-            "start_time": start, "end_time": end, "compute_s": compute_s,
-            "wall_train_s": result.wall_s if result is not None else float("nan"),
-            "bytes_down": int(traffic["received"].get(client, 0)), "bytes_up": int(traffic["sent"].get(client, 0)),
-        }
+        return table_rows.client_row(
+            round=self.round, task_id=self._task_counter - len(self.sizes) + client, client_id=client,
+            status="applied" if result is not None else "lost", staleness=0,
+            samples=int(self.sizes[client]), epochs=self.schedule.epochs,
+            steps=result.steps if result is not None else 0,
+            train_loss=result.mean_loss if result is not None else float("nan"),
+            start_time=start, end_time=end, compute_s=compute_s,
+            wall_train_s=result.wall_s if result is not None else float("nan"),
+            bytes_down=int(traffic["received"].get(client, 0)), bytes_up=int(traffic["sent"].get(client, 0)))
 
     def _node_rows(self) -> list[dict]:
         return [{"role": self._role(r["node"]), **r} for r in self.transport.node_rows()]

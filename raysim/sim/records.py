@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from raysim.algorithms.strategy import Update
+from raysim.sim import table_rows
 from raysim.sim.dispatch import Task
 from raysim.sim.evaluation import summarise, test_columns
 
@@ -35,6 +36,10 @@ class RoundReport:
     model: dict[str, np.ndarray] | None = None
 
 
+# The statuses of a task that did not reach the model, one failed_<status> column each.
+FAILURES = ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")
+
+
 class Recording:
     """Round and client rows (see the module's docstring)."""
 
@@ -43,26 +48,16 @@ class Recording:
         wall = time.perf_counter()
         samples = sum(u.num_samples for u in updates)
         applied = [r for r in client_rows if r["status"] == "applied"]
-        row = {
-            "round": self.round,
-            "version": self.state.version,
-            "sim_time": self.clock.now + metrics.get("protocol_sim_s", 0.0),  # the step's end
-            "wall_time": wall - self._run_started_wall,
-            "round_wall_s": wall - self._round_started_wall,
-            "clients": len(updates),
-            "samples": samples,
-            **test_columns(summarise(scored, self.task)),
-            "train_loss": (sum(r["train_loss"] * r["samples"] for r in applied) / samples) if samples else float("nan"),
-            "bytes_down": int(sum(r["bytes_down"] for r in client_rows)),
-            "bytes_up": int(sum(r["bytes_up"] for r in client_rows)),
-            "mean_staleness": float(np.mean([r["staleness"] for r in applied])) if applied else float("nan"),
-            "messages_saved": self._messages_saved,
-            **{f"failed_{reason}": sum(r["status"] == reason for r in client_rows)
-               for reason in ("dropout", "offline", "late", "excess", "straggler", "rejected", "lost")},
-            **self._compression_columns(client_rows),
-            **self._network_columns(),
-            **metrics,
-        }
+        row = table_rows.round_row(
+            round=self.round, version=self.state.version,
+            sim_time=self.clock.now + metrics.get("protocol_sim_s", 0.0),  # the step's end
+            wall_time=wall - self._run_started_wall, round_wall_s=wall - self._round_started_wall,
+            clients=len(updates), samples=samples, evaluation=test_columns(summarise(scored, self.task)),
+            train_loss=(sum(r["train_loss"] * r["samples"] for r in applied) / samples) if samples else float("nan"),
+            bytes_down=table_rows.total(client_rows, "bytes_down"), bytes_up=table_rows.total(client_rows, "bytes_up"),
+            mean_staleness=float(np.mean([r["staleness"] for r in applied])) if applied else float("nan"),
+            messages_saved=self._messages_saved, statuses=[r["status"] for r in client_rows], failures=FAILURES,
+            extra={**self._compression_columns(client_rows), **self._network_columns(), **metrics})
         self._round_started_wall = wall
         self._messages_saved = 0
         return row
@@ -70,30 +65,19 @@ class Recording:
     def _client_row(self, task: Task, *, applied_round: int | None, staleness: int | None) -> dict:
         info = task.info
         delivered = task.status in ("applied", "rejected")
-        return {
-            "round": applied_round if applied_round is not None else self.round + 1,
-            "rejected_because": task.result.get("rejected_because", ""),
-            "task_id": info.task_id,
-            "client_id": info.client_id,
-            "status": task.status,
-            "base_version": info.base_version,
-            "staleness": staleness if staleness is not None else -1,
-            "samples": task.samples,
-            "epochs": info.epochs,
-            "straggler": info.epochs < self.schedule.epochs,  # partial work accepted
-            "attacker": info.client_id in self.attackers,
-            "steps": task.result.get("steps", 0),
-            "train_loss": task.result.get("train_loss", float("nan")),
-            "start_time": info.start,
-            "end_time": info.end,
-            "download_s": task.download_s,
-            "compute_s": task.compute_s,
-            "upload_s": task.upload_s,
-            "wall_train_s": task.result.get("wall_train_s", float("nan")),
-            "bytes_down": 0 if task.continued else self.download_bytes,
-            "bytes_up": self.upload_bytes if delivered else 0,
-            **{name: value for name, value in task.result.items() if name.startswith("metric_")},
-        }
+        return table_rows.client_row(
+            round=applied_round if applied_round is not None else self.round + 1,
+            task_id=info.task_id, client_id=info.client_id, status=task.status,
+            staleness=staleness if staleness is not None else -1, samples=task.samples, epochs=info.epochs,
+            steps=task.result.get("steps", 0), train_loss=task.result.get("train_loss", float("nan")),
+            start_time=info.start, end_time=info.end, download_s=task.download_s, compute_s=task.compute_s,
+            upload_s=task.upload_s, wall_train_s=task.result.get("wall_train_s", float("nan")),
+            bytes_down=0 if task.continued else self.download_bytes, bytes_up=self.upload_bytes if delivered else 0,
+            after={"round": {"rejected_because": task.result.get("rejected_because", "")},
+                   "status": {"base_version": info.base_version},
+                   "epochs": {"straggler": info.epochs < self.schedule.epochs,  # partial work accepted
+                              "attacker": info.client_id in self.attackers}},
+            extra={name: value for name, value in task.result.items() if name.startswith("metric_")})
 
     def _compression_columns(self, client_rows: list[dict]) -> dict:
         """With compression: how many times fewer bytes went up than dense float32 updates would

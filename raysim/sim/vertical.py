@@ -24,6 +24,7 @@ import numpy as np
 
 from raysim.network.transport import mbps_to_bps, transfer_s
 from raysim.seeding import Stream, rng
+from raysim.sim import table_rows
 from raysim.sim.clock import SimClock
 from raysim.vertical import lr, netshape, psi
 
@@ -243,17 +244,20 @@ def epoch_row(epoch: int, ledger: VerticalLedger, started: float, result: dict[s
     last row (PSI's in the first), as a horizontal run's rows count them; ``bytes_total`` all so far."""
     total = int(sum(ledger.sent.values()))
     previous, ledger.reported = ledger.reported, total
-    return {"round": epoch, "sim_time": ledger.now, "wall_time": time.perf_counter() - started,
-            **{f"{part}_{k}": v for part, values in result.items() for k, v in values.items()},
-            "bytes_up": total - previous, "bytes_total": total, "he_seconds": ledger.he_seconds,
-            **{f"he_{op}": int(n) for op, n in sorted(ledger.ops.items())}}
+    return table_rows.round_row(
+        round=epoch, sim_time=ledger.now, wall_time=time.perf_counter() - started,
+        evaluation={f"{part}_{k}": v for part, values in result.items() for k, v in values.items()},
+        bytes_up=total - previous,
+        extra={"bytes_total": total, "he_seconds": ledger.he_seconds,
+               **{f"he_{op}": int(n) for op, n in sorted(ledger.ops.items())}})
 
 
 def party_rows(epoch: int, names: list[str], ledger: VerticalLedger) -> list[dict[str, Any]]:
     """Rows of ``clients.parquet``: bytes each party (and the coordinator) sent and received so far."""
     everyone = names + [COORDINATOR] * (COORDINATOR in ledger.sent)
-    return [{"round": epoch, "client_id": i, "party": n, "status": "trained", "staleness": 0,
-             "bytes_sent": int(ledger.sent[n]), "bytes_received": int(ledger.received[n])}
+    return [table_rows.client_row(round=epoch, client_id=i, status="trained", staleness=0,
+                                  after={"client_id": {"party": n}},
+                                  extra={"bytes_sent": int(ledger.sent[n]), "bytes_received": int(ledger.received[n])})
             for i, n in enumerate(everyone)]
 
 
