@@ -3,34 +3,18 @@ rendered verbatim, three seeds a row, and the script's figures hold on a hand-ma
 
 from __future__ import annotations
 
-import importlib.util
-import json
-import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
+
+from tests.bench_scripts import script_fixtures
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "selection.py"
 SECTION = "### Measured: uniform, Power-of-Choice and Oort on a heterogeneous population"
 
 
-@pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(SCRIPT.parent))  # the script imports its neighbours, as when run
-    try:
-        spec = importlib.util.spec_from_file_location("selection_benchmark", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
-
-
-@pytest.fixture(scope="module")
-def sweep() -> dict:
-    return json.loads(SCRIPT.with_suffix(".json").read_text())
+bench, sweep = script_fixtures("selection")
 
 
 def test_readme_table_is_the_sweep(bench, sweep):

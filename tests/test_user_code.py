@@ -4,6 +4,8 @@ failure the object and the client, and nothing is written past the last good rou
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -153,8 +155,10 @@ def test_a_user_policy_from_its_package_runs_and_resumes(tiny, tmp_path):
     pd.testing.assert_frame_equal(rounds[["test_accuracy", "sim_time"]], _rounds(resumed)[["test_accuracy", "sim_time"]])
 
 
-def test_a_user_selector_chooses_the_clients_and_resumes(tiny, tmp_path):
-    scenario = tiny(selection={"selector": {"kind": f"{USER}:LeastTried", "skip": [7]}}, run={"rounds": 4})
+def test_a_user_selector_chooses_the_clients_and_resumes(tiny, tmp_path, monkeypatch):
+    """The write-your-own package's selector (docs/architecture.md, "A selector")."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "examples" / "write_your_own"))
+    scenario = tiny(selection={"selector": {"kind": "yours.selection:LeastTried", "skip": [7]}}, run={"rounds": 4})
     whole, resumed = whole_and_resumed(scenario, tmp_path, after=2)
     clients = pd.read_parquet(whole / "clients.parquet")
     # 8 devices, 4 a round, 7 skipped: rounds 1 and 2 take 0-3 and 4-6 plus 0 (tried once, lowest id)

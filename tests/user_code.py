@@ -207,29 +207,9 @@ class MixingPolicy(SequentialPolicy):
         return PolicyFacts(updates_per_step=1, tasks_per_round=self.cohort, mixes_one_update=True)
 
 
-@dataclass(frozen=True, kw_only=True)
-class LeastTried:
-    """A user's selector: the clients tried least often so far, lowest ids first, so every client
-    takes its turn (the selector protocol's example)."""
+class SelectsBusyClients:
+    """A selector that names clients it may not: the busy ones, or one past the population."""
 
-    skip: tuple[int, ...] = ()
-
-    def build(self) -> "LeastTriedSelector":
-        return LeastTriedSelector(self.skip)
-
-
-class LeastTriedSelector:
-    def __init__(self, skip: tuple[int, ...]):
-        self.skip = list(skip)
-        self.calls = 0  # its own state, checkpointed with the run
-
-    def select(self, count, view, draw):
-        self.calls += 1
-        tries = {c: view.records[c].tries if c in view.records else 0 for c in view.candidates() if c not in self.skip}
-        return sorted(tries, key=lambda c: (tries[c], c))[:count]
-
-
-class SelectsBusyClients(LeastTriedSelector):
     def select(self, count, view, draw):
         return sorted(view.busy)[:count] or [view.num_clients]
 
@@ -237,7 +217,7 @@ class SelectsBusyClients(LeastTriedSelector):
 @dataclass(frozen=True)
 class SelectsBusy:
     def build(self):
-        return SelectsBusyClients(())
+        return SelectsBusyClients()
 
 
 @dataclass(frozen=True)

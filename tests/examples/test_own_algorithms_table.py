@@ -5,29 +5,18 @@ t-interval, MOON's first participations, the weighting a run used) hold on hand-
 
 from __future__ import annotations
 
-import importlib.util
-import json
 from pathlib import Path
 
 import pandas as pd
-import pytest
+
+from tests.bench_scripts import script_fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "own_algorithms.py"
 SECTION = "### Measured: FedDyn, MOON and Ditto against FedAvg, FedProx and SCAFFOLD"
 
 
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("own_algorithms", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@pytest.fixture(scope="module")
-def sweep() -> dict:
-    return json.loads(SCRIPT.with_suffix(".json").read_text())
+bench, sweep = script_fixtures("own_algorithms")
 
 
 def test_readme_table_is_the_sweep(bench, sweep):
