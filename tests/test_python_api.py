@@ -5,6 +5,7 @@ refused at once."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -160,8 +161,11 @@ def no_ray(monkeypatch):
 def test_a_run_of_a_scripts_object_is_recorded_as_such_and_its_resume_refused_at_once(tmp_path, capsys, no_ray):
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(SCRIPT))
+    # a script run from the repository imports `tests` as a user's script imports its project:
+    # through the path (a script's own folder, not the working directory, is on sys.path)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, str(script), str(tmp_path / "res")], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": path})
     assert done.returncode == 0, done.stderr[-2000:]
     (folder,) = (tmp_path / "res" / "tiny").iterdir()
     record = (folder / "scenario.toml").read_text()
