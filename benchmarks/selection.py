@@ -25,17 +25,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from environment import environment
-from own_algorithms import interval
+from own_algorithms import interval, run_one as run_algorithm
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "scenarios" / "policies" / "sync.toml"
@@ -47,22 +43,11 @@ SELECTORS = {
 
 
 def run_one(selector: str, seed: int, horizon: float) -> tuple[pd.DataFrame, float]:
-    """One ``raysim run`` in a fresh results folder, removed afterwards: its rounds and wall time."""
-    results = Path(tempfile.mkdtemp(prefix="raysim-selection-"))
-    sets = [SELECTORS[selector], f"run.seed={seed}", "run.name='selection'", "run.rounds=100000", "run.eval_every=1",
-            f"run.sim_time_limit={horizon}", "data.partition={kind='dirichlet',beta=0.3}", "ray.num_cpus=2"]
-    command = [sys.executable, "-m", "raysim", "run", str(SCENARIO), "--results", str(results), "--quiet"]
-    for assignment in sets:
-        command += ["--set", assignment]
-    started = time.perf_counter()
-    try:
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-        if done.returncode:
-            raise RuntimeError(f"{selector} seed {seed}: exit {done.returncode}\n{done.stderr[-3000:]}")
-        (run_dir,) = results.glob("*/*")
-        return pd.read_parquet(run_dir / "rounds.parquet"), time.perf_counter() - started
-    finally:
-        shutil.rmtree(results, ignore_errors=True)
+    """One ``raysim run`` of the population with ``selector`` (own_algorithms.run_one: a fresh
+    results folder, Dirichlet(0.3) labels, ``run.seed``): its rounds and wall time."""
+    sets = [SELECTORS[selector], "run.name='selection'", f"run.sim_time_limit={horizon}"]
+    rounds, _, _, wall = run_algorithm(SCENARIO, sets, beta=0.3, seed=seed, rounds=100000, eval_every=1)
+    return rounds, wall
 
 
 def measure(rounds: pd.DataFrame, *, target: float, at: float) -> dict:

@@ -25,6 +25,13 @@ def load_script(name: str) -> ModuleType:
     return module
 
 
+def readme_section(heading: str) -> str:
+    """The README's section under ``heading``, up to the next section of level 2."""
+    readme = (BENCHMARKS.parent / "README.md").read_text()
+    section = readme[readme.index(heading):]
+    return section[:section.index("\n## ")]
+
+
 def script_fixtures(name: str):
     """Module-scoped fixtures ``bench`` (the script as a module) and ``sweep`` (its JSON), for
     ``bench, sweep = script_fixtures("name")`` at a test module's top."""

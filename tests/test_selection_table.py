@@ -3,14 +3,11 @@ rendered verbatim, three seeds a row, and the script's figures hold on a hand-ma
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
-from tests.bench_scripts import script_fixtures
+from tests.bench_scripts import readme_section, script_fixtures
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "benchmarks" / "selection.py"
 SECTION = "### Measured: uniform, Power-of-Choice and Oort on a heterogeneous population"
 
 
@@ -18,9 +15,7 @@ bench, sweep = script_fixtures("selection")
 
 
 def test_readme_table_is_the_sweep(bench, sweep):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index(SECTION):]
-    assert bench.markdown(sweep) in section[:section.index("\n## ")]
+    assert bench.markdown(sweep) in readme_section(SECTION)
     assert sweep["summary"] == bench.summarise(sweep["runs"])
 
 

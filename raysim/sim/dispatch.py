@@ -17,7 +17,7 @@ import numpy as np
 from raysim.seeding import Stream, rng
 from raysim.sim.policies import Action, Arrival, Dispatch, Dispatched, Failure, Suppressed, TaskInfo
 from raysim.sim.selection.protocol import SelectionView
-from raysim.sim.selection.uniform import idle_online, next_online
+from raysim.sim.selection.uniform import idle_online, is_idle_online, next_online
 from raysim.sim.tasks import ClientResult, TrainTask
 
 if TYPE_CHECKING:
@@ -231,7 +231,7 @@ class Dispatching:
 
         return SelectionView(round=self.round + 1, now=now, num_clients=population.num_clients, examples=self.sizes,
                              busy=busy, records=self.selection.records,
-                             available=lambda c: c not in busy and population.profile(c).availability.online_at(now),
+                             available=lambda c: is_idle_online(population, c, busy=busy, now=now),
                              expected_duration_s=expected_duration_s)
 
     def _named(self, clients: tuple[int, ...]) -> list[int]:

@@ -5,14 +5,11 @@ t-interval, MOON's first participations, the weighting a run used) hold on hand-
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pandas as pd
 
-from tests.bench_scripts import script_fixtures
+from tests.bench_scripts import readme_section, script_fixtures
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "own_algorithms.py"
 SECTION = "### Measured: FedDyn, MOON and Ditto against FedAvg, FedProx and SCAFFOLD"
 
 
@@ -20,10 +17,7 @@ bench, sweep = script_fixtures("own_algorithms")
 
 
 def test_readme_table_is_the_sweep(bench, sweep):
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index(SECTION):]
-    section = section[:section.index("\n## ")]
-    assert bench.markdown(sweep) in section
+    assert bench.markdown(sweep) in readme_section(SECTION)
 
 
 def test_every_row_has_three_seeds(bench, sweep):

@@ -38,7 +38,7 @@ class SelectionStage:
         if len(set(clients)) != len(clients) or len(clients) > count:
             raise SelectionError(f"round {view.round}: the selector {name} returned {len(clients)} ids with "
                                  f"{len(clients) - len(set(clients))} repeated, for a dispatch of at most {count}")
-        unfit = [c for c in clients if not 0 <= c < view.num_clients or c in view.busy or not view.available(c)]
+        unfit = [c for c in clients if not 0 <= c < view.num_clients or not view.available(c)]
         if unfit:
             raise SelectionError(f"round {view.round}: the selector {name} returned clients {unfit[:5]} that are "
                                  "not idle and online now (select among view.candidates(), or test view.available)")

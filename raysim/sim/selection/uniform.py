@@ -16,10 +16,16 @@ from raysim.sim.cost.devices import Population
 from raysim.sim.selection.protocol import SelectionView
 
 
+def is_idle_online(population: Population, client: int, *, busy: set[int] | frozenset[int], now: float) -> bool:
+    """Whether ``client`` has no task in flight and its device is online at ``now``: the one rule
+    of who a dispatch may start (a selector's ``view.available``)."""
+    return client not in busy and population.profile(client).availability.online_at(now)
+
+
 def idle_online(population: Population, candidates: Iterable[int], *, busy: set[int] | frozenset[int],
                 now: float) -> list[int]:
     """The candidates, in order, that are idle and online at ``now``."""
-    return [int(c) for c in candidates if int(c) not in busy and population.profile(int(c)).availability.online_at(now)]
+    return [int(c) for c in candidates if is_idle_online(population, int(c), busy=busy, now=now)]
 
 
 def sample_clients(num_clients: int, count: int, *, busy: set[int] | frozenset[int],
