@@ -190,14 +190,15 @@ def _what_is_kept(writer: RunWriter) -> str:
 
 
 def _driver_args(scenario: Scenario, prepared: Prepared, initial: InitialModel) -> dict[str, Any]:
-    """What the driver is handed: its parts, the model's initial state and layout (no torch
-    module), the clients' sizes, the test set's size and the held-out examples."""
+    """What the driver is handed: its parts (the evaluating stages hold the held-out and
+    validation rows), the model's initial state and layout (no torch module), the clients'
+    sizes and the test set's size."""
     sizes = prepared.shards.sizes()
     parts = driver_parts(scenario, layout=initial.layout, num_classes=prepared.model.num_classes,
-                         num_clients=len(sizes), client_sizes=sizes, objects=prepared.objects)
+                         num_clients=len(sizes), client_sizes=sizes, objects=prepared.objects,
+                         test_size=prepared.test_size, holdout=prepared.holdout, validation=prepared.validation)
     return {"parts": parts, "initial_params": initial.params, "layout": initial.layout,
-            "client_sizes": sizes, "test_size": prepared.test_size, "holdout": prepared.holdout,
-            "validation": prepared.validation}
+            "client_sizes": sizes, "test_size": prepared.test_size}
 
 
 def _driver_class(scenario: Scenario) -> type:

@@ -13,41 +13,48 @@ vector and never imports torch: evaluation is sent to the workers (``evaluation.
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
 from raysim.algorithms.strategy import ServerState, Update
 from raysim.models.layout import ParamLayout
-from raysim.network.ledger import committee_accept, score_updates
 from raysim.privacy.hygiene import check_update
 from raysim.seeding import Stream, rng
-from raysim.sim import checkpoint
+from raysim.sim import checkpoint, records
 from raysim.sim.client_state import ClientState
 from raysim.sim.clock import SimClock
-from raysim.sim.contribution import ContributionLedger
-from raysim.sim.dispatch import Dispatching, Later, Task, TriggerCheck
-from raysim.models.learning_task import primary
-from raysim.sim.evaluation import central_slices, evaluate_clients, holdout_rows, holdout_slices, summarise, utility
+from raysim.sim.cost.payload import payload
+from raysim.sim.dispatch import (
+    SILENT_TASKS_PER_CLIENT, Later, RunStalled, Task, TriggerCheck, beyond_first, closing_time, device_failure,
+    failure_by, local_epochs,
+)
+from raysim.sim.evaluation import central_slices, summarise, test_columns
 from raysim.sim.executor import ClientLost, Executor
-from raysim.sim.incentives import Incentives, Incentivised
-from raysim.sim.selection.stage import SelectionStage
 from raysim.sim.parts import DriverParts
 from raysim.sim.policies import (
-    Action, Aggregate, Arrival, Discard, Dispatch, Failure, ServerView, SetTimer, Timer, postponed,
+    Action, Aggregate, Arrival, Discard, Dispatch, Dispatched, Failure, ServerView, SetTimer, Suppressed, TaskInfo,
+    Timer, postponed,
 )
-from raysim.sim.records import Recording, RoundReport
+from raysim.sim.records import RoundReport
 from raysim.sim.restored import check_restored
+from raysim.sim.selection.protocol import SelectionView
+from raysim.sim.selection.stage import SelectionStage
+from raysim.sim.selection.uniform import idle_online, is_idle_online, next_online
 from raysim.sim.server_step import server_step
+from raysim.sim.stages.stage import StageContext, Step
 from raysim.sim.state_store import ClientStore
-from raysim.sim.tasks import ClientIndices, ClientResult
+from raysim.sim.tasks import ClientResult, TrainTask
 
 
-class Driver(Incentivised, Dispatching, Recording):
-    """The event loop, the server step and checkpoints; dispatch (dispatch.py), the recorded
-    rows (records.py), the per-client state (client_state.py) and valuing and paying clients
-    (incentives.py, contribution.py) are its other parts."""
+class Driver:
+    """The kernel of a star run: the event loop, dispatch, the server step and checkpoints. What
+    is optional is a stage (stages/), called at the moments it acts on in the order
+    ``parts.stages`` lists them; who is dispatched is the selection stage's (selection/), what
+    the server keeps of each client the client state's (client_state.py), the rows records.py's."""
 
     def __init__(
         self,
@@ -58,39 +65,22 @@ class Driver(Incentivised, Dispatching, Recording):
         client_sizes: np.ndarray,
         test_size: int,
         executor_factory: Callable[[], Executor],
-        holdout: ClientIndices | None = None,
-        validation: np.ndarray | None = None,
     ):
         self.sizes = np.asarray(client_sizes)
         self.population = parts.population
         self.policy = parts.policy
         self.strategy = parts.strategy
-        self.attack, self.attackers = parts.attack, parts.attackers
+        self.attackers = parts.attackers
         self.limits, self.schedule, self.seed = parts.limits, parts.schedule, parts.seed
         self.clients_per_round = parts.clients_per_round
         self._stopped = False  # e.g. the privacy budget is spent
         self.layout = layout
         self.state = ServerState(params=initial_params, strategy_state=self.strategy.init(initial_params))
-        self.exchange_bytes = parts.exchange_bytes
         self.privacy = parts.privacy
         self.channel = parts.channel
-        self.links, self.chain = parts.links, parts.chain
-        uplink = self.channel.uplink if self.channel else None
-        downlink = self.channel.downlink if self.channel else None
-        # what one client uploads: the update, its encoded form, or its masked / encrypted form;
-        # payload bytes, unframed, as the dense model is counted (compression/codec.py)
-        self.upload_bytes = (uplink.payload_bytes if uplink else
-                             self.privacy.upload_bytes if self.privacy else self.exchange_bytes)
-        self.download_bytes = downlink.payload_bytes if downlink else self.exchange_bytes
-        self.holdout = holdout
-        self.evaluation = parts.evaluation
+        self.traffic = payload(parts.exchange_bytes, parts.channel, parts.privacy)
         self.task = parts.task
-        contribution, incentive = parts.contribution, parts.incentive
-        self.ledger = (ContributionLedger(contribution, validation=validation, population=len(self.sizes), seed=self.seed,
-                              task=self.task)
-                       if contribution is not None else None)
-        self.incentives = (Incentives(incentive, pay_by=incentive.method or contribution.methods[0],
-                                      cohort=self.clients_per_round) if incentive is not None else None)
+        self.stages = tuple(parts.stages)
         self.clients = ClientState(store=ClientStore(budget_bytes=parts.client_state_bytes), personal=parts.personal)
         self.selection = SelectionStage(parts.selector)
         self.test_slices = central_slices(test_size)
@@ -111,6 +101,11 @@ class Driver(Incentivised, Dispatching, Recording):
         self._round_ended = 0.0  # simulated time the last round's row ends at (the checkpoint's progress)
         self._round_started_wall = time.perf_counter()
         self._run_started_wall = time.perf_counter()
+
+    def _context(self) -> StageContext:
+        """What a stage is shown of the run now."""
+        return StageContext(round=self.round, now=self.clock.now, seed=self.seed, params=self.state.params,
+                            task=self.task, evaluator=self.executor, clients=self.clients, finished=self.finished)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -177,6 +172,159 @@ class Driver(Incentivised, Dispatching, Recording):
                 raise TypeError(f"unknown policy action {action!r}")
         return reports
 
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def _dispatch(self, action: Dispatch) -> list[RoundReport]:
+        now = self.clock.now
+        self._dispatches += 1
+        chosen = self._named(action.clients) if action.clients else self._select(action.count, key=self._dispatches)
+        if not chosen:
+            self.clock.schedule(next_online(self.population, busy=self.busy, now=now), Later((action,)))
+            return []
+        self.selection.dispatched(chosen, round_number=self.round + 1)
+        epochs = local_epochs(self.schedule, chosen, seed=self.seed, key=self._dispatches)
+        planned = [self._plan_task(client, now, epochs[client], action) for client in chosen]
+        created = [task for task, _ in planned]
+        for task in created:
+            self.tasks[task.info.task_id] = task
+            self.busy.add(task.info.client_id)
+        arrivals = [task for task, failure in planned if failure is None]
+        closing = closing_time(arrivals, action)
+        for task, failure in planned:
+            if failure is not None:
+                self._fail(task, *failure_by(failure, closing, action))
+        excess, first_k_in = beyond_first(arrivals, action.keep_first)
+        for task in excess:
+            self._fail(task, "excess", first_k_in)
+        trained = [t for t in arrivals if t.status == "running"]
+        for task in trained:
+            task.trained = True
+            if task.trigger is None:
+                self.clock.schedule(task.info.end, Arrival(task.info))
+            else:
+                self.clock.schedule(task.info.start + task.download_s + task.compute_s, TriggerCheck(task.info.task_id))
+        self._submit([t for t in trained if t.start_params is None], self.state.version, self.state.params)
+        for task in trained:
+            if task.start_params is not None:  # its own start model: a one-off "version" keyed by the task
+                self._submit([task], -1 - task.info.task_id, task.start_params)
+        return self._execute(self.policy.on_event(Dispatched(tuple(t.info for t in created)), self.view()))
+
+    def _select(self, count: int, *, key: int) -> list[int]:
+        """A stage's choice (incentives' priced draw), else the selection stage's, drawing from
+        (seed, dispatch number)."""
+        view = self._selection_view()
+        for stage in self.stages:
+            chosen = stage.choose(count, view, rng(self.seed, Stream.SELECTION, key))
+            if chosen is not None:
+                return chosen
+        return self.selection.choose(count, view, rng(self.seed, Stream.SELECTION, key))
+
+    def _selection_view(self) -> SelectionView:
+        population, now, busy = self.population, self.clock.now, frozenset(self.busy)
+
+        def expected_duration_s(client: int) -> float:
+            timing = population.timing(client, start=now, samples=int(self.sizes[client]), epochs=self.schedule.epochs,
+                                       model_bytes=self.traffic.download_bytes, update_bytes=self.traffic.upload_bytes)
+            return timing.end - now
+
+        return SelectionView(round=self.round + 1, now=now, num_clients=population.num_clients, examples=self.sizes,
+                             busy=busy, records=self.selection.records,
+                             available=lambda c: is_idle_online(population, c, busy=busy, now=now),
+                             expected_duration_s=expected_duration_s)
+
+    def _named(self, clients: tuple[int, ...]) -> list[int]:
+        """The policy's chosen clients that are idle and online now."""
+        return sorted(idle_online(self.population, set(clients), busy=self.busy, now=self.clock.now))
+
+    def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> tuple[Task, tuple[str, float] | None]:
+        """A client's task with its timing, and how and when it will fail, if it will (the
+        failure is scheduled by ``_dispatch`` once the round's closing time is known)."""
+        samples, traffic = int(self.sizes[client]), self.traffic
+
+        def timed(epochs: int):
+            return self.population.timing(client, start=now, samples=samples, epochs=epochs,
+                                          model_bytes=traffic.download_bytes, update_bytes=traffic.upload_bytes)
+
+        timing = timed(epochs)
+        local = self.local_models.pop(client, None) if action.trigger is not None else None
+        if local is not None:  # keeps training its own model: nothing to download
+            timing = replace(timing, download_s=0.0)
+        elif action.trigger is not None:
+            self.anchors[client] = (self.state.version, self.state.params)
+        if action.cutoff is not None and timing.end > action.cutoff and action.partial_work:
+            per_epoch = timing.compute_s / epochs
+            fit = math.floor((action.cutoff - now - timing.download_s - timing.upload_s) / per_epoch) if per_epoch else epochs
+            if fit >= 1:
+                epochs = min(fit, epochs)
+                timing = timed(epochs)
+        for stage in self.stages:  # broker, ledger: the transfers go through the network's nodes
+            timing = stage.timing(client, timing, download=local is None, model_bytes=traffic.download_bytes,
+                                  update_bytes=traffic.upload_bytes)
+        task_id = self._task_counter
+        self._task_counter += 1
+        base_version = self.anchors[client][0] if action.trigger is not None else self.state.version
+        info = TaskInfo(task_id=task_id, client_id=client, base_version=base_version,
+                        start=now, end=timing.end, epochs=epochs)
+        if local is None:
+            local = self.clients.start(self.state.params, client)
+        task = Task(info=info, samples=samples, download_s=timing.download_s, compute_s=timing.compute_s,
+                    upload_s=timing.upload_s, trained=False, trigger=action.trigger, start_params=local,
+                    continued=timing.download_s == 0.0, seed_key=self._dispatches, round=self.round + 1)
+        failure = device_failure(self.population, client, task_id, timing)
+        if failure is None and action.cutoff is not None and timing.end > action.cutoff:
+            failure = "late", action.cutoff
+        elif failure is None and epochs < self.schedule.epochs and self.schedule.drop_stragglers:
+            failure = "straggler", timing.end
+        return task, failure
+
+    def _submit(self, tasks: list[Task], key: int, params: np.ndarray) -> None:
+        """Sends ``tasks`` to the executor from model ``key`` (``params``), with the strategy's
+        broadcast of that moment (kept with the base, so a resumed run sends the same) and each
+        client's own state from the store."""
+        if tasks:
+            self.bases.setdefault(key, params)
+            if key not in self.broadcasts:
+                share = getattr(self.strategy, "broadcast", None)
+                self.broadcasts[key] = dict(share(self.state.strategy_state)) if share is not None else {}
+            self.executor.submit(
+                key, params if self.channel is None else self.channel.broadcast(params),
+                [TrainTask(t.info.task_id, t.info.client_id, t.seed_key, t.info.epochs, round=t.round,
+                           state=self.clients.algorithm_state(t.info.client_id), server=self.broadcasts[key])
+                 for t in tasks],
+                [t.samples * t.info.epochs for t in tasks],
+            )
+
+    def _fail(self, task: Task, reason: str, at: float) -> None:
+        task.status = reason
+        self.clock.schedule(max(at, task.info.start), Failure(task.info, reason))
+
+    def _start_of(self, task: Task) -> np.ndarray:
+        return task.start_params if task.start_params is not None else self.bases[task.info.base_version]
+
+    def _check_trigger(self, task: Task) -> Arrival | Suppressed | None:
+        """Event trigger: send if ||model - model at last sync|| > threshold, else keep training."""
+        result = self._finished(task)  # the client's compute ended: it keeps its state, sent or not
+        if result is None:  # lost with its worker: the server hears nothing, as for a dropout
+            return Failure(task.info, "lost")
+        start = self._start_of(task)
+        task.new_model = start.astype(np.float64) + result.delta
+        anchor = self.anchors[task.info.client_id][1]
+        if float(np.linalg.norm(task.new_model - anchor)) > task.trigger:
+            self.clock.schedule(self.clock.now + task.upload_s, Arrival(replace(task.info, end=self.clock.now + task.upload_s)))
+            return None
+        self.local_models[task.info.client_id] = task.new_model.astype(np.float32)
+        self._messages_saved += 1
+        if self._messages_saved > SILENT_TASKS_PER_CLIENT * len(self.sizes):
+            raise RunStalled(
+                f"round {self.round + 1}: {self._messages_saved} local updates in a row stayed under "
+                f"policy.threshold = {task.trigger:g} and none was sent, so no round can end: lower policy.threshold"
+            )
+        task.status = "suppressed"
+        self.busy.discard(task.info.client_id)
+        self._undecided_rows.append(self._client_row(task))
+        del self.tasks[task.info.task_id]
+        return Suppressed(task.info)
+
     # -- settle and aggregate ------------------------------------------------------------------
 
     def _settle(self, event: Arrival | Failure) -> None:
@@ -186,7 +334,7 @@ class Driver(Incentivised, Dispatching, Recording):
         self.busy.discard(task.info.client_id)
         if isinstance(event, Failure):
             self.selection.failed(task.info.client_id, event.reason)
-            self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
+            self._undecided_rows.append(self._client_row(task))
             del self.tasks[task.info.task_id]
         else:
             self._finished(task)
@@ -221,42 +369,31 @@ class Driver(Incentivised, Dispatching, Recording):
             return None
 
     def _delta_for_server(self, task: Task, result: ClientResult, *, rebase: bool) -> np.ndarray:
-        """What the server aggregates for a task: the client's delta as sent (an attacker's is
-        tampered with), re-expressed against the current model for mixing rules, heads removed."""
+        """What the server aggregates for a task: the client's delta as the stages deliver it
+        (an attacker's tampered with, a codec's decoded), re-expressed against the current model
+        for mixing rules, heads removed."""
         delta = result.delta
         if task.new_model is not None:  # event-triggered: the change since the client last synced
             delta = task.new_model - self.anchors[task.info.client_id][1]
-        if task.info.client_id in self.attackers and self.attack.target == "update":
-            delta = self.attack(delta, rng=rng(self.seed, Stream.ATTACK, task.info.task_id))
-        if self.channel is not None and self.channel.uplink is not None:
-            delta = self._encoded(task, delta)
+        context = self._context()
+        for stage in self.stages:
+            delta = stage.inbound(task, delta, context)
         if rebase:
             start = self.anchors[task.info.client_id][1] if task.trigger is not None else self.bases[task.info.base_version]
             delta = (start.astype(np.float64) + delta) - self.state.params
         return self.clients.sent(delta)
-
-    def _encoded(self, task: Task, delta: np.ndarray) -> np.ndarray:
-        """The update as the server decodes it from the codec's bytes; the client's error-feedback
-        memory moves on (it lives here, by client id, so it does not depend on which worker
-        trained the client, survives lost workers and is checkpointed with the driver)."""
-        client = task.info.client_id
-        sent = self.channel.upload(delta, self.clients.feedback(client),
-                                   rng(self.seed, Stream.COMPRESSION, task.seed_key, client))
-        if sent.memory is not None:
-            self.clients.keep_feedback(client, sent.memory)
-        return sent.delta
 
     def _discard(self, action: Discard) -> None:
         self.executor.forget(action.task_ids)
         for task_id in action.task_ids:
             task = self.tasks.pop(task_id)
             task.status = "discarded"
-            self._undecided_rows.append(self._client_row(task, applied_round=None, staleness=None))
+            self._undecided_rows.append(self._client_row(task))
 
     def _aggregate(self, action: Aggregate) -> RoundReport | None:
-        """One server step; None, with the run stopped, when it would cross the privacy budget."""
-        if self.privacy is not None and self.privacy.would_exceed_budget(
-                [self.tasks[t].info.client_id for t in action.task_ids]):
+        """One server step; None, with the run stopped, when a stage forbids it (the privacy budget)."""
+        clients = [self.tasks[t].info.client_id for t in action.task_ids]
+        if not all(stage.allows_step(clients) for stage in self.stages):
             self._stopped = True
             return None
         scales = action.scales or (1.0,) * len(action.task_ids)
@@ -279,81 +416,65 @@ class Driver(Incentivised, Dispatching, Recording):
                                   metrics=result.metrics))
             rows.append((task, self.state.version - task.info.base_version))
             del self.tasks[task_id]
-        if self.chain is not None and self.chain.config.consensus == "committee":
-            updates = self._committee(updates, rows)
+        applied = {task.info.client_id: task for task, staleness in rows if staleness is not None}
+        context = self._context()
+        for stage in self.stages:
+            updates = stage.admit(updates, applied, context)
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
         start = self.state
         self.state, metrics = server_step(self.strategy, self.state, updates, privacy=self.privacy,
                                           round_number=self.round + 1, dropped=dropped)
-        if self.chain is not None:  # the block holds the server until it is mined
-            busy = metrics.get("protocol_sim_s", 0.0)
-            block_s, columns = self.chain.append([u.delta for u in updates], self.clock.now + busy)
-            metrics = {**metrics, **columns, "protocol_sim_s": busy + block_s}
         self.round += 1
         self._release_bases()
         client_rows = self._undecided_rows + [self._client_row(t, applied_round=self.round, staleness=s) for t, s in rows]
         self._undecided_rows = []
-        tables = self._value_round(start, updates)  # before the row, so round_wall_s includes it
+        step = Step(strategy=self.strategy, start=start, state=self.state, updates=updates,
+                    busy_s=metrics.get("protocol_sim_s", 0.0))
+        metrics, tables = self._after_step(step, metrics)  # before the row, so round_wall_s includes it
         round_row = self._round_row(updates, client_rows, metrics)
         self._round_ended = float(round_row["sim_time"])
-        eval_rows = (self._evaluate_clients(round_row) if self.evaluation.active
-                     else self._evaluate_holdout(round_row))
-        return RoundReport(round_row, client_rows, eval_rows, {**tables, **self._message_rows()},
-                           self._network_tables(), self.model_arrays() if self.limits.keeps_model(self.round) else None)
+        context = self._context()
+        eval_rows = [row for stage in self.stages for row in stage.evaluate(round_row, context)]
+        network = {name: value for stage in self.stages for name, value in stage.network(self.round).items()}
+        return RoundReport(round_row, client_rows, eval_rows, tables, network,
+                           self.model_arrays() if self.limits.keeps_model(self.round) else None)
 
-    def _evaluate_holdout(self, round_row: dict) -> list[dict]:
-        """With personal layers' held-out slices (and no [evaluation]): the task's metrics of the
-        global and the personalised model per client on evaluated rounds, the sample-weighted
-        means of the primary one on the round row (``holdout_{global,personal}_<metric>``)."""
-        if self.holdout is None or not self._evaluating():
-            return []
-        owners, slices = holdout_slices(self.holdout, self.clients.head)
-        eval_rows = holdout_rows(owners, slices, self.executor.evaluate(self.state.params, slices), self.round,
-                                 self.task)
-        if eval_rows:
-            held = np.array([r["samples"] for r in eval_rows], dtype=float)
-            metric, _ = primary(self.task)
-            for kind in ("global", "personal"):
-                values = np.array([r[f"{kind}_{metric}"] for r in eval_rows])
-                round_row[f"holdout_{kind}_{metric}"] = float((values * held).sum() / held.sum())
-        return eval_rows
+    def _after_step(self, step: Step, metrics: dict) -> tuple[dict, dict[str, list[dict]]]:
+        """The stages' part of a step: the time they hold the server (the step's
+        ``protocol_sim_s``), their columns after the step's metrics, their tables."""
+        context, tables = self._context(), {}
+        for stage in self.stages:
+            out = stage.after_step(step, context)
+            metrics = {**metrics, **out.columns}
+            if out.busy_s is not None:
+                step.busy_s += out.busy_s
+                metrics["protocol_sim_s"] = step.busy_s
+            tables.update(out.tables)
+        return metrics, tables
 
-    def _committee(self, updates: list[Update], rows: list) -> list[Update]:
-        """Ledger with a committee (BFLC, arXiv:2004.00773): each of this round's members scores
-        every update by the task's primary metric (``utility``: accuracy for classification) of
-        the model it would give on the member's own validation
-        slice (a fixed chunk of the test set); the ``reject`` updates of lowest median score are
-        dropped (their tasks marked rejected) and the rest aggregated and committed."""
-        if len(updates) < 2:
-            return updates
-        chunks = self.test_slices
+    # -- rows ----------------------------------------------------------------------------------
 
-        def score(member: int, delta: np.ndarray) -> float:
-            candidate = (self.state.params.astype(np.float64) + delta).astype(self.state.params.dtype)
-            scored = self.executor.evaluate(candidate, [chunks[member % len(chunks)]])
-            return utility(summarise(scored, self.task), self.task)
+    def _client_row(self, task: Task, *, applied_round: int | None = None, staleness: int | None = None) -> dict:
+        return records.client_row(
+            task, round_number=applied_round if applied_round is not None else self.round + 1, staleness=staleness,
+            traffic=self.traffic, full_epochs=self.schedule.epochs, attacker=task.info.client_id in self.attackers,
+            extra={name: value for stage in self.stages for name, value in stage.client_columns(task).items()})
 
-        scores = score_updates(self.chain.members(self.round + 1), [u.delta for u in updates], score)
-        kept = set(committee_accept(scores, min(self.chain.config.reject, len(updates) - 1)).tolist())
-        tasks = {task.info.client_id: task for task, staleness in rows if staleness is not None}
-        for index, update in enumerate(updates):
-            if index not in kept:
-                tasks[update.client_id].status = "rejected"
-                tasks[update.client_id].result["rejected_because"] = "committee"
-        return [u for i, u in enumerate(updates) if i in kept]
-
-    def _evaluate_clients(self, round_row: dict) -> list[dict]:
-        """[evaluation]'s client evaluation, every ``evaluation.every`` rounds and at the last one;
-        its distribution joins the round row."""
-        if self.round % self.evaluation.every and not self.finished:
-            return []
-        rows, spread = evaluate_clients(self.evaluation, self.holdout, self.clients.head, self.executor.evaluate,
-                                        self.state.params, seed=self.seed, round_number=self.round, task=self.task)
-        round_row.update(spread)
-        return rows
-
-    def _evaluating(self) -> bool:
-        return self.round % self.limits.eval_every == 0 or self.finished
+    def _round_row(self, updates: list[Update], client_rows: list[dict], metrics: dict) -> dict:
+        evaluated = self.round % self.limits.eval_every == 0 or self.finished
+        scored = self.executor.evaluate(self.state.params, self.test_slices) if evaluated else []
+        wall = time.perf_counter()
+        row = records.round_row(
+            round_number=self.round, version=self.state.version,
+            sim_time=self.clock.now + metrics.get("protocol_sim_s", 0.0),  # the step's end
+            wall_time=wall - self._run_started_wall, round_wall_s=wall - self._round_started_wall,
+            updates=updates, client_rows=client_rows, evaluation=test_columns(summarise(scored, self.task)),
+            messages_saved=self._messages_saved,
+            extra={**{name: value for stage in self.stages for name, value in stage.round_columns(client_rows).items()},
+                   **metrics})
+        self._round_started_wall = wall
+        self._messages_saved = 0
+        return row
 
     def _release_bases(self) -> None:
         needed = {t.info.base_version if t.start_params is None else -1 - t.info.task_id
@@ -380,10 +501,12 @@ class Driver(Incentivised, Dispatching, Recording):
 
     # -- checkpoints: everything that evolves, so a resumed run ends exactly as an uninterrupted one
 
+    # The privacy stage is shared by the kernel (the step's reduction) and the budget stage, so it
+    # is written once and referred to after; both come before the task table's objects.
     _CHECKPOINTED = (
-        "state", "clock", "policy", "tasks", "busy", "bases", "round", "_dispatches", "_task_counter", "_started",
-        "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients", "privacy",
-        "_stopped", "broadcasts", "ledger", "incentives", "links", "chain", "_round_ended", "selection",
+        "state", "clock", "policy", "privacy", "stages", "tasks", "busy", "bases", "round", "_dispatches",
+        "_task_counter", "_started", "_undecided_rows", "local_models", "anchors", "_messages_saved", "clients",
+        "_stopped", "broadcasts", "_round_ended", "selection",
     )
 
     @staticmethod
