@@ -33,6 +33,7 @@ from raysim.scenario.vertical import VerticalScenario
 from raysim.sim.checkpoint import CheckpointError
 from raysim.sim.driver import Driver
 from raysim.sim.records import RoundReport
+from raysim.sim.run_loop import RunLoop
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class _ModelFacts:
                 "content": content, "spec": self.spec, "client": client}
 
 
-def _write_models(driver: _LocalDriver | _RayDriver, writer: RunWriter, model: _ModelFacts) -> None:
+def _write_models(driver: RunLoop, writer: RunWriter, model: _ModelFacts) -> None:
     """The model after the last round as ``model.safetensors``, and each client's own part
     (``clients/``) where the run has them."""
     if not writer.rounds:
@@ -169,7 +170,7 @@ def _write_models(driver: _LocalDriver | _RayDriver, writer: RunWriter, model: _
         write_model(client_path(writer.run_dir, client), arrays, **model.facts(last, client))
 
 
-def _restore(driver: _LocalDriver | _RayDriver, snapshot: bytes, path: Path) -> None:
+def _restore(driver: RunLoop, snapshot: bytes, path: Path) -> None:
     """The driver continues from ``snapshot``; one that does not fit it is bad input, named."""
     try:
         driver.restore(snapshot)
@@ -216,7 +217,8 @@ def _driver_class(scenario: Scenario) -> type:
 
 
 class _LocalDriver:
-    """The driver in this process, training clients in this process too."""
+    """The run's loop (sim/run_loop.py:RunLoop) in this process, training clients in this
+    process too."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared):
         from raysim.runtime.worker import ClientWorker
@@ -262,7 +264,8 @@ class _LocalDriver:
 
 
 class _RayDriver:
-    """The driver as a Ray actor; client workers are actors it creates and balances."""
+    """The run's loop (sim/run_loop.py:RunLoop) as a Ray actor; client workers are actors it
+    creates and balances."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared, arrays: dict[str, Any], *, started_here: bool):
         """``arrays``: the data set's arrays (``Prepared.without_arrays``), as object-store refs."""

@@ -229,12 +229,16 @@ class Driver:
 
         return SelectionView(round=self.round + 1, now=now, num_clients=population.num_clients, examples=self.sizes,
                              busy=busy, records=self.selection.records,
-                             available=lambda c: is_idle_online(population, c, busy=busy, now=now),
+                             available=lambda c: is_idle_online(population, c, busy=busy, now=now) and self._eligible(c),
                              expected_duration_s=expected_duration_s)
 
     def _named(self, clients: tuple[int, ...]) -> list[int]:
-        """The policy's chosen clients that are idle and online now."""
-        return sorted(idle_online(self.population, set(clients), busy=self.busy, now=self.clock.now))
+        """The policy's chosen clients that are idle, online and eligible now."""
+        return sorted(c for c in idle_online(self.population, set(clients), busy=self.busy, now=self.clock.now)
+                      if self._eligible(c))
+
+    def _eligible(self, client: int) -> bool:
+        return all(stage.eligible(client, self.clock.now) for stage in self.stages)
 
     def _plan_task(self, client: int, now: float, epochs: int, action: Dispatch) -> tuple[Task, tuple[str, float] | None]:
         """A client's task with its timing, and how and when it will fail, if it will (the

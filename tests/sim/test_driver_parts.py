@@ -57,8 +57,8 @@ class PullingExecutor:
         pass
 
 
-def driver(selector=None, rounds: int = 3) -> Driver:
-    extra = {} if selector is None else {"selector": selector}
+def driver(selector=None, rounds: int = 3, stages: tuple = ()) -> Driver:
+    extra = {"stages": stages} if selector is None else {"selector": selector, "stages": stages}
     parts = DriverParts(
         policy=SyncPolicy().build(), strategy=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)),
         population=Population(SystemConfig(), CLIENTS, seed=0), clients_per_round=2,

@@ -11,6 +11,7 @@ stages in that order. A user's stage is written the same way (docs/architecture.
 
 Hooks, in the order a round meets them:
 
+``eligible``     whether an idle online client may be dispatched now (an energy budget)
 ``choose``       a dispatch's clients, instead of the selection stage (incentives' priced draw)
 ``timing``       a planned task's simulated timing (broker and ledger links)
 ``inbound``      each update the server receives, as the server will see it (attack, codec)
@@ -102,6 +103,11 @@ class Stage:
     docstring lists them). ``key`` names the stage in errors and checkpoints."""
 
     key = "stage"
+
+    def eligible(self, client: int, now: float) -> bool:
+        """False keeps an idle, online client out of this dispatch (the selector's
+        ``view.available`` says so, and a policy's named clients skip it)."""
+        return True
 
     def choose(self, count: int, view: SelectionView, draw: np.random.Generator) -> list[int] | None:
         """The dispatch's clients, or None to leave the choice to the next stage and finally to
