@@ -71,7 +71,8 @@ def measure(name: str, rounds: int, budget_mb: float, vectorize: str) -> dict:
         accuracy = json.loads((run_dir / "summary.json").read_text())["final_accuracy"]
     finally:
         shutil.rmtree(results, ignore_errors=True)
-    return {"algorithm": name, "vectorize": vectorize, "rounds": int(len(walls)), "peak_total_mb": round(memory["peak_total_mb"]),
+    return {"algorithm": name, "vectorize": vectorize, "rounds": int(len(walls)),
+            "peak_total_mb": round(memory["peak_total_mb"]),
             "first5_round_s": round(float(pd.Series(walls[:5]).median()), 2),
             "last5_round_s": round(float(pd.Series(walls[-5:]).median()), 2),
             "state_on_disk_mb": round(on_disk / 2**20), "final_accuracy": accuracy}
@@ -91,7 +92,8 @@ def main() -> None:
     print(f"{'algorithm':10} {'vectorize':>9} {'peak MB':>8} {'rounds 1-5 s':>13} {'last 5 s':>9} {'on disk MB':>11} "
           f"{'accuracy':>9}")
     for r in rows:
-        print(f"{r['algorithm']:10} {r['vectorize']:>9} {r['peak_total_mb']:>8} {r['first5_round_s']:>13} {r['last5_round_s']:>9} "
+        print(f"{r['algorithm']:10} {r['vectorize']:>9} {r['peak_total_mb']:>8} {r['first5_round_s']:>13} "
+              f"{r['last5_round_s']:>9} "
               f"{r['state_on_disk_mb']:>11} {r['final_accuracy']:>9.4f}")
     out = Path(__file__).with_name("client_state.json")  # rows of other algorithms or settings are kept
     kept = json.loads(out.read_text())["rows"] if out.exists() else []

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from raysim.algorithms.scaffold import client_control_delta
+from raysim.algorithms.sgd import SGDConfig
 from raysim.models.algorithm import LocalResult, LocalTask
 from raysim.models.training import LocalOutcome, Objective, train_group, train_locally
 
@@ -137,7 +138,7 @@ def _trainable(task: LocalTask) -> torch.Tensor:
     return task.start[: task.flat.layout.num_trainable]
 
 
-def _optimiser(task: LocalTask):
+def _optimiser(task: LocalTask) -> SGDConfig:
     """The scenario's SGD without the built-in client's proximal term: the objective is all."""
     return replace(task.settings.sgd, proximal_mu=0.0)
 

@@ -73,12 +73,12 @@ def test_scaffold_in_functional_form_trains_and_updates_its_control_as_the_built
     assert functional[1][0].state["control"].dtype == np.float64
 
 
-def task_on(module: Callable[[], nn.Module], *, sgd: SGDConfig, state: dict | None = None, server: dict | None = None) -> LocalTask:
+def task_on(module: Callable[[], nn.Module], *, sgd: SGDConfig) -> LocalTask:
     torch.manual_seed(0)
     flat = FlatModel(module())
     x, y = torch.randn(24, 4), torch.randint(0, 3, (24,))
-    return LocalTask(model=flat.module, flat=flat, x=x, y=y, start=flat.flat.detach().clone(), state=state or {},
-                     server=server or {}, client_id=0, round=1, generator=torch.Generator().manual_seed(5),
+    return LocalTask(model=flat.module, flat=flat, x=x, y=y, start=flat.flat.detach().clone(), state={},
+                     server={}, client_id=0, round=1, generator=torch.Generator().manual_seed(5),
                      settings=ClientSettings(epochs=2, batch_size=8, sgd=sgd))
 
 
