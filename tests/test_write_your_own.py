@@ -27,7 +27,7 @@ def test_the_document_shows_the_package_files():
     section = document[document.index("## Write your own"):document.index("## Inside raysim")]
     blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     files = {path.read_text() for path in (PACKAGE / "yours").glob("*.py") if path.name != "__init__.py"}
-    assert len(blocks) == 5 and set(blocks) == files
+    assert len(blocks) == 6 and set(blocks) == files
 
 
 @pytest.fixture
@@ -55,6 +55,27 @@ def test_the_same_objects_handed_to_run_give_the_same_rounds(yours, tmp_path):
     handed = load(run(yours, results_root=tmp_path / "handed", client_algorithm=ProxSGD(mu=0.01),
                       strategy=CoordinateMedian(lr=1.0), policy=Sequential(first=3)).run_dir).rounds
     np.testing.assert_array_equal(named.test_accuracy, handed.test_accuracy)
+
+
+def test_the_functional_client_trains_the_same_vectorised_or_client_by_client(tiny, monkeypatch, tmp_path):
+    """The functional form's example (``yours.functional:OwnProx``) on 8 clients of equal size:
+    its rounds as one batch of 4 models and client by client agree within float32 rounding."""
+    from raysim.models.functional import FunctionalClient
+
+    monkeypatch.syspath_prepend(str(PACKAGE))
+    sizes, train_batch = [], FunctionalClient.train_batch
+    monkeypatch.setattr(FunctionalClient, "train_batch", lambda self, tasks: sizes.append(len(tasks))
+                        or train_batch(self, tasks))
+    sections = {"data": {"dataset": "tests.examples.feddyn_reference:points", "partition": "iid", "num_clients": 8},
+                "client": {"algorithm": "yours.functional:OwnProx", "algorithm_options": {"mu": 0.5},
+                           "batch_size": 5}, "model": {"name": "yours.model:TinyMLP"}, "run": {"rounds": 3}}
+    tables = {}
+    for vectorize in ("off", "on"):
+        results = load(run(tiny(**sections, resources={"vectorize": vectorize}),
+                           results_root=tmp_path / vectorize).run_dir)
+        tables[vectorize] = results.rounds[["round", "test_accuracy", "test_loss", "train_loss"]]
+    assert sizes == [4, 4, 4] and tables["on"].test_accuracy.iloc[-1] > 0.4
+    pd.testing.assert_frame_equal(tables["off"], tables["on"], check_exact=False, rtol=1e-5, atol=1e-6)
 
 
 def test_the_package_runs_on_ray_from_the_command_line(tmp_path):

@@ -14,7 +14,9 @@ raysim's client sides are algorithms of this protocol too: :class:`SGDClient` (S
 weight decay, FedProx's proximal term, FedSGD and FedNova's clients) and :class:`ScaffoldClient`
 (SCAFFOLD's corrected gradient and control update, option II). They also have ``train_batch``,
 the fast path that trains equal-sized clients as one batch of models (``resources.vectorize``);
-an algorithm without it is trained client by client.
+an algorithm without it is trained client by client. An algorithm written in the functional form
+(``raysim.models.functional:FunctionalClient``: its per-step objective and its state update as
+functions) has both, from the same two functions.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ then single vector additions, and FedNova's normaliser knows exactly which updat
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +19,13 @@ from raysim.models.params import FlatModel
 
 if TYPE_CHECKING:
     from raysim.models.learning_task import LearningTask
+
+
+# A functional client's whole per-step objective (models/functional.py): (trainable parameters as one
+# flat vector, batch inputs, batch targets, the learning task's loss on them, the client's state
+# tensors) -> the scalar minimised. The same function serves one client and, under torch.func.vmap,
+# a batch of them, where the state arrives as each client's slice.
+Objective = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, Mapping[str, torch.Tensor]], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ def train_locally(
     generator: torch.Generator,
     correction: torch.Tensor | None = None,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    objective: Objective | None = None,
+    state: Mapping[str, torch.Tensor] | None = None,
 ) -> LocalOutcome:
     """Runs ``epochs`` passes of minibatch SGD from ``base`` and returns the model delta.
 
@@ -55,6 +64,9 @@ def train_locally(
         generator: seeded per (run seed, round, client), so batch order is reproducible.
         correction: SCAFFOLD's c - c_i, added to every gradient; None for other algorithms.
         loss: the learning task's mean loss on (outputs, targets) (models/learning_task.py).
+        objective: a functional client's objective, minimised in place of ``loss`` (whose value
+            it receives and which is still the mean loss reported); None: ``loss`` alone.
+        state: the client's state tensors, handed to ``objective``.
     """
     model.load(base)
     params, grad = model.params, model.grad
@@ -70,7 +82,11 @@ def train_locally(
             idx = order[start : start + size]
             grad.zero_()
             value = loss(model.module(x[idx]), y[idx])
-            value.backward()
+            if objective is None:
+                value.backward()
+            else:  # the flat parameters as one differentiable vector; backward reaches their views
+                flat = torch.cat([p.reshape(-1) for p in model.module.parameters()])
+                objective(flat, x[idx], y[idx], value, state or {}).backward()
             with torch.no_grad():
                 _apply_step(params, grad, anchor, velocity, sgd, correction)
             steps += 1
@@ -136,6 +152,8 @@ def train_group(
     generators: list[torch.Generator],
     corrections: torch.Tensor | None = None,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    objective: Objective | None = None,
+    states: Mapping[str, torch.Tensor] | None = None,
 ) -> list[LocalOutcome]:
     """Trains G clients of equal data size at once as a batch of models (torch.func.vmap).
 
@@ -157,6 +175,9 @@ def train_group(
         corrections: [G, num_trainable] SCAFFOLD corrections, or None.
         loss: the learning task's mean loss as ``vmap`` batches it (``batched_loss`` of
             models/learning_task.py's tasks); None: :func:`_mean_cross_entropy`.
+        objective: as for :func:`train_locally`, run under ``vmap``: each client's call sees its
+            own parameters, batch, loss and slice of ``states``.
+        states: [G, ...] stacked state tensors of the G clients, by name.
     """
     from torch.func import functional_call, grad_and_value, vmap
 
@@ -169,13 +190,15 @@ def train_group(
     names, shapes = layout.names, layout.shapes
     sizes = [int(torch.Size(s).numel()) for s in shapes]
 
-    objective = loss or _mean_cross_entropy
+    task_loss = loss or _mean_cross_entropy
 
-    def client_loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def client_loss(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                    state: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         params = {n: t.view(s) for n, t, s in zip(names, torch.split(flat, sizes), shapes)}
-        return objective(functional_call(model.module, params, (x,)), y)
+        value = task_loss(functional_call(model.module, params, (x,)), y)
+        return (value if objective is None else objective(flat, x, y, value, state)), value
 
-    step_fn = vmap(grad_and_value(client_loss))
+    step_fn = vmap(grad_and_value(client_loss, has_aux=True))
     group, n = xs.shape[0], xs.shape[1]
     size = n if batch_size == 0 else min(batch_size, n)
     anchor = base[: layout.num_trainable]
@@ -188,7 +211,7 @@ def train_group(
         orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(xs.device)
         for start in range(0, n, size):
             idx = orders[:, start : start + size]
-            grads, losses = step_fn(params, xs[rows, idx], ys[rows, idx])
+            grads, (_, losses) = step_fn(params, xs[rows, idx], ys[rows, idx], states or {})
             _apply_step(params, grads, anchor, velocity, sgd, corrections)
             steps += 1
             loss_sum += losses.detach().double().cpu() * idx.shape[1]

@@ -1,7 +1,9 @@
 """FedDyn (examples/feddyn): the server's h and model against a hand computation, the client's
-regularised step and state against autograd, the one object that gives both halves, and the
+regularised step and state against autograd, the one object that gives both halves, the
 scenario file run by the CLI, the same as its two-key form (across actor packings and a hard
-kill: test_hard_kill.py)."""
+kill: test_hard_kill.py), and the client in functional form, vectorised or not, against the
+per-client client it replaced (tests/examples/feddyn_reference.py), across executors, packings
+and a resume."""
 
 from __future__ import annotations
 
@@ -66,7 +68,8 @@ def test_client_step_and_state_follow_the_regularised_objective():
     w1 = expected_step(first, torch.zeros(first.start.numel()), alpha)
     torch.testing.assert_close(first.flat.flat, w1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result.state["gradient"], (-alpha * (w1 - first.start)).numpy(), rtol=1e-5, atol=1e-7)
-    assert result.steps == 1 and result.delta is None  # the trained weights minus the start are sent
+    assert result.steps == 1  # the trained weights minus the start are sent
+    np.testing.assert_array_equal(result.delta, (first.flat.flat - first.start).numpy())
     # the next round starts from the state: its linear term moves the step
     own = torch.as_tensor(result.state["gradient"]) * 50
     second = make_task(batch_size=0, state={"gradient": own.numpy()})
@@ -107,3 +110,82 @@ def test_the_scenario_runs_from_the_cli_as_its_two_key_form(tmp_path):
     two_rounds, two_clients = run_example("feddyn", tmp_path / "two_keys", *TWO_KEYS)
     pd.testing.assert_frame_equal(without_wall_clock(rounds), without_wall_clock(two_rounds))
     pd.testing.assert_frame_equal(without_wall_clock(clients), without_wall_clock(two_clients))
+
+
+# 8 clients of 20 points each, 4 a round: one group of 4 when vectorised
+FEDDYN = {"algorithm": {"kind": "feddyn:FedDyn", "options": {"alpha": 0.1}}, "run": {"rounds": 3},
+          "data": {"dataset": "tests.examples.feddyn_reference:points", "partition": "iid", "num_clients": 8},
+          "client": {"momentum": 0.5, "batch_size": 5}}
+SIM = ["round", "sim_time", "clients", "test_accuracy", "test_loss", "train_loss", "h_norm"]
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """The sizes of the groups the functional client trained as a batch of models, in-process."""
+    from raysim.models.functional import FunctionalClient
+
+    sizes, train_batch = [], FunctionalClient.train_batch
+
+    def counted(self, tasks):
+        sizes.append(len(tasks))
+        return train_batch(self, tasks)
+
+    monkeypatch.setattr(FunctionalClient, "train_batch", counted)
+    return sizes
+
+
+def tables(outcome) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from raysim.results import load
+
+    results = load(outcome.run_dir)
+    return results.rounds[SIM], results.clients.sort_values(["round", "client_id"])[["client_id", "train_loss"]]
+
+
+def assert_within_rounding(one: tuple[pd.DataFrame, pd.DataFrame], other: tuple[pd.DataFrame, pd.DataFrame]):
+    for a, b in zip(one, other):
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True), check_exact=False,
+                                      rtol=1e-5, atol=1e-6)
+
+
+def test_the_functional_client_equals_the_per_client_loop_vectorised_or_not(tiny, tmp_path, batches):
+    from feddyn import FedDynServer
+    from tests.examples.feddyn_reference import LoopFedDynClient
+
+    from raysim.api import run
+
+    without = {**FEDDYN, "algorithm": {"kind": "", "options": {}}}
+    loop = tables(run(tiny(**without), results_root=tmp_path / "loop", client_algorithm=LoopFedDynClient(alpha=0.1),
+                      strategy=FedDynServer(alpha=0.1)))
+    assert batches == []
+    one_by_one = tables(run(tiny(**FEDDYN, resources={"vectorize": "off"}), results_root=tmp_path / "off"))
+    assert batches == []
+    vectorised = tables(run(tiny(**FEDDYN, resources={"vectorize": "on"}), results_root=tmp_path / "on"))
+    assert batches == [4, 4, 4]  # every round's 4 clients as one batch of models
+    assert (loop[0].h_norm > 0).all() and loop[0].test_accuracy.iloc[-1] > 0.3
+    assert_within_rounding(loop, one_by_one)
+    assert_within_rounding(loop, vectorised)
+
+
+def test_the_vectorised_functional_client_resumes_to_the_uninterrupted_run(tiny, tmp_path, batches):
+    from tests.conftest import whole_and_resumed
+
+    whole, resumed = whole_and_resumed(tiny(**FEDDYN, resources={"vectorize": "on"}), tmp_path, after=2)
+    assert batches and set(batches) == {4}
+    for name in ("rounds", "clients"):
+        pd.testing.assert_frame_equal(*(without_wall_clock(pd.read_parquet(d / f"{name}.parquet"))
+                                        for d in (whole, resumed)))
+
+
+def test_the_vectorised_functional_client_gives_the_same_tables_on_every_executor_and_packing(tmp_path):
+    """In-process, and on Ray with the 4 clients on one actor or on one actor each: the groups
+    trained together are the same (sim/tasks.py:group_tasks), so the tables are the same bits."""
+    points = ("data.dataset='tests.examples.feddyn_reference:points'", "data.partition='iid'", "client.batch_size=5",
+              "resources.vectorize='on'", "resources.num_cpus=0.5")
+    runs = [run_example("feddyn", tmp_path / name, *points, *sets) for name, sets in
+            [("local", ["run.executor='local'"]), ("one_actor", ["resources.clients_per_actor=4"]),
+             ("two_actors", ["resources.clients_per_actor=1"])]]
+    (rounds, clients), others = runs[0], runs[1:]
+    assert rounds["round"].tolist() == [1, 2, 3] and (rounds["h_norm"] > 0).all()
+    for other_rounds, other_clients in others:
+        pd.testing.assert_frame_equal(without_wall_clock(rounds), without_wall_clock(other_rounds))
+        pd.testing.assert_frame_equal(without_wall_clock(clients), without_wall_clock(other_clients))
