@@ -30,10 +30,10 @@ from raysim.scenario.preparation import InitialModel, Prepared, initial_model, p
 from raysim.scenario.sections import Scenario
 from raysim.scenario.flower import FlowerScenario
 from raysim.scenario.vertical import VerticalScenario
-from raysim.sim.checkpoint import CheckpointError
-from raysim.sim.driver import Driver
-from raysim.sim.records import RoundReport
-from raysim.sim.run_loop import RunLoop
+from raysim.sim.state.checkpoint import CheckpointError
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.records import RoundReport
+from raysim.sim.kernel.run_loop import RunLoop
 
 
 @dataclass(frozen=True)
@@ -206,18 +206,18 @@ def _driver_class(scenario: Scenario) -> type:
     """The event-driven driver, or the round loop of a topology without a server (imported only
     for such a run: gossip's graphs need networkx)."""
     if scenario.network.topology == "gossip":
-        from raysim.sim.gossip import GossipRounds
+        from raysim.sim.loops.gossip import GossipRounds
 
         return GossipRounds
     if scenario.network.topology == "hierarchical":
-        from raysim.sim.hierfavg import HierRounds
+        from raysim.sim.loops.hierfavg import HierRounds
 
         return HierRounds
     return Driver
 
 
 class _LocalDriver:
-    """The run's loop (sim/run_loop.py:RunLoop) in this process, training clients in this
+    """The run's loop (sim/kernel/run_loop.py:RunLoop) in this process, training clients in this
     process too."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared):
@@ -264,7 +264,7 @@ class _LocalDriver:
 
 
 class _RayDriver:
-    """The run's loop (sim/run_loop.py:RunLoop) as a Ray actor; client workers are actors it
+    """The run's loop (sim/kernel/run_loop.py:RunLoop) as a Ray actor; client workers are actors it
     creates and balances."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared, arrays: dict[str, Any], *, started_here: bool):

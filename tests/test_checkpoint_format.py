@@ -23,7 +23,7 @@ from raysim.api import run
 from raysim.cli import main
 from raysim.results.checkpoints import read_checkpoint
 from raysim.scenario.sections import parse_scenario
-from raysim.sim import checkpoint
+from raysim.sim.state import checkpoint
 from tests.conftest import tiny_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_the_checkpoint_is_json_and_numeric_npy(interrupted):
 
 
 def test_no_pickle_in_the_checkpoint_path():
-    for module in ("raysim/sim/checkpoint.py", "raysim/results/checkpoints.py", "raysim/api.py"):
+    for module in ("raysim/sim/state/checkpoint.py", "raysim/results/checkpoints.py", "raysim/api.py"):
         tree = ast.parse((ROOT / module).read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
                     for a in n.names} | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}

@@ -28,11 +28,11 @@ from raysim.scenario.combinations import max_clients_per_round, policy_kind
 from raysim.scenario.config import to_table, toml_value
 from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, AlgorithmConfig, Scenario
 from raysim.compression.channel import Channel
-from raysim.sim.chain import Chain
+from raysim.sim.stages.chain import Chain
 from raysim.sim.cost.devices import Population
 from raysim.sim.cost.links import NetworkLinks
 from raysim.sim.cost.payload import payload
-from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
+from raysim.sim.kernel.parts import ClientSchedule, DriverParts, RunLimits
 from raysim.sim.stages.attack import AttackStage
 from raysim.sim.stages.compression import CompressionStage
 from raysim.sim.stages.contribution import ContributionStage
@@ -42,7 +42,7 @@ from raysim.sim.stages.ledger import ChainStage, CommitteeStage
 from raysim.sim.stages.links import LinksStage
 from raysim.sim.stages.privacy import PrivacyBudgetStage
 from raysim.sim.stages.stage import Stage
-from raysim.sim.tasks import ClientIndices
+from raysim.sim.kernel.tasks import ClientIndices
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:

@@ -14,12 +14,12 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.strategy import Strategy
 from raysim.models.layout import ParamLayout
 from raysim.sim.cost.devices import Population, SystemConfig
-from raysim.sim.driver import Driver
-from raysim.sim.evaluation import EvalCounts
-from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.evaluation import EvalCounts
+from raysim.sim.kernel.parts import ClientSchedule, DriverParts, RunLimits
 from raysim.sim.policies import SyncPolicy
 from raysim.sim.selection import PowerOfChoice
-from raysim.sim.tasks import ClientResult
+from raysim.sim.kernel.tasks import ClientResult
 
 SIZE, CLIENTS = 4, 8
 TARGETS = np.arange(CLIENTS, dtype=np.float64)  # client c pulls every weight towards c

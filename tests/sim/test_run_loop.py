@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from raysim import api
-from raysim.sim.driver import Driver
-from raysim.sim.gossip import GossipRounds
-from raysim.sim.hierfavg import HierRounds
-from raysim.sim.run_loop import RunLoop
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.loops.gossip import GossipRounds
+from raysim.sim.loops.hierfavg import HierRounds
+from raysim.sim.kernel.run_loop import RunLoop
 from tests.sim.test_driver_parts import driver
 
 CALLS = [name for name in vars(RunLoop) if not name.startswith("_")]

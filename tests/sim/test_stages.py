@@ -15,9 +15,9 @@ from raysim.algorithms.strategy import ServerState, Update
 from raysim.incentives.config import IncentiveConfig
 from raysim.models.learning_task import Classification
 from raysim.network.config import NetworkConfig
-from raysim.sim.chain import Chain
+from raysim.sim.stages.chain import Chain
 from raysim.sim.cost.devices import Population, SystemConfig
-from raysim.sim.evaluation import EvalCounts
+from raysim.sim.kernel.evaluation import EvalCounts
 from raysim.sim.selection.protocol import SelectionView
 from raysim.sim.stages.attack import AttackStage
 from raysim.sim.stages.incentives import IncentiveStage, NobodyJoins

@@ -37,12 +37,12 @@ from raysim.algorithms.strategy import ServerState, Strategy, Update
 from raysim.contribution import ContributionConfig, Utility, value_round
 from raysim.contribution.utility import Coalition
 from raysim.seeding import Stream, rng
-from raysim.sim.evaluation import EVAL_CHUNK, EvalSlice, summarise
+from raysim.sim.kernel.evaluation import EVAL_CHUNK, EvalSlice, summarise
 from raysim.sim.stages.stage import Stage, StageContext, Step, StepOutput
 
 if TYPE_CHECKING:
     from raysim.models.learning_task import LearningTask
-    from raysim.sim.executor import Executor
+    from raysim.sim.kernel.executor import Executor
 
 
 class RoundGame:

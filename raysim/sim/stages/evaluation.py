@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from raysim.models.learning_task import primary
-from raysim.sim.evaluation import EvaluationConfig, evaluate_clients, holdout_rows, holdout_slices
+from raysim.sim.kernel.evaluation import EvaluationConfig, evaluate_clients, holdout_rows, holdout_slices
 from raysim.sim.stages.stage import Stage, StageContext
-from raysim.sim.tasks import ClientIndices
+from raysim.sim.kernel.tasks import ClientIndices
 
 
 class EvaluationStage(Stage):

@@ -26,7 +26,7 @@ from raysim.incentives.config import IncentiveConfig
 from raysim.incentives.participation import Earnings, joins, task_cost
 from raysim.incentives.rewards import BetaReputation, proportional
 from raysim.sim.cost.devices import Population
-from raysim.sim.dispatch import RunStalled
+from raysim.sim.kernel.dispatch import RunStalled
 from raysim.sim.selection.protocol import SelectionView
 from raysim.sim.stages.stage import NOTHING, Stage, StageContext, Step, StepOutput
 

@@ -1,5 +1,5 @@
 """The ledger's stages (``network.topology = "ledger"``): the chain, which appends a block for
-every server step and holds the server until it is mined (sim/chain.py), and, with
+every server step and holds the server until it is mined (sim/stages/chain.py), and, with
 ``consensus = "committee"``, the committee's vote on the step's updates before it (BFLC,
 arXiv:2004.00773). Both share the run's one :class:`Chain`."""
 
@@ -11,8 +11,8 @@ import numpy as np
 
 from raysim.algorithms.strategy import Update
 from raysim.network.ledger import committee_accept, score_updates
-from raysim.sim.chain import Chain
-from raysim.sim.evaluation import central_slices, summarise, utility
+from raysim.sim.stages.chain import Chain
+from raysim.sim.kernel.evaluation import central_slices, summarise, utility
 from raysim.sim.stages.stage import Stage, StageContext, Step, StepOutput
 
 

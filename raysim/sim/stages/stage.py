@@ -1,6 +1,6 @@
 """A stage: one optional feature of a star run, written as the moments of a round it acts on.
 
-The kernel (sim/driver.py) owns what every run needs: the clock, the policy's events and
+The kernel (sim/kernel/driver.py) owns what every run needs: the clock, the policy's events and
 actions, the task table, dispatch planning and the server step. Everything optional (an attack,
 compression, broker links, a committee, a chain, the privacy budget, valuing and paying clients,
 client evaluation) is a stage: an object that overrides only the hooks it acts on, owns its state
@@ -37,13 +37,13 @@ from raysim.sim.cost.devices import TaskTiming
 
 if TYPE_CHECKING:
     from raysim.models.learning_task import LearningTask
-    from raysim.sim.client_state import ClientState
-    from raysim.sim.evaluation import EvalCounts, EvalSlice
+    from raysim.sim.state.client_state import ClientState
+    from raysim.sim.kernel.evaluation import EvalCounts, EvalSlice
     from raysim.sim.selection.protocol import SelectionView
 
 
 class Evaluator(Protocol):
-    """Where models are scored: the workers (the executor, sim/executor.py), as sums per slice."""
+    """Where models are scored: the workers (the executor, sim/kernel/executor.py), as sums per slice."""
 
     def evaluate(self, params: np.ndarray, slices: list[EvalSlice]) -> list[EvalCounts]: ...
 
@@ -121,7 +121,7 @@ class Stage:
         return timing
 
     def inbound(self, task: Any, delta: np.ndarray, context: StageContext) -> np.ndarray:
-        """An update as the server receives it (``task``: the kernel's Task, sim/dispatch.py)."""
+        """An update as the server receives it (``task``: the kernel's Task, sim/kernel/dispatch.py)."""
         return delta
 
     def allows_step(self, clients: Sequence[int]) -> bool:

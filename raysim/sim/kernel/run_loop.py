@@ -12,7 +12,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from raysim.sim.records import RoundReport
+from raysim.sim.kernel.records import RoundReport
 
 
 @runtime_checkable

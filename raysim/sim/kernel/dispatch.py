@@ -11,9 +11,9 @@ import numpy as np
 
 from raysim.seeding import Stream, rng
 from raysim.sim.cost.devices import Population, TaskTiming
-from raysim.sim.parts import ClientSchedule
+from raysim.sim.kernel.parts import ClientSchedule
 from raysim.sim.policies import Action, Dispatch, TaskInfo
-from raysim.sim.tasks import ClientResult
+from raysim.sim.kernel.tasks import ClientResult
 
 
 @dataclass(frozen=True)

@@ -24,15 +24,16 @@ import numpy as np
 
 from raysim.models.layout import ParamLayout
 from raysim.network.transport import Transport
-from raysim.sim import checkpoint, table_rows
-from raysim.sim.clock import SimClock
-from raysim.sim.driver import Driver
-from raysim.sim.evaluation import central_slices, summarise, test_columns
-from raysim.sim.executor import ClientLost, Executor
-from raysim.sim.parts import DriverParts
+from raysim.sim.state import checkpoint
+from raysim.sim.kernel import table_rows
+from raysim.sim.kernel.clock import SimClock
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.evaluation import central_slices, summarise, test_columns
+from raysim.sim.kernel.executor import ClientLost, Executor
+from raysim.sim.kernel.parts import DriverParts
 from raysim.sim.policies import ServerView
-from raysim.sim.records import RoundReport
-from raysim.sim.tasks import TrainTask
+from raysim.sim.kernel.records import RoundReport
+from raysim.sim.kernel.tasks import TrainTask
 
 
 class NodeRounds:

@@ -11,9 +11,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from raysim.algorithms.strategy import Update
-from raysim.sim import table_rows
+from raysim.sim.kernel import table_rows
 from raysim.sim.cost.payload import Traffic
-from raysim.sim.dispatch import Task
+from raysim.sim.kernel.dispatch import Task
 
 
 @dataclass(frozen=True)

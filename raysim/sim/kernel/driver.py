@@ -24,30 +24,31 @@ from raysim.algorithms.strategy import ServerState, Update
 from raysim.models.layout import ParamLayout
 from raysim.privacy.hygiene import check_update
 from raysim.seeding import Stream, rng
-from raysim.sim import checkpoint, records
-from raysim.sim.client_state import ClientState
-from raysim.sim.clock import SimClock
+from raysim.sim.state import checkpoint
+from raysim.sim.kernel import records
+from raysim.sim.state.client_state import ClientState
+from raysim.sim.kernel.clock import SimClock
 from raysim.sim.cost.payload import payload
-from raysim.sim.dispatch import (
+from raysim.sim.kernel.dispatch import (
     SILENT_TASKS_PER_CLIENT, Later, RunStalled, Task, TriggerCheck, beyond_first, closing_time, device_failure,
     failure_by, local_epochs,
 )
-from raysim.sim.evaluation import central_slices, summarise, test_columns
-from raysim.sim.executor import ClientLost, Executor
-from raysim.sim.parts import DriverParts
+from raysim.sim.kernel.evaluation import central_slices, summarise, test_columns
+from raysim.sim.kernel.executor import ClientLost, Executor
+from raysim.sim.kernel.parts import DriverParts
 from raysim.sim.policies import (
     Action, Aggregate, Arrival, Discard, Dispatch, Dispatched, Failure, ServerView, SetTimer, Suppressed, TaskInfo,
     Timer, postponed,
 )
-from raysim.sim.records import RoundReport
-from raysim.sim.restored import check_restored
+from raysim.sim.kernel.records import RoundReport
+from raysim.sim.state.restored import check_restored
 from raysim.sim.selection.protocol import SelectionView
 from raysim.sim.selection.stage import SelectionStage
 from raysim.sim.selection.uniform import idle_online, is_idle_online, next_online
-from raysim.sim.server_step import server_step
+from raysim.sim.kernel.server_step import server_step
 from raysim.sim.stages.stage import StageContext, Step
-from raysim.sim.state_store import ClientStore
-from raysim.sim.tasks import ClientResult, TrainTask
+from raysim.sim.state.state_store import ClientStore
+from raysim.sim.kernel.tasks import ClientResult, TrainTask
 
 
 class Driver:
