@@ -30,9 +30,10 @@ from raysim.scenario.preparation import InitialModel, Prepared, initial_model, p
 from raysim.scenario.sections import Scenario
 from raysim.scenario.flower import FlowerScenario
 from raysim.scenario.vertical import VerticalScenario
-from raysim.sim.checkpoint import CheckpointError
-from raysim.sim.driver import Driver
-from raysim.sim.records import RoundReport
+from raysim.sim.state.checkpoint import CheckpointError
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.records import RoundReport
+from raysim.sim.kernel.run_loop import RunLoop
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ class _ModelFacts:
                 "content": content, "spec": self.spec, "client": client}
 
 
-def _write_models(driver: _LocalDriver | _RayDriver, writer: RunWriter, model: _ModelFacts) -> None:
+def _write_models(driver: RunLoop, writer: RunWriter, model: _ModelFacts) -> None:
     """The model after the last round as ``model.safetensors``, and each client's own part
     (``clients/``) where the run has them."""
     if not writer.rounds:
@@ -169,7 +170,7 @@ def _write_models(driver: _LocalDriver | _RayDriver, writer: RunWriter, model: _
         write_model(client_path(writer.run_dir, client), arrays, **model.facts(last, client))
 
 
-def _restore(driver: _LocalDriver | _RayDriver, snapshot: bytes, path: Path) -> None:
+def _restore(driver: RunLoop, snapshot: bytes, path: Path) -> None:
     """The driver continues from ``snapshot``; one that does not fit it is bad input, named."""
     try:
         driver.restore(snapshot)
@@ -190,32 +191,34 @@ def _what_is_kept(writer: RunWriter) -> str:
 
 
 def _driver_args(scenario: Scenario, prepared: Prepared, initial: InitialModel) -> dict[str, Any]:
-    """What the driver is handed: its parts, the model's initial state and layout (no torch
-    module), the clients' sizes, the test set's size and the held-out examples."""
+    """What the driver is handed: its parts (the evaluating stages hold the held-out and
+    validation rows), the model's initial state and layout (no torch module), the clients'
+    sizes and the test set's size."""
     sizes = prepared.shards.sizes()
     parts = driver_parts(scenario, layout=initial.layout, num_classes=prepared.model.num_classes,
-                         num_clients=len(sizes), client_sizes=sizes, objects=prepared.objects)
+                         num_clients=len(sizes), client_sizes=sizes, objects=prepared.objects,
+                         test_size=prepared.test_size, holdout=prepared.holdout, validation=prepared.validation)
     return {"parts": parts, "initial_params": initial.params, "layout": initial.layout,
-            "client_sizes": sizes, "test_size": prepared.test_size, "holdout": prepared.holdout,
-            "validation": prepared.validation}
+            "client_sizes": sizes, "test_size": prepared.test_size}
 
 
 def _driver_class(scenario: Scenario) -> type:
     """The event-driven driver, or the round loop of a topology without a server (imported only
     for such a run: gossip's graphs need networkx)."""
     if scenario.network.topology == "gossip":
-        from raysim.sim.gossip import GossipRounds
+        from raysim.sim.loops.gossip import GossipRounds
 
         return GossipRounds
     if scenario.network.topology == "hierarchical":
-        from raysim.sim.hierfavg import HierRounds
+        from raysim.sim.loops.hierfavg import HierRounds
 
         return HierRounds
     return Driver
 
 
 class _LocalDriver:
-    """The driver in this process, training clients in this process too."""
+    """The run's loop (sim/kernel/run_loop.py:RunLoop) in this process, training clients in this
+    process too."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared):
         from raysim.runtime.worker import ClientWorker
@@ -261,7 +264,8 @@ class _LocalDriver:
 
 
 class _RayDriver:
-    """The driver as a Ray actor; client workers are actors it creates and balances."""
+    """The run's loop (sim/kernel/run_loop.py:RunLoop) as a Ray actor; client workers are actors it
+    creates and balances."""
 
     def __init__(self, scenario: Scenario, prepared: Prepared, arrays: dict[str, Any], *, started_here: bool):
         """``arrays``: the data set's arrays (``Prepared.without_arrays``), as object-store refs."""

@@ -195,10 +195,10 @@ def _run(args: argparse.Namespace) -> int:
     from raysim.runtime.session import ResourceError
     from raysim.scenario.flower import FlowerScenario
     from raysim.scenario.vertical import load_any
-    from raysim.sim.dispatch import RunStalled
+    from raysim.sim.kernel.dispatch import RunStalled
     from raysim.sim.selection import SelectionError
-    from raysim.sim.server_step import RunDiverged, StrategyError
-    from raysim.sim.tasks import ClientError, FlowerAppError
+    from raysim.sim.kernel.server_step import RunDiverged, StrategyError
+    from raysim.sim.kernel.tasks import ClientError, FlowerAppError
 
     if (args.scenario is None) == (args.resume is None):
         raise ConfigError("give a scenario file, or --resume RUN_DIR (not both)")

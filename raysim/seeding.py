@@ -35,7 +35,7 @@ class Stream(IntEnum):
     VALIDATION = 17  # the server's validation rows for contribution utilities
     TOPOLOGY = 18  # [network]: gossip graphs, the pairwise schedule, edge assignment, evaluated nodes
     LEDGER = 19  # [network] ledger: the PoW race, committees
-    FLOWER = 20  # [flower]: each delivery's seeds on the node's side (sim/flower_grid.py)
+    FLOWER = 20  # [flower]: each delivery's seeds on the node's side (sim/bridges/flower_grid.py)
 
 
 def rng(seed: int, stream: Stream, *keys: int) -> np.random.Generator:

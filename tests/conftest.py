@@ -68,15 +68,15 @@ def whole_and_resumed(scenario: Scenario, root, *, after: int):
 
 
 def server_start(strategy, params):
-    """The driver's server state before the first step (``sim/driver.py``)."""
+    """The driver's server state before the first step (``sim/kernel/driver.py``)."""
     from raysim.algorithms.strategy import ServerState
 
     return ServerState(params=params, strategy_state=strategy.init(params))
 
 
 def server_step_of(strategy, state, updates):
-    """One server step without privacy, as the driver takes it (``sim/server_step.py``)."""
-    from raysim.sim.server_step import server_step
+    """One server step without privacy, as the driver takes it (``sim/kernel/server_step.py``)."""
+    from raysim.sim.kernel.server_step import server_step
 
     return server_step(strategy, state, updates, privacy=None, round_number=state.version + 1, dropped=())
 

@@ -86,6 +86,7 @@ def test_the_document_shows_this_code():
     code of this file (those of "Write your own": tests/test_write_your_own.py)."""
     document = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
     inside = document[document.index("## Inside raysim"):]
+    inside = inside[:inside.index("\n## ", 10)] if "\n## " in inside[10:] else inside
     blocks = re.findall(r"```python\n(.*?)```", inside, flags=re.S)
     source = Path(__file__).read_text()
     assert len(blocks) == 2

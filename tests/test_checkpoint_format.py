@@ -23,7 +23,7 @@ from raysim.api import run
 from raysim.cli import main
 from raysim.results.checkpoints import read_checkpoint
 from raysim.scenario.sections import parse_scenario
-from raysim.sim import checkpoint
+from raysim.sim.state import checkpoint
 from tests.conftest import tiny_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +112,7 @@ def test_the_checkpoint_is_json_and_numeric_npy(interrupted):
 
 
 def test_no_pickle_in_the_checkpoint_path():
-    for module in ("raysim/sim/checkpoint.py", "raysim/results/checkpoints.py", "raysim/api.py"):
+    for module in ("raysim/sim/state/checkpoint.py", "raysim/results/checkpoints.py", "raysim/api.py"):
         tree = ast.parse((ROOT / module).read_text())
         imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)
                     for a in n.names} | {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
@@ -318,8 +318,8 @@ def test_the_driver_actor_refuses_a_state_that_does_not_fit_and_resumes_a_real_o
 
 
 def test_a_driver_state_of_the_previous_version_is_refused_saying_so(copy, capsys):
-    """Version 3 checkpoints the selection stage (a version-2 state has none); version 2 kept
-    client states when tasks finish: an older state would resume as something else, so it is
-    refused, naming both versions."""
-    _edit(copy, lambda document, arrays: document.update(version=2))
-    _refused(copy, capsys, "checkpoint.zip was refused", "driver state version 2", "reads version 3")
+    """Version 4 keeps each optional feature's state in its stage (a version-3 state has them as
+    driver attributes); version 3 checkpoints the selection stage: an older state would resume
+    as something else, so it is refused, naming both versions."""
+    _edit(copy, lambda document, arrays: document.update(version=3))
+    _refused(copy, capsys, "checkpoint.zip was refused", "driver state version 3", "reads version 4")

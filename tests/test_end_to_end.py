@@ -11,7 +11,7 @@ from torch import nn
 
 from raysim.api import run
 from raysim.results.results import load
-from raysim.sim.tasks import ClientError
+from raysim.sim.kernel.tasks import ClientError
 
 pytestmark = pytest.mark.slow
 
@@ -203,7 +203,7 @@ def test_scaffold_keeps_client_controls_across_rounds_and_learns(tiny, tmp_path)
     from raysim.runtime.worker import ClientWorker
     from raysim.scenario.composition import driver_parts
     from raysim.scenario.preparation import initial_model, prepare
-    from raysim.sim.driver import Driver
+    from raysim.sim.kernel.driver import Driver
 
     scenario = tiny(server={"strategy": "scaffold", "weighting": "uniform"}, run={"rounds": 6},
                     client={"epochs": 2, "lr": 0.05})
@@ -258,7 +258,7 @@ def test_the_driver_side_never_imports_torch():
     import sys
 
     code = ("import sys\n"
-            "import raysim.sim.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
+            "import raysim.sim.kernel.driver, raysim.runtime.ray_executor, raysim.runtime.session\n"
             "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

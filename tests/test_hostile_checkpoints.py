@@ -20,8 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from raysim.cli import main
-from raysim.sim import checkpoint
-from raysim.sim.checkpoint import CheckpointError
+from raysim.sim.state import checkpoint
+from raysim.sim.state.checkpoint import CheckpointError
 from tests.test_fuzz_received import JSON, SETTINGS, clear, cli
 from tests.test_checkpoint_format import _edit, _files, _npy, _open, _refused, _write, copy, interrupted  # noqa: F401
 
@@ -112,7 +112,7 @@ def _in_flight(document):
     """The tiny run's checkpoint holds no task in flight: one is made from a dispatch's fields."""
     info = {"object": "raysim.sim.policies.base:TaskInfo",
             "fields": {"task_id": 0, "client_id": 1, "base_version": 3, "start": 1.0, "end": 2.0, "epochs": 1}}
-    task = {"object": "raysim.sim.dispatch:Task",
+    task = {"object": "raysim.sim.kernel.dispatch:Task",
             "fields": {"info": info, "samples": 10, "download_s": 0.1, "compute_s": 0.5, "upload_s": 0.1,
                        "trained": False, "status": "unfinished", "result": {"dict": []}, "trigger": None,
                        "start_params": None, "continued": False, "seed_key": 1, "round": 3, "fetched": None,

@@ -48,3 +48,21 @@ def test_the_check_sees_a_name_defined_twice(tmp_path: Path) -> None:
     (package / "sub" / "b.py").write_text("import typing\nif typing.TYPE_CHECKING:\n    class Ledger:\n        pass\n")
     (package / "c.py").write_text("def f():\n    class Only:  # not at the top: a local name\n        pass\n")
     assert twice_defined(package) == {"Ledger": ["pkg/a.py", "pkg/sub/b.py"]}
+
+
+def test_no_class_inherits_from_two_raysim_classes() -> None:
+    """Issue 34: the driver was ``Driver(Incentivised, Dispatching, Recording)``, three mixins
+    reading its attributes freely, the order of its bases load-bearing. A feature is a stage now
+    (sim/stages/), handed to the kernel: no class of raysim has two raysim bases."""
+    ours = {name for path in PACKAGE.rglob("*.py") for name in top_level_classes(ast.parse(path.read_text()))}
+    mixed = [f"{path.relative_to(PACKAGE.parent)}:{node.name}" for path in sorted(PACKAGE.rglob("*.py"))
+             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)
+             and sum(ast.unparse(base).split(".")[-1] in ours for base in node.bases) > 1]
+    assert not mixed, mixed
+
+
+def test_raysim_has_at_most_six_modules_at_its_top() -> None:
+    """The run kinds live in runs/, the simulation's rooms under sim/: the top keeps the public
+    entry points (api, cli, __main__) and floor 0 (files, inputs, seeding)."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py") if p.name != "__init__.py")
+    assert len(top) <= 6, top

@@ -71,7 +71,7 @@ def holdout_split(parts: list[np.ndarray], fraction: float, seed: int) -> tuple[
 class PersonalLayers:
     """Which entries are a client's head, and how a head enters and leaves a task. The heads
     themselves are per-client state: the driver keeps them in its per-client store
-    (sim/client_state.py), so a million clients' heads spill to disk like any other state."""
+    (sim/state/client_state.py), so a million clients' heads spill to disk like any other state."""
 
     def __init__(self, mask: np.ndarray):
         self.mask = mask

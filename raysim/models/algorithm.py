@@ -121,7 +121,7 @@ class LocalResult:
     the strategy receives as ``Update.num_samples``, the update's weight under ``[server]
     weighting = "samples"``; ``delta`` (None: :meth:`LocalTask.trained_delta`),
     the client's new ``state`` (None: unchanged; kept once the task finishes, whatever the server
-    does with the update: sim/client_state.py),
+    does with the update: sim/state/client_state.py),
     ``extras`` for the server strategy and numeric ``metrics`` (columns ``metric_<name>`` of
     clients.parquet)."""
 

@@ -105,7 +105,7 @@ class FunctionalClient:
     def train_batch(self, tasks: list[LocalTask]) -> list[LocalResult]:
         """Equal-sized clients as one batch of models (``training.train_group``). The tasks of a
         group come from one dispatch, so they share the start model and the broadcast
-        (``sim/dispatch.py``); each has its own data, batch order and state."""
+        (``sim/kernel/dispatch.py``); each has its own data, batch order and state."""
         first = tasks[0]
         start, server = _trainable(first), _tensors(first.server, first.x.device)
         states = [self._state(t, start, server) for t in tasks]

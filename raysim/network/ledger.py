@@ -16,7 +16,7 @@ clock, and committee validation.
   nonces: FLEX-block's real nonce search burns CPU on the wall clock, the pitfall avoided here.
   A fork is not free: the height stays contested, its block orphaned, until a race ends with
   no rival, so a round waits through a geometric number of races (BlockFL's latency counts the
-  block generation and propagation once per fork the same way (R)); sim/chain.py charges it.
+  block generation and propagation once per fork the same way (R)); sim/stages/chain.py charges it.
 * Committee validation (BFLC, Li et al., arXiv:2004.00773): a rotating committee scores each
   update on its own validation data; the worst are rejected.
 """

@@ -130,7 +130,7 @@ class PrivacyStage:
     """Turns a round's updates into the averaged delta, privately; keeps the accountant."""
 
     # what a checkpoint leaves out: the population's link (a bound method) and the CKKS context
-    # (native SEAL objects) are the resumed scenario's own (raysim/sim/checkpoint.py)
+    # (native SEAL objects) are the resumed scenario's own (raysim/sim/state/checkpoint.py)
     REBUILT = ("link", "he")
 
     def __init__(self, config: PrivacyConfig, *, seed: int, population: int, cohort: int, drawn: int | None = None,

@@ -2,7 +2,7 @@
 
     checkpoint.zip
         run.json     format, version and the SHA-256 of the resolved scenario it was written under
-        driver.zip   the driver's state (raysim.sim.checkpoint: JSON and .npy arrays, no code)
+        driver.zip   the driver's state (raysim.sim.state.checkpoint: JSON and .npy arrays, no code)
 
 It is written after each checkpointed round's rows are on disk, atomically (temporary file, then
 rename), so an interrupted run keeps every round it recorded. ``--resume`` reads it only when it
@@ -26,10 +26,10 @@ from pathlib import Path
 
 from raysim.files import atomic_write
 from raysim.results.results import ResultsError, _read_table
-from raysim.sim import checkpoint
+from raysim.sim.state import checkpoint
 
 CHECKPOINT = "checkpoint.zip"
-CLIENT_STATE = "client_state"  # the per-client store's files the checkpoint names (sim/state_store.py)
+CLIENT_STATE = "client_state"  # the per-client store's files the checkpoint names (sim/state/state_store.py)
 PICKLED = "checkpoint.pkl"  # what raysim wrote before: never read
 _FORMAT, _VERSION = "raysim-checkpoint", 1
 _MEMBERS = ("run.json", "driver.zip")
@@ -38,7 +38,7 @@ _MEMBERS = ("run.json", "driver.zip")
 @dataclass(frozen=True)
 class Checkpoint:
     round: int
-    driver: bytes  # the driver's state; the driver decodes it against itself (raysim.sim.checkpoint)
+    driver: bytes  # the driver's state; the driver decodes it against itself (raysim.sim.state.checkpoint)
 
 
 def write_checkpoint(run_dir: Path, snapshot: bytes, *, scenario_toml: str) -> None:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 MODEL_FILE = "model.safetensors"
 ROUND_FILES = "models"  # models/round-<round, 6 digits>.safetensors
 CLIENT_FILES = "clients"  # clients/client-<client id, 6 digits>.safetensors
-MAX_MODEL_BYTES = 4 << 30  # the checkpoint's bound (sim/checkpoint.py): a model no run here could write
+MAX_MODEL_BYTES = 4 << 30  # the checkpoint's bound (sim/state/checkpoint.py): a model no run here could write
 RUN_KINDS = ("star", "gossip", "hierarchical", "vertical", "flower")
 _NUMERIC = ("f", "i", "u", "b")
 _SPEC_KEYS = ("model", "input_shape", "num_classes", "options")

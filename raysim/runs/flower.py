@@ -1,6 +1,6 @@
 """``run(flower scenario)``: an unmodified Flower ServerApp and ClientApp on raysim's clock.
 
-The ServerApp runs in this process against ``sim/flower_grid.py``'s Grid; the ClientApps answer
+The ServerApp runs in this process against ``sim/bridges/flower_grid.py``'s Grid; the ClientApps answer
 on client actors (Ray) or here (``run.executor = "local"``). As for any run, bad input (flwr
 missing, an object that is not an app) fails before Ray starts or a folder exists, and a run
 stopped before its first server round leaves none. The folder: ``rounds.parquet`` has one row
@@ -34,7 +34,7 @@ from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.flower import FlowerConfig, FlowerScenario, load_apps
 from raysim.seeding import Stream, derive_seed
-from raysim.sim import table_rows
+from raysim.sim.kernel import table_rows
 from raysim.sim.cost.devices import Population
 
 RUN_ID = 1  # one run per grid
@@ -66,7 +66,7 @@ def run_flower(scenario: FlowerScenario, *, results_root: str | Path = "results"
 def _local_nodes(app, name: str):
     """The ClientApp answering in this process; the generators it seeds per delivery are put back
     after it, so the ServerApp's own draws are those of a run on Ray."""
-    from raysim.sim.flower_grid import answer
+    from raysim.sim.bridges.flower_grid import answer
 
     def answer_all(deliveries):
         with kept_generators():
@@ -106,8 +106,8 @@ def _serve(scenario: FlowerScenario, apps, nodes, started: float, results_root: 
     from flwr.common.constant import SUPERLINK_NODE_ID
     from flwr.supercore.task_identity import TaskIdentity
 
-    from raysim.sim.flower_grid import SimulatedGrid
-    from raysim.sim.tasks import FlowerAppError
+    from raysim.sim.bridges.flower_grid import SimulatedGrid
+    from raysim.sim.kernel.tasks import FlowerAppError
 
     flower, seed = scenario.flower, scenario.run.seed
     metric = flower.metric

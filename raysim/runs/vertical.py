@@ -23,7 +23,7 @@ from raysim.results.model_file import MODEL_FILE, write_model
 from raysim.results.results import RunWriter, new_run_dir
 from raysim.runtime.run_ray import ray_for_run
 from raysim.scenario.vertical import PreparedVertical, VerticalScenario, central_reference, prepare_vertical
-from raysim.sim import vertical as sim
+from raysim.sim.bridges import vertical as sim
 from raysim.vertical import disclosure
 from raysim.vertical.lr import Coordinator
 from raysim.vertical.party import Party

@@ -1,7 +1,7 @@
 """Where client work runs: in-process (``local``) or on Ray actors (``ray_executor``).
 
 ``ray_executor`` is the only module of raysim that imports Ray. The driver talks to either
-through the ``Executor`` protocol (``raysim/sim/executor.py``) and cannot tell them apart,
+through the ``Executor`` protocol (``raysim/sim/kernel/executor.py``) and cannot tell them apart,
 except by speed.
 """
 

@@ -1,5 +1,5 @@
 """The nodes of a Flower run as Ray actors: each imports the ``ClientApp`` by name and answers
-the deliveries of the nodes it hosts (``sim/flower_grid.py:answer``). Node p goes to actor
+the deliveries of the nodes it hosts (``sim/bridges/flower_grid.py:answer``). Node p goes to actor
 p mod A; each delivery carries its own seeds, so the replies do not depend on A."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import ray
 from raysim.inputs import import_object
 from raysim.runtime.session import fetch, plan_pool
 from raysim.runtime.resources import ResourcesConfig
-from raysim.sim.flower_grid import GridDelivery, answer
+from raysim.sim.bridges.flower_grid import GridDelivery, answer
 
 
 class FlowerNode:

@@ -11,8 +11,8 @@ from typing import Sequence
 import numpy as np
 
 from raysim.runtime.worker import ClientWorker
-from raysim.sim.evaluation import EvalCounts, EvalSlice
-from raysim.sim.tasks import ClientResult, TrainTask, group_tasks
+from raysim.sim.kernel.evaluation import EvalCounts, EvalSlice
+from raysim.sim.kernel.tasks import ClientResult, TrainTask, group_tasks
 
 
 class LocalExecutor:

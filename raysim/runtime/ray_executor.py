@@ -28,9 +28,9 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from raysim.runtime import WorkersLost
-from raysim.sim.evaluation import EvalCounts, EvalSlice
-from raysim.sim.executor import ClientLost
-from raysim.sim.tasks import ClientError, ClientResult, TrainTask, group_tasks
+from raysim.sim.kernel.evaluation import EvalCounts, EvalSlice
+from raysim.sim.kernel.executor import ClientLost
+from raysim.sim.kernel.tasks import ClientError, ClientResult, TrainTask, group_tasks
 
 
 class ClientActor:

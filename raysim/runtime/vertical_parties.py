@@ -3,7 +3,7 @@
 Each actor holds one party's share and nothing else: a party's columns and labels live only in
 its own process. The actors take no CPU slot (``num_cpus=0``): the protocols run one step at a
 time, the parties of a step side by side, and an actor must never wait for a slot another party
-holds. ``RayParties`` answers the same requests as ``sim/vertical.py:LocalParties``.
+holds. ``RayParties`` answers the same requests as ``sim/bridges/vertical.py:LocalParties``.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ from raysim.models.algorithm import ClientSettings, LocalTask, algorithm_name, b
 from raysim.models.learning_task import build_task, centred
 from raysim.models.training import evaluate, train_locally
 from raysim.seeding import Stream, derive_seed
-from raysim.sim.evaluation import EvalCounts, EvalSlice, FineTune
-from raysim.sim.tasks import ClientError, ClientIndices, ClientResult, TrainingPlan, TrainTask
+from raysim.sim.kernel.evaluation import EvalCounts, EvalSlice, FineTune
+from raysim.sim.kernel.tasks import ClientError, ClientIndices, ClientResult, TrainingPlan, TrainTask
 
 
 class ClientWorker:

@@ -343,7 +343,7 @@ def _check_compression(scenario: Scenario) -> None:
 
 def _check_network(scenario: Scenario) -> None:
     """``[network]``: its population rules, then what each topology's round loop cannot carry.
-    Gossip and hierarchical run their own synchronous loop (sim/gossip.py) in which every node
+    Gossip and hierarchical run their own synchronous loop (sim/loops/gossip.py) in which every node
     trains every round from its own model and the mixing (or the edge average) is the only
     aggregation: options that belong to a server, a policy or a sampled cohort are refused."""
     network = scenario.network

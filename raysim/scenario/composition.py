@@ -10,6 +10,8 @@ import inspect
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from raysim.algorithms.attacks import choose_attackers
 from raysim.algorithms.pair import ClientHalf, build_pair, half_of
 from raysim.algorithms.personal import PersonalLayers, local_mask
@@ -25,10 +27,22 @@ from raysim.privacy.stage import PrivacyStage
 from raysim.scenario.combinations import max_clients_per_round, policy_kind
 from raysim.scenario.config import to_table, toml_value
 from raysim.scenario.sections import STRATEGIES, WEIGHTINGS, AlgorithmConfig, Scenario
-from raysim.sim.chain import Chain
+from raysim.compression.channel import Channel
+from raysim.sim.stages.chain import Chain
 from raysim.sim.cost.devices import Population
 from raysim.sim.cost.links import NetworkLinks
-from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
+from raysim.sim.cost.payload import payload
+from raysim.sim.kernel.parts import ClientSchedule, DriverParts, RunLimits
+from raysim.sim.stages.attack import AttackStage
+from raysim.sim.stages.compression import CompressionStage
+from raysim.sim.stages.contribution import ContributionStage
+from raysim.sim.stages.evaluation import EvaluationStage
+from raysim.sim.stages.incentives import IncentiveStage
+from raysim.sim.stages.ledger import ChainStage, CommitteeStage
+from raysim.sim.stages.links import LinksStage
+from raysim.sim.stages.privacy import PrivacyBudgetStage
+from raysim.sim.stages.stage import Stage
+from raysim.sim.kernel.tasks import ClientIndices
 
 
 def client_sgd(scenario: Scenario) -> SGDConfig:
@@ -236,10 +250,13 @@ def composed_strategy(scenario: Scenario) -> Strategy:
 
 
 def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, num_clients: int,
-                 client_sizes: Sequence[int] | None = None, objects: UserObjects | None = None) -> DriverParts:
+                 client_sizes: Sequence[int] | None = None, objects: UserObjects | None = None,
+                 test_size: int = 0, holdout: ClientIndices | None = None,
+                 validation: np.ndarray | None = None) -> DriverParts:
     """The one place a scenario becomes the driver's parts: its policy, strategy, population,
-    attack, personal layers, privacy stage, limits, client schedule and, for a ``[network]``
-    other than star, its links and ledger."""
+    personal layers, privacy, limits, client schedule and its stages (``stages``).
+    ``test_size``, ``holdout`` and ``validation``: the prepared data's test-set size, clients'
+    held-out rows and the server's validation rows, which the evaluating stages score on."""
     prefixes = scenario.personal.local_layers
     personal = PersonalLayers(local_mask(layout, prefixes)) if prefixes else None
     # what crosses the (simulated) network: the body only, when heads stay on the clients
@@ -250,9 +267,10 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
                             link=population.link, update_bytes=exchange_bytes, num_params=layout.size)
                if scenario.privacy.active else None)
     run, client, network = scenario.run, scenario.client, scenario.network
-    links = NetworkLinks(network, population) if network.topology in ("broker", "ledger") else None
-    chain = (Chain(network, seed=run.seed, num_clients=num_clients)
-             if network.topology == "ledger" else None)
+    channel = scenario.compression.channel(layout.tensor_sizes)
+    built = Built(population=population, privacy=privacy, channel=channel, exchange_bytes=exchange_bytes,
+                  num_classes=num_classes, num_clients=num_clients, test_size=test_size, holdout=holdout,
+                  validation=validation)
     return DriverParts(
         policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes, layout.num_trainable),
         population=population,
@@ -261,15 +279,65 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
                          save_model_every=run.save_model_every),
         schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,
                                 drop_stragglers=scenario.server.drop_stragglers),
-        seed=run.seed, exchange_bytes=exchange_bytes, attack=scenario.attack.build(num_classes),
-        attackers=frozenset(attackers(scenario)), personal=personal, privacy=privacy,
-        client_state_bytes=round(scenario.resources.client_state_mb * 2**20), evaluation=scenario.evaluation,
-        channel=scenario.compression.channel(layout.tensor_sizes),
-        network=network if network.topology != "star" else None, links=links, chain=chain,
-        contribution=scenario.contribution if scenario.contribution.active else None,
-        incentive=scenario.incentive if scenario.incentive.active else None,
-        task=learning_task(scenario), selector=built_selector(scenario),
+        seed=run.seed, exchange_bytes=exchange_bytes, attackers=frozenset(attackers(scenario)), personal=personal,
+        privacy=privacy, client_state_bytes=round(scenario.resources.client_state_mb * 2**20), channel=channel,
+        network=network if network.topology != "star" else None, task=learning_task(scenario),
+        stages=stages(scenario, built), selector=built_selector(scenario),
     )
+
+
+@dataclass(frozen=True)
+class Built:
+    """The parts the stages share with the driver, built once by ``driver_parts``, and the data
+    the evaluating stages score on."""
+
+    population: Population
+    privacy: PrivacyStage | None
+    channel: Channel | None
+    exchange_bytes: int
+    num_classes: int
+    num_clients: int
+    test_size: int
+    holdout: ClientIndices | None
+    validation: np.ndarray | None
+
+
+def stages(scenario: Scenario, built: Built) -> tuple[Stage, ...]:
+    """The run's optional features, in the one order the kernel calls their hooks in: the
+    privacy budget gates a step before anything of it happens; an attacker tampers with its
+    update before the codec encodes it; broker and ledger links time every transfer; the
+    committee votes on the updates before the step and the chain mines its block after it; the
+    contribution stage values the step before the incentive stage pays by those values; client
+    evaluation scores the model the step made."""
+    run, network, seed = scenario.run, scenario.network, scenario.run.seed
+    listed: list[Stage] = []
+    if built.privacy is not None:
+        listed.append(PrivacyBudgetStage(built.privacy))
+    if scenario.attack.kind != "none":
+        listed.append(AttackStage(scenario.attack.build(built.num_classes), frozenset(attackers(scenario))))
+    if built.channel is not None and built.channel.uplink is not None:
+        listed.append(CompressionStage(built.channel, exchange_bytes=built.exchange_bytes))
+    if network.topology in ("broker", "ledger"):
+        listed.append(LinksStage(NetworkLinks(network, built.population)))
+    if network.topology == "ledger":
+        chain = Chain(network, seed=seed, num_clients=built.num_clients)
+        if network.consensus == "committee":
+            listed.append(CommitteeStage(chain, test_size=built.test_size))
+        listed.append(ChainStage(chain))
+    contribution = scenario.contribution
+    if contribution.active:
+        listed.append(ContributionStage(contribution, validation=built.validation, population=built.num_clients,
+                                        seed=seed, task=learning_task(scenario)))
+    incentive = scenario.incentive
+    if incentive.active:
+        traffic = payload(built.exchange_bytes, built.channel, built.privacy)
+        listed.append(IncentiveStage(incentive, pay_by=incentive.method or contribution.methods[0],
+                                     cohort=scenario.clients_per_round, population=built.population,
+                                     epochs=scenario.client.epochs, model_bytes=built.exchange_bytes,
+                                     update_bytes=traffic.upload_bytes))
+    if scenario.evaluation.active or built.holdout is not None:
+        listed.append(EvaluationStage(scenario.evaluation, built.holdout, eval_every=run.eval_every))
+    return tuple(listed)
 
 
 def learning_task(scenario: Scenario) -> LearningTask:

@@ -31,7 +31,7 @@ from raysim.scenario.composition import (
 from raysim.scenario.data_source import load_data
 from raysim.scenario.sections import WEIGHTINGS, Scenario
 from raysim.seeding import Stream, derive_seed, rng
-from raysim.sim.tasks import ClientIndices, TrainingPlan
+from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan
 
 
 ARRAY_NAMES = ("train_x", "train_y", "test_x", "test_y")  # the data set's arrays, as client workers take them

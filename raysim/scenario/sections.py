@@ -30,7 +30,7 @@ from raysim.runtime.resources import RayConfig, ResourcesConfig
 from raysim.scenario.combinations import check_combinations
 from raysim.scenario.config import apply_override, build, to_table
 from raysim.sim.cost.devices import SystemConfig
-from raysim.sim.evaluation import EvaluationConfig
+from raysim.sim.kernel.evaluation import EvaluationConfig
 from raysim.sim.policies import POLICIES, SyncPolicy
 from raysim.sim.selection import SELECTORS, UniformSelection
 

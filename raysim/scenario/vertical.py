@@ -20,7 +20,7 @@ from raysim.network.limits import check_latency, check_mbps
 from raysim.runtime.resources import RayConfig
 from raysim.scenario.config import apply_override, build, to_table
 from raysim.scenario.sections import RunConfig, parse_scenario, read_table
-from raysim.sim.vertical import HeCost, LrSettings
+from raysim.sim.bridges.vertical import HeCost, LrSettings
 from raysim.vertical import data, netshape
 
 MAX_COLUMNS = 100_000
@@ -115,7 +115,7 @@ class VerticalNetworkConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class HeCostConfig:
-    """Simulated seconds per Paillier operation (defaults: ``sim/vertical.py:HeCost``)."""
+    """Simulated seconds per Paillier operation (defaults: ``sim/bridges/vertical.py:HeCost``)."""
 
     encrypt_s: float = HeCost.encrypt_s
     decrypt_s: float = HeCost.decrypt_s

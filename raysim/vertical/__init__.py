@@ -6,6 +6,6 @@ loss in plaintext and under Paillier (``lr.py``, Hardy et al. 2017, arXiv:1711.1
 (``splitnn.py``, Vepakomma et al. 2018, arXiv:1812.00564), the party that holds one share of
 the data and runs its half of each protocol (``party.py``) and what each party learns from
 each protocol's messages (``disclosure.py``). The simulated clock and the order of
-messages are in ``raysim/sim/vertical.py``; the parties as Ray actors in
+messages are in ``raysim/sim/bridges/vertical.py``; the parties as Ray actors in
 ``raysim/runtime/vertical_parties.py``.
 """

@@ -3,7 +3,7 @@
 A party holds only its own ids, its own columns for its own rows and, at the label party, the
 labels. Every method takes and returns what would cross the network, nothing more, so the
 runtime can put each party in its own Ray actor (``raysim/runtime/vertical_parties.py``) and the
-orchestration (``raysim/sim/vertical.py``) can count the bytes of each message.
+orchestration (``raysim/sim/bridges/vertical.py``) can count the bytes of each message.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ from raysim.api import run
 from raysim.inputs import ConfigError
 from raysim.models.models import build_model
 from raysim.models.params import FlatModel
-from raysim.sim.client_state import ClientState
-from raysim.sim.state_store import ClientStore
+from raysim.sim.state.client_state import ClientState
+from raysim.sim.state.state_store import ClientStore
 
 
 def test_local_mask_marks_the_named_layers_only():

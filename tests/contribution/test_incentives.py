@@ -83,7 +83,12 @@ def test_a_round_that_was_not_valued_is_no_outcome():
     from raysim.contribution import Utility
     from raysim.contribution.permutations import gtg_shapley, tmc_shapley
     from raysim.incentives.config import IncentiveConfig
-    from raysim.sim.incentives import Incentives
+    from raysim.sim.cost.devices import Population, SystemConfig
+    from raysim.sim.stages.incentives import IncentiveStage
+
+    def Incentives(config, *, pay_by, cohort):
+        return IncentiveStage(config, pay_by=pay_by, cohort=cohort, population=Population(SystemConfig(), 3, seed=0),
+                              epochs=1, model_bytes=4, update_bytes=4)
 
     flat = gtg_shapley([1, 2], Utility(lambda cs: [0.5] * len(cs)), np.random.default_rng(0))
     cut = tmc_shapley([1, 2], Utility(lambda cs: [float(len(c)) for c in cs], max_evaluations=2),

@@ -16,8 +16,8 @@ from raysim.inputs import ConfigError
 from raysim.models.learning_task import Classification
 from raysim.results import load
 from raysim.results.checkpoints import read_checkpoint
-from raysim.sim.contribution import RoundGame
-from raysim.sim.evaluation import EvalCounts
+from raysim.sim.stages.contribution import RoundGame
+from raysim.sim.kernel.evaluation import EvalCounts
 from tests.conftest import server_start as _start, server_step_of as _step
 
 ALL = ["loo", "exact", "tmc", "gtg", "fedsv"]

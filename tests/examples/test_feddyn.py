@@ -178,7 +178,7 @@ def test_the_vectorised_functional_client_resumes_to_the_uninterrupted_run(tiny,
 
 def test_the_vectorised_functional_client_gives_the_same_tables_on_every_executor_and_packing(tmp_path):
     """In-process, and on Ray with the 4 clients on one actor or on one actor each: the groups
-    trained together are the same (sim/tasks.py:group_tasks), so the tables are the same bits."""
+    trained together are the same (sim/kernel/tasks.py:group_tasks), so the tables are the same bits."""
     points = ("data.dataset='tests.examples.feddyn_reference:points'", "data.partition='iid'", "client.batch_size=5",
               "resources.vectorize='on'", "resources.num_cpus=0.5")
     runs = [run_example("feddyn", tmp_path / name, *points, *sets) for name, sets in

@@ -1,5 +1,5 @@
 """raysim's Flower Grid on its own: the simulated deadline, offline nodes, replies in node order,
-message bytes, and the clock moving without a wall-clock wait (sim/flower_grid.py)."""
+message bytes, and the clock moving without a wall-clock wait (sim/bridges/flower_grid.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from flwr.common.constant import SUPERLINK_NODE_ID  # noqa: E402
 from flwr.supercore.task_identity import TaskIdentity  # noqa: E402
 
 from raysim.sim.cost.devices import Population, SystemConfig  # noqa: E402
-from raysim.sim.flower_grid import FIRST_NODE, SimulatedGrid, answer, payload_bytes  # noqa: E402
+from raysim.sim.bridges.flower_grid import FIRST_NODE, SimulatedGrid, answer, payload_bytes  # noqa: E402
 
 app = ClientApp()
 
@@ -112,7 +112,7 @@ def test_a_reply_without_an_example_count_ends_the_run_naming_the_node_and_the_m
     """Refused rather than computed for free; kept, so a legacy strategy's thread pool (which
     counts an exception as one failed client) cannot swallow it: the next call and the end of
     the run raise it again."""
-    from raysim.sim.tasks import FlowerAppError
+    from raysim.sim.kernel.tasks import FlowerAppError
 
     rows: list = []
     g = grid(SystemConfig(), rows)

@@ -18,7 +18,7 @@ from raysim.models.functional import Batch, Context, FedProx, FunctionalClient, 
 from raysim.models.params import FlatModel
 from raysim.models.spec import ModelSpec
 from raysim.runtime.worker import ClientWorker
-from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
+from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
 
 SIZE = 7850  # the logistic regression on 28x28 images, 10 classes
 

@@ -70,7 +70,7 @@ def test_label_flip_attackers_train_towards_the_mirrored_class():
     from raysim.models.spec import ModelSpec
 
     from raysim.runtime.worker import ClientWorker
-    from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask
+    from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan, TrainTask
 
     x = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
     y = np.zeros(20, dtype=np.int64)
@@ -89,7 +89,7 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
     from raysim.models.spec import ModelSpec
 
     from raysim.runtime.worker import ClientWorker
-    from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
+    from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(120, 1, 28, 28)).astype(np.float32)
@@ -115,7 +115,7 @@ def test_a_batch_of_models_trains_like_one_client_at_a_time():
 
 
 def test_groups_depend_only_on_the_task_list():
-    from raysim.sim.tasks import VECTOR_GROUP, TrainTask, group_tasks
+    from raysim.sim.kernel.tasks import VECTOR_GROUP, TrainTask, group_tasks
 
     tasks = [TrainTask(i, 100 + i, 1, 1) for i in range(40)]
     costs = [60.0] * 35 + [30.0] * 5
@@ -150,8 +150,8 @@ def test_a_worker_on_uint8_pixels_trains_and_scores_as_on_their_standardised_flo
     from raysim.data.pixels import PixelScale
     from raysim.models.spec import ModelSpec
     from raysim.runtime.worker import ClientWorker
-    from raysim.sim.evaluation import EvalSlice
-    from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask
+    from raysim.sim.kernel.evaluation import EvalSlice
+    from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan, TrainTask
 
     rng = np.random.default_rng(3)
     pixels = rng.integers(0, 256, size=(60, 3, 4, 4), dtype=np.uint8)

@@ -170,7 +170,7 @@ def test_an_orphaned_block_delays_the_round() -> None:
     take only its own race's time, as if the fork were free). Blocks 1 s apart on average with
     1 s of propagation fork about half the races; every race is paid for once, in order."""
     from raysim.network.config import NetworkConfig
-    from raysim.sim.chain import Chain
+    from raysim.sim.stages.chain import Chain
 
     config = NetworkConfig(topology="ledger", miners=4, block_interval_s=1.0, propagation_s=1.0)
     chain = Chain(config, seed=5, num_clients=4)

@@ -13,7 +13,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from raysim.inputs import UserCodeError
 from raysim.models.learning_task import NextToken, Regression, build_task, centred
 from raysim.results.metric import Metric, read_task
-from raysim.sim.evaluation import EvalCounts, distribution, summarise
+from raysim.sim.kernel.evaluation import EvalCounts, distribution, summarise
 
 RNG = np.random.default_rng(0)
 

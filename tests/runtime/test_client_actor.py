@@ -14,7 +14,7 @@ from raysim.inputs import ConfigError
 from raysim.models.models import initial_state
 from raysim.models.spec import ModelSpec
 from raysim.runtime.ray_executor import start_workers
-from raysim.sim.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
+from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan, TrainTask, group_tasks
 
 
 def _actor(model: ModelSpec):

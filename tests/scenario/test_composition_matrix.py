@@ -26,9 +26,9 @@ from raysim.inputs import ConfigError
 from raysim.privacy.dp import clip_to_norm, dp_average, local_noise
 from raysim.scenario.sections import parse_scenario
 from raysim.seeding import Stream, rng
-import raysim.sim.driver
+import raysim.sim.kernel.driver
 from raysim.algorithms.scaffold import ScaffoldServer
-from raysim.sim.server_step import server_step
+from raysim.sim.kernel.server_step import server_step
 from tests.conftest import tiny_table
 
 DIMENSIONS = {
@@ -177,7 +177,7 @@ def test_an_accepted_cell_runs_the_rule_its_keys_name(cell, tmp_path, monkeypatc
                       spy.applied[0]))
         return after, metrics
 
-    monkeypatch.setattr(raysim.sim.driver, "server_step", recording_step)
+    monkeypatch.setattr(raysim.sim.kernel.driver, "server_step", recording_step)
     run(parse_scenario(table_for(cell)), results_root=tmp_path)
     assert steps
     for strategy, before, updates, privacy, round_number, after, metrics, applied in steps:

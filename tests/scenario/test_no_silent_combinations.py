@@ -20,7 +20,7 @@ from raysim.privacy.he import ciphertext_bytes
 from raysim.privacy.stage import PrivacyConfig, PrivacyStage, PrivateUpdate
 from raysim.scenario.composition import client_sgd
 from raysim.scenario.sections import parse_scenario
-from raysim.sim.server_step import RunDiverged
+from raysim.sim.kernel.server_step import RunDiverged
 from tests.conftest import tiny_table
 from tests.sim.timeline import FakeExecutor, by_client, make_driver, run_all
 from tests.conftest import server_start as _start, server_step_of as _step
@@ -232,7 +232,7 @@ def test_fedsgd_keeps_the_clients_weight_decay_in_its_gradient():
 
 def test_an_event_trigger_that_never_fires_stops_the_run_instead_of_hanging(tiny, tmp_path):
     from raysim.api import run
-    from raysim.sim.dispatch import RunStalled
+    from raysim.sim.kernel.dispatch import RunStalled
 
     scenario = tiny(policy={"kind": "event", "threshold": 1e11}, server={"optimizer": "sgd", "lr": 1.0})
     with pytest.raises(RunStalled, match="policy.threshold"):

@@ -15,8 +15,8 @@ from raysim.models.spec import ModelSpec
 from raysim.runtime.worker import ClientWorker
 from raysim.scenario.preparation import initial_model, prepare
 from raysim.models.learning_task import Classification
-from raysim.sim.evaluation import EvalSlice, EvaluationConfig, distribution, evaluate_clients, summarise
-from raysim.sim.tasks import ClientIndices, TrainingPlan
+from raysim.sim.kernel.evaluation import EvalSlice, EvaluationConfig, distribution, evaluate_clients, summarise
+from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan
 
 RNG = np.random.default_rng(1)
 X = RNG.normal(size=(200, 4)).astype(np.float32)

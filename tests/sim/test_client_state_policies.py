@@ -1,4 +1,4 @@
-"""A client's state is the client's (sim/client_state.py): kept when its task finishes, whatever
+"""A client's state is the client's (sim/state/client_state.py): kept when its task finishes, whatever
 the server does with the update, so the client's next task starts from it under every policy,
 with every state spilled to disk and across a resume. ``tests.user_code:CountingSGD`` counts
 its trainings in its state and reports the count as ``metric_seen``."""
@@ -11,7 +11,7 @@ import pytest
 
 from raysim.api import _LocalDriver, run
 from raysim.scenario.preparation import prepare
-from raysim.sim.tasks import ClientError
+from raysim.sim.kernel.tasks import ClientError
 from tests.conftest import whole_and_resumed
 
 COUNTING = {"algorithm": "tests.user_code:CountingSGD"}

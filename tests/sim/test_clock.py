@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from raysim.sim.clock import SimClock
-from raysim.sim.vertical import HeCost, Network, VerticalLedger
+from raysim.sim.kernel.clock import SimClock
+from raysim.sim.bridges.vertical import HeCost, Network, VerticalLedger
 
 
 def test_advance_to_moves_forward_or_stays() -> None:

@@ -10,7 +10,7 @@ import pytest
 from raysim.network.transport import Link, Transport, mbps_to_bps, transfer_s
 from raysim.sim.cost.devices import Population, SystemConfig
 from raysim.sim.cost.links import client_links, shared_link
-from raysim.sim.vertical import HeCost, Network, VerticalLedger
+from raysim.sim.bridges.vertical import HeCost, Network, VerticalLedger
 
 PACKAGE = Path(__file__).resolve().parents[2] / "raysim"
 HOME = PACKAGE / "network" / "transport.py"

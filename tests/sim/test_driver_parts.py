@@ -14,12 +14,12 @@ from raysim.algorithms.server_opt import make_server_optimizer
 from raysim.algorithms.strategy import Strategy
 from raysim.models.layout import ParamLayout
 from raysim.sim.cost.devices import Population, SystemConfig
-from raysim.sim.driver import Driver
-from raysim.sim.evaluation import EvalCounts
-from raysim.sim.parts import ClientSchedule, DriverParts, RunLimits
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.evaluation import EvalCounts
+from raysim.sim.kernel.parts import ClientSchedule, DriverParts, RunLimits
 from raysim.sim.policies import SyncPolicy
 from raysim.sim.selection import PowerOfChoice
-from raysim.sim.tasks import ClientResult
+from raysim.sim.kernel.tasks import ClientResult
 
 SIZE, CLIENTS = 4, 8
 TARGETS = np.arange(CLIENTS, dtype=np.float64)  # client c pulls every weight towards c
@@ -57,8 +57,8 @@ class PullingExecutor:
         pass
 
 
-def driver(selector=None, rounds: int = 3) -> Driver:
-    extra = {} if selector is None else {"selector": selector}
+def driver(selector=None, rounds: int = 3, stages: tuple = ()) -> Driver:
+    extra = {"stages": stages} if selector is None else {"selector": selector, "stages": stages}
     parts = DriverParts(
         policy=SyncPolicy().build(), strategy=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)),
         population=Population(SystemConfig(), CLIENTS, seed=0), clients_per_round=2,

@@ -13,9 +13,9 @@ from raysim.models.spec import ModelSpec
 from raysim.models.learning_task import Classification
 from raysim.models.training import evaluate
 from raysim.runtime.worker import ClientWorker
-from raysim.sim.evaluation import EVAL_CHUNK, EvalCounts, EvalSlice, central_slices, summarise
-from raysim.sim.evaluation import holdout_rows, holdout_slices
-from raysim.sim.tasks import ClientIndices, TrainingPlan
+from raysim.sim.kernel.evaluation import EVAL_CHUNK, EvalCounts, EvalSlice, central_slices, summarise
+from raysim.sim.kernel.evaluation import holdout_rows, holdout_slices
+from raysim.sim.kernel.tasks import ClientIndices, TrainingPlan
 
 RNG = np.random.default_rng(0)
 TRAIN_X = RNG.normal(size=(30, 4)).astype(np.float32)

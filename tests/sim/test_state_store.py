@@ -6,8 +6,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from raysim.sim.checkpoint import CheckpointError
-from raysim.sim.state_store import ClientStore
+from raysim.sim.state.checkpoint import CheckpointError
+from raysim.sim.state.state_store import ClientStore
 
 MB = 2**20
 

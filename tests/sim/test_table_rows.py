@@ -1,4 +1,4 @@
-"""The one row builder (sim/table_rows.py): its column order, and that a column it adds appears
+"""The one row builder (sim/kernel/table_rows.py): its column order, and that a column it adds appears
 in the rounds and clients tables of every kind of run (star, gossip, hierarchy, vertical, Flower)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from raysim.api import run
 from raysim.scenario.sections import parse_scenario
-from raysim.sim import table_rows
+from raysim.sim.kernel import table_rows
 from tests.conftest import tiny_table
 
 

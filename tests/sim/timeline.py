@@ -16,10 +16,10 @@ from raysim.models.models import initial_state
 from raysim.models.spec import ModelSpec
 from raysim.scenario.composition import driver_parts
 from raysim.scenario.sections import Scenario, parse_scenario
-from raysim.sim.driver import Driver
-from raysim.sim.evaluation import EvalCounts
-from raysim.sim.executor import Executor
-from raysim.sim.tasks import ClientResult
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.evaluation import EvalCounts
+from raysim.sim.kernel.executor import Executor
+from raysim.sim.kernel.tasks import ClientResult
 
 SIZES = np.array([100, 200, 300, 400])
 

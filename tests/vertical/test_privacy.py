@@ -14,7 +14,7 @@ from phe import EncryptedNumber
 from raysim.api import run
 from raysim.scenario.vertical import parse_vertical
 from raysim.seeding import Stream, rng
-from raysim.sim import vertical as sim
+from raysim.sim.bridges import vertical as sim
 from raysim.vertical import data, disclosure, lr, psi
 from raysim.vertical.netshape import NetShape
 from raysim.vertical.party import Party

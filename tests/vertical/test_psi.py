@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raysim.sim.vertical import HeCost, LocalParties, Network, VerticalLedger, align
+from raysim.sim.bridges.vertical import HeCost, LocalParties, Network, VerticalLedger, align
 from raysim.vertical import data, psi
 from raysim.vertical.party import Party
 

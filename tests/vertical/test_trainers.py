@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from raysim.sim import vertical as sim
+from raysim.sim.bridges import vertical as sim
 from raysim.vertical import data, lr, reference
 from raysim.vertical.netshape import NetShape, init_seed
 from raysim.vertical.party import Party

@@ -1,6 +1,6 @@
-"""Paying for contributions, and who takes part because of it: the driver's incentive part.
+"""The incentive stage: paying for contributions, and who takes part because of it.
 
-After each valued server step (sim/contribution.py) the budget is paid out by the scheme
+After each valued server step (sim/stages/contribution.py) the budget is paid out by the scheme
 (``equal``: split evenly among the step's participants; ``proportional`` and ``reputation``:
 in proportion to the positive values of ``incentive.method``), every participant the method
 valued sees one Beta-reputation outcome (positive when its value is > 0, negative otherwise),
@@ -18,20 +18,17 @@ scheme changes who participates, and with it accuracy and time-to-accuracy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 import numpy as np
 
-from raysim.algorithms.strategy import ServerState, Update
 from raysim.incentives.config import IncentiveConfig
 from raysim.incentives.participation import Earnings, joins, task_cost
 from raysim.incentives.rewards import BetaReputation, proportional
-from raysim.seeding import Stream, rng
-from raysim.sim.dispatch import RunStalled
-from raysim.sim.selection.uniform import idle_online
-
-if TYPE_CHECKING:
-    from raysim.sim.contribution import ContributionLedger
+from raysim.sim.cost.devices import Population
+from raysim.sim.kernel.dispatch import RunStalled
+from raysim.sim.selection.protocol import SelectionView
+from raysim.sim.stages.stage import NOTHING, Stage, StageContext, Step, StepOutput
 
 
 class NobodyJoins(RunStalled):
@@ -39,11 +36,18 @@ class NobodyJoins(RunStalled):
     failed, and the message names the prices and the budget to change)."""
 
 
-class Incentives:
-    """Reputations, earnings and the participation decisions since the last step."""
+class IncentiveStage(Stage):
+    """Reputations, earnings and the participation decisions since the last step. It pays by
+    the values the contribution stage (before it in the list) put on the step (``Step.values``);
+    ``population``, ``epochs`` and the bytes a task moves price a task (``task_cost``)."""
 
-    def __init__(self, config: IncentiveConfig, *, pay_by: str, cohort: int):
+    key = "incentives"
+    REBUILT = ("population",)  # the devices, rebuilt from the scenario: not the stage's state
+
+    def __init__(self, config: IncentiveConfig, *, pay_by: str, cohort: int, population: Population, epochs: int,
+                 model_bytes: int, update_bytes: int):
         self.config, self.pay_by = config, pay_by
+        self.population, self.epochs, self.model_bytes, self.update_bytes = population, epochs, model_bytes, update_bytes
         self.prior = config.budget / cohort  # the even share: what a newcomer expects
         self.reputation: dict[int, BetaReputation] = {}
         self.earnings: dict[int, Earnings] = {}
@@ -81,59 +85,45 @@ class Incentives:
         self.decisions = {}
         return rows
 
-
-class Incentivised:
-    """The driver's incentive part: the draw of clients, and valuing each step (a part of
-    ``Driver``, as dispatch.py and records.py are; it uses the driver's population, clock,
-    sizes, schedule, ledger and incentives)."""
-
-    ledger: ContributionLedger | None
-    incentives: Incentives | None
-
-    def _select(self, count: int, *, key: int) -> list[int]:
-        """Without a price or reputation weighting, the draw is the one without incentives."""
-        config = self.incentives.config if self.incentives is not None else None
-        if config is None or not (config.priced or config.scheme == "reputation"):
-            return super()._select(count, key=key)
-        candidates = idle_online(self.population, range(self.population.num_clients), busy=self.busy, now=self.clock.now)
+    def choose(self, count: int, view: SelectionView, draw: np.random.Generator) -> list[int] | None:
+        """With a price, only the idle online clients whose expected reward covers their cost can
+        be drawn; under ``reputation`` in proportion to their reputation, else uniformly. Without
+        either, the selection stage draws."""
+        config = self.config
+        if not (config.priced or config.scheme == "reputation"):
+            return None
+        candidates = view.candidates()
         if config.priced:
             willing = []
             for client in candidates:
-                cost, expected = self._task_cost(client), self.incentives.expected(client)
-                self.incentives.decisions[client] = (cost, expected, joins(expected, cost))
+                cost, expected = self._task_cost(client, view), self.expected(client)
+                self.decisions[client] = (cost, expected, joins(expected, cost))
                 if joins(expected, cost):
                     willing.append(client)
             if candidates and not willing:
                 raise NobodyJoins(
-                    f"round {self.round + 1}: none of the {len(candidates)} idle online clients expects a reward "
+                    f"round {view.round}: none of the {len(candidates)} idle online clients expects a reward "
                     f"covering its cost (incentive.budget = {config.budget}, prices per compute second "
                     f"{config.price_per_compute_s} and per MB {config.price_per_mb}): raise the budget or lower the prices")
             candidates = willing
-        draw = rng(self.seed, Stream.SELECTION, key)
         size = min(count, len(candidates))
         weights = None  # every idle online client that joins (all of them without a price), uniformly
         if config.scheme == "reputation" and candidates:
-            scores = np.array([self.incentives.score(c) for c in candidates])
+            scores = np.array([self.score(c) for c in candidates])
             weights = scores / scores.sum()
         return sorted(int(candidates[i]) for i in draw.choice(len(candidates), size=size, replace=False, p=weights))
 
-    def _task_cost(self, client: int) -> float:
+    def _task_cost(self, client: int, view: SelectionView) -> float:
         """What a task costs a client's device: compute seconds and megabytes moved, priced."""
-        config = self.incentives.config
-        timing = self.population.timing(client, start=self.clock.now, samples=int(self.sizes[client]),
-                                        epochs=self.schedule.epochs, model_bytes=self.exchange_bytes,
-                                        update_bytes=self.upload_bytes)
-        return task_cost(timing.compute_s, (self.exchange_bytes + self.upload_bytes) / 1e6,
+        config = self.config
+        timing = self.population.timing(client, start=view.now, samples=int(view.examples[client]),
+                                        epochs=self.epochs, model_bytes=self.model_bytes,
+                                        update_bytes=self.update_bytes)
+        return task_cost(timing.compute_s, (self.model_bytes + self.update_bytes) / 1e6,
                          price_per_compute_s=config.price_per_compute_s, price_per_mb=config.price_per_mb)
 
-    def _value_round(self, start: ServerState, updates: Sequence[Update]) -> dict[str, list[dict]]:
-        """The step's contribution rows and, with incentives, its payment rows (the extra tables
-        of the round's report); nothing without ``[contribution]``."""
-        if self.ledger is None:
-            return {}
-        rows, values = self.ledger.value(self.round, self.strategy, start, updates, self.executor)
-        tables = {"contributions": rows}
-        if self.incentives is not None:
-            participants = sorted(u.client_id for u in updates)
-            tables["incentives"] = self.incentives.settle(self.round, values[self.incentives.pay_by], participants)
-        return tables
+    def after_step(self, step: Step, context: StageContext) -> StepOutput:
+        if self.pay_by not in step.values:  # no valuing stage ran (combinations.py requires one)
+            return NOTHING
+        participants = sorted(u.client_id for u in step.updates)
+        return StepOutput(tables={"incentives": self.settle(context.round, step.values[self.pay_by], participants)})

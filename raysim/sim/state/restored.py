@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from raysim.sim.checkpoint import CheckpointError
+from raysim.sim.state.checkpoint import CheckpointError
 
 STATUSES = ("running", "unfinished", "dropout", "offline", "lost", "suppressed", "discarded", "rejected", "applied")
 

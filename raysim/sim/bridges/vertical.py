@@ -24,8 +24,8 @@ import numpy as np
 
 from raysim.network.transport import mbps_to_bps, transfer_s
 from raysim.seeding import Stream, rng
-from raysim.sim import table_rows
-from raysim.sim.clock import SimClock
+from raysim.sim.kernel import table_rows
+from raysim.sim.kernel.clock import SimClock
 from raysim.vertical import lr, netshape, psi
 
 Calls = Callable[[Sequence[tuple[str, str, tuple]]], list]  # (party, method, args) in parallel

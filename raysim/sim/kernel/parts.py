@@ -7,23 +7,17 @@ driver only runs them, so it can be read, built and tested without a scenario fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 from raysim.algorithms.personal import PersonalLayers
 from raysim.algorithms.strategy import ServerStrategy
 from raysim.compression.channel import Channel
 from raysim.network.config import NetworkConfig
-from raysim.contribution import ContributionConfig
-from raysim.incentives.config import IncentiveConfig
 from raysim.models.learning_task import Classification, LearningTask
 from raysim.privacy.stage import PrivacyStage
-from raysim.sim.chain import Chain
 from raysim.sim.cost.devices import Population
-from raysim.sim.cost.links import NetworkLinks
-from raysim.sim.evaluation import EvaluationConfig
 from raysim.sim.policies import Policy
 from raysim.sim.selection.protocol import Selector
 from raysim.sim.selection.uniform import UniformSelector
+from raysim.sim.stages.stage import Stage
 
 
 @dataclass(frozen=True)
@@ -54,7 +48,8 @@ class ClientSchedule:
 @dataclass(frozen=True, kw_only=True)
 class DriverParts:
     """Everything a run's driver is made of. The driver takes ownership: the policy, the personal
-    layers and the privacy stage carry state that evolves (and is checkpointed) with the run."""
+    layers, the privacy stage, the selector and the stages carry state that evolves (and is
+    checkpointed) with the run."""
 
     policy: Policy
     strategy: ServerStrategy
@@ -64,17 +59,12 @@ class DriverParts:
     schedule: ClientSchedule
     seed: int
     exchange_bytes: int  # what one model crosses the simulated network as (the body only, with heads)
-    attack: Any = None  # an attack of attacks.py, run by the clients in ``attackers``
-    attackers: frozenset[int] = frozenset()
+    attackers: frozenset[int] = frozenset()  # the attack's clients (the attack stage tampers with their updates)
     personal: PersonalLayers | None = None
-    privacy: PrivacyStage | None = None
+    privacy: PrivacyStage | None = None  # DP or secure aggregation: the step's reduction (server_step.py)
     client_state_bytes: int = 1 << 30  # the per-client store's memory budget (state_store.py)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)  # client evaluation ([evaluation])
-    channel: Channel | None = None  # update compression on the simulated link
+    channel: Channel | None = None  # update compression on the simulated link (its codec's sizes, the broadcast)
     network: NetworkConfig | None = None  # [network] other than star (gossip and hierarchical run their own loop)
-    links: NetworkLinks | None = None  # broker and ledger: transfers timed through the network's nodes
-    chain: Chain | None = None  # ledger: a block per aggregation
-    contribution: ContributionConfig | None = None  # value each step's participants (sim/contribution.py)
-    incentive: IncentiveConfig | None = None  # pay them, and let the pay decide who joins (sim/incentives.py)
     task: LearningTask = field(default_factory=Classification)  # [task]: what evaluations score and report
+    stages: tuple[Stage, ...] = ()  # the run's optional features, in the order their hooks run (stages/stage.py)
     selector: Selector = field(default_factory=UniformSelector)  # [selection.selector]: who each dispatch starts

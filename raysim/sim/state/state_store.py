@@ -30,7 +30,7 @@ from typing import Mapping
 
 import numpy as np
 
-from raysim.sim.checkpoint import CheckpointError, read_arrays, write_arrays
+from raysim.sim.state.checkpoint import CheckpointError, read_arrays, write_arrays
 
 _FILE = re.compile(r"(\d+)\.([a-z]+)\.(\d+)\.npz")
 Arrays = dict[str, np.ndarray]

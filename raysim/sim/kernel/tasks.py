@@ -104,7 +104,7 @@ def group_tasks(tasks: Sequence[TrainTask], costs: Sequence[float], *, vectorize
 
 class FlowerAppError(RuntimeError):
     """A Flower app raised (or returned no Message): the run ends (exit 1) naming the app and,
-    for a ClientApp, the node and the message (sim/flower_grid.py)."""
+    for a ClientApp, the node and the message (sim/bridges/flower_grid.py)."""
 
 
 class ClientError(RuntimeError):

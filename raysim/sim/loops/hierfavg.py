@@ -20,7 +20,7 @@ import numpy as np
 from raysim.network.hierarchy import assign_edges, edge_average, read_edge_trace, weighted_average
 from raysim.network.transport import Transport
 from raysim.sim.cost.links import ROLES, SERVER, client_links, shared_link
-from raysim.sim.nodes import NodeRounds, traffic_mark, traffic_since
+from raysim.sim.loops.nodes import NodeRounds, traffic_mark, traffic_since
 
 EDGE_BASE = -10  # edge e is node EDGE_BASE - e; clients are 0..n-1 and the cloud is SERVER
 

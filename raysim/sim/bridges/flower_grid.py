@@ -38,9 +38,9 @@ from flwr.serverapp.grid import Grid
 from flwr.supercore.run import Run
 
 from raysim.seeding import Stream, derive_seed
-from raysim.sim.clock import SimClock
+from raysim.sim.kernel.clock import SimClock
 from raysim.sim.cost.devices import Population
-from raysim.sim.tasks import FlowerAppError
+from raysim.sim.kernel.tasks import FlowerAppError
 
 FIRST_NODE = 1000  # node ids are FIRST_NODE + partition id (1 is Flower's SuperLink)
 TYPES = ("train", "evaluate", "query", "system")  # Flower's message categories, in a round's order

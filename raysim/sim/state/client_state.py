@@ -19,7 +19,7 @@ from typing import Mapping
 import numpy as np
 
 from raysim.algorithms.personal import PersonalLayers
-from raysim.sim.state_store import ClientStore
+from raysim.sim.state.state_store import ClientStore
 
 
 class ClientState:

@@ -21,7 +21,7 @@ from raysim.seeding import Stream, rng
 
 if TYPE_CHECKING:
     from raysim.models.learning_task import LearningTask
-    from raysim.sim.tasks import ClientIndices
+    from raysim.sim.kernel.tasks import ClientIndices
 
 HeadOf = Callable[[int], "np.ndarray | None"]  # a client's personal head, None when it has none
 

@@ -24,28 +24,28 @@ import numpy as np
 
 from raysim.models.layout import ParamLayout
 from raysim.network.transport import Transport
-from raysim.sim import checkpoint, table_rows
-from raysim.sim.clock import SimClock
-from raysim.sim.driver import Driver
-from raysim.sim.evaluation import central_slices, summarise, test_columns
-from raysim.sim.executor import ClientLost, Executor
-from raysim.sim.parts import DriverParts
+from raysim.sim.state import checkpoint
+from raysim.sim.kernel import table_rows
+from raysim.sim.kernel.clock import SimClock
+from raysim.sim.kernel.driver import Driver
+from raysim.sim.kernel.evaluation import central_slices, summarise, test_columns
+from raysim.sim.kernel.executor import ClientLost, Executor
+from raysim.sim.kernel.parts import DriverParts
 from raysim.sim.policies import ServerView
-from raysim.sim.records import RoundReport
-from raysim.sim.tasks import ClientIndices, TrainTask
+from raysim.sim.kernel.records import RoundReport
+from raysim.sim.kernel.tasks import TrainTask
 
 
 class NodeRounds:
     """The round loop shared by gossip and HierFAVG; subclasses give ``_transport``,
     ``_communicate`` and ``_combine`` (see the module's docstring). The constructor takes the
-    driver's arguments; ``holdout`` and ``validation`` stay unused, as the scenario refuses
-    ``[personal]`` and ``[contribution]`` with these topologies."""
+    driver's arguments (the scenario refuses ``[personal]`` and ``[contribution]`` with these
+    topologies, so no stage is run)."""
 
     _CHECKPOINTED = ("models", "round", "clock", "_task_counter", "transport")
 
     def __init__(self, parts: DriverParts, *, initial_params: np.ndarray, layout: ParamLayout,
-                 client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor],
-                 holdout: ClientIndices | None = None, validation: np.ndarray | None = None):
+                 client_sizes: np.ndarray, test_size: int, executor_factory: Callable[[], Executor]):
         self.network, self.population, self.limits = parts.network, parts.population, parts.limits
         self.task = parts.task
         self.schedule, self.seed, self.model_bytes = parts.schedule, parts.seed, parts.exchange_bytes

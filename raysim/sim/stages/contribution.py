@@ -1,4 +1,5 @@
-"""Valuing each server step's participants: the round's game, and the contributions table.
+"""The contribution stage: valuing each server step's participants (the round's game), and the
+contributions table.
 
 A server step is a game. Its players are the clients whose updates the step applied; its
 utility v(S) is the validation score (accuracy, or minus the mean loss) of the model the step
@@ -36,11 +37,12 @@ from raysim.algorithms.strategy import ServerState, Strategy, Update
 from raysim.contribution import ContributionConfig, Utility, value_round
 from raysim.contribution.utility import Coalition
 from raysim.seeding import Stream, rng
-from raysim.sim.evaluation import EVAL_CHUNK, EvalSlice, summarise
+from raysim.sim.kernel.evaluation import EVAL_CHUNK, EvalSlice, summarise
+from raysim.sim.stages.stage import Stage, StageContext, Step, StepOutput
 
 if TYPE_CHECKING:
     from raysim.models.learning_task import LearningTask
-    from raysim.sim.executor import Executor
+    from raysim.sim.kernel.executor import Executor
 
 
 class RoundGame:
@@ -81,8 +83,11 @@ def validation_slices(indices: np.ndarray) -> list[EvalSlice]:
     return [EvalSlice("train", indices[start:start + EVAL_CHUNK]) for start in range(0, len(indices), EVAL_CHUNK)]
 
 
-class ContributionLedger:
-    """The run's contributions so far: each (method, client)'s cumulative value."""
+class ContributionStage(Stage):
+    """The run's contributions so far: each (method, client)'s cumulative value. Each step's
+    values are handed on (``Step.values``) to the stages after it: incentives pay by them."""
+
+    key = "contribution"
 
     def __init__(self, config: ContributionConfig, *, validation: np.ndarray, population: int, seed: int,
                  task: LearningTask):
@@ -118,3 +123,8 @@ class ContributionLedger:
                              "seconds": seconds, "permutations": estimate.permutations if estimate else 0,
                              "stopped": stopped[client], "valued": client in values[method]})
         return rows, values
+
+    def after_step(self, step: Step, context: StageContext) -> StepOutput:
+        rows, values = self.value(context.round, step.strategy, step.start, step.updates, context.evaluator)
+        step.values.update(values)
+        return StepOutput(tables={"contributions": rows})

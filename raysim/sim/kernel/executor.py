@@ -8,8 +8,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-from raysim.sim.evaluation import EvalCounts, EvalSlice
-from raysim.sim.tasks import ClientResult, TrainTask
+from raysim.sim.kernel.evaluation import EvalCounts, EvalSlice
+from raysim.sim.kernel.tasks import ClientResult, TrainTask
 
 
 class ClientLost(RuntimeError):

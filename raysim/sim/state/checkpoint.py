@@ -46,7 +46,9 @@ FORMAT = "raysim-driver-state"
 # cost model's classes in sim/cost/, the node loops' clock: a version-1 state would resume as
 # something else, so it is refused, saying so.
 # 3 (2026-12-07): the selection stage (the selector and the clients' records) is checkpointed.
-VERSION = 3
+# 4 (2026-12-07): the kernel and its stages: each optional feature's state is its stage's, in the
+# stage list (sim/stages/), no longer a driver attribute of its own.
+VERSION = 4
 _DOCUMENT = "state.json"
 _KINDS = frozenset("biuf")  # bool, signed and unsigned integers, floats: nothing that holds references
 _MAX_DEPTH = 100  # deeper is no raysim state: refused before Python's recursion limit is reached
@@ -325,7 +327,14 @@ class _Decoder:
             kinds = {name: kind for kind, name in _CONTAINERS.items()}
             if tag not in kinds:
                 raise CheckpointError(f"{where}: {tag!r} is no encoded value")
-            members = [self.value(item, _ABSENT, f"{where}[]", depth + 1) for item in items]
+            places = [_ABSENT] * len(items)
+            if tag == "tuple" and isinstance(live, tuple):  # a fixed structure (the stage list): place by place
+                if len(live) != len(items):
+                    raise CheckpointError(f"{where}: the checkpoint has {len(items)} entries where this scenario's "
+                                          f"driver has {len(live)}")
+                places = list(live)
+            members = [self.value(item, place, f"{where}[{index}]" if place is not _ABSENT else f"{where}[]",
+                                  depth + 1) for index, (item, place) in enumerate(zip(items, places))]
             try:
                 built = kinds[tag](members)
             except TypeError:  # a set of lists

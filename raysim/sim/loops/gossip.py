@@ -36,7 +36,7 @@ from raysim.network.mixing import (
 from raysim.network.transport import Transport
 from raysim.seeding import Stream, rng
 from raysim.sim.cost.links import client_links
-from raysim.sim.nodes import NodeRounds, traffic_mark, traffic_since
+from raysim.sim.loops.nodes import NodeRounds, traffic_mark, traffic_since
 
 EVAL_DRAW = 3  # key of Stream.TOPOLOGY draws: which nodes' models are scored
 
