@@ -84,13 +84,14 @@ def run(
         return RunOutcome(*run_flower(scenario, results_root=results_root, address=address, on_round=on_round,
                                       on_start=on_start))
     started = time.perf_counter()
+    phases = StartupPhases(started)
     objects = UserObjects(client_algorithm=client_algorithm, strategy=strategy, policy=policy, algorithm=algorithm)
     scenario = objects.named(scenario)
     scenario_toml = scenario.to_toml()
     if resume is not None:
         check_received_folder(resume, deep=(CLIENT_STATE, ROUND_FILES, CLIENT_FILES))
     checkpoint = read_checkpoint(resume, scenario_toml=scenario_toml) if resume is not None else None
-    with _driver(scenario, address=address, objects=objects) as driver:
+    with _driver(scenario, address=address, objects=objects, phases=phases) as driver:
         if checkpoint is not None:
             driver.use_state_dir(resume / CLIENT_STATE)
             _restore(driver, checkpoint.driver, resume / CHECKPOINT)
@@ -102,7 +103,7 @@ def run(
                 task=TaskMetrics.of(scenario.task.kind, learning_task(scenario)),
             )
             driver.use_state_dir(writer.run_dir / CLIENT_STATE)
-        startup_s = time.perf_counter() - started
+        startup_s = phases.mark("run_folder")
         every = scenario.run.checkpoint_every
         model = _ModelFacts(scenario, driver.model_spec)
         status = "failed"
@@ -110,6 +111,7 @@ def run(
             if on_start is not None:  # the folder exists and has its name: e.g. --track names its runs by it
                 on_start(writer.run_dir)
             while reports := driver.advance():
+                phases.mark_once("first_round")
                 for report in reports:
                     writer.append(report.round_row, report.client_rows, report.eval_rows, tables=report.tables,
                                   network=report.network)
@@ -138,9 +140,32 @@ def run(
                 summary = writer.finish(
                     status=status, scenario_name=scenario.run.name,
                     extra={"startup_s": startup_s, "total_s": time.perf_counter() - started,
+                           "startup_phases": phases.marks,
                            "resumed_after_round": checkpoint.round if checkpoint else None, **driver.describe()},
                 )
     return RunOutcome(run_dir=writer.run_dir, summary=summary)
+
+
+class StartupPhases:
+    """When each phase of the start-up ended, for the summary (``startup_phases``): seconds since
+    ``run`` was entered and this process's CPU seconds since it began (its imports included), so
+    that a start-up can be taken apart without a profiler (benchmarks/startup.py). The first mark,
+    ``entered``, holds the CPU the process spent before ``run``: mostly imports."""
+
+    def __init__(self, started: float):
+        self.started = started
+        self.marks: list[dict[str, Any]] = []
+        self.mark("entered")
+
+    def mark(self, phase: str) -> float:
+        """Records ``phase`` as ended now; returns the seconds since ``run`` was entered."""
+        at = time.perf_counter() - self.started
+        self.marks.append({"phase": phase, "at_s": at, "process_cpu_s": time.process_time()})
+        return at
+
+    def mark_once(self, phase: str) -> None:
+        if not any(m["phase"] == phase for m in self.marks):
+            self.mark(phase)
 
 
 @dataclass(frozen=True)
@@ -220,12 +245,14 @@ class _LocalDriver:
     """The run's loop (sim/kernel/run_loop.py:RunLoop) in this process, training clients in this
     process too."""
 
-    def __init__(self, scenario: Scenario, prepared: Prepared):
+    def __init__(self, scenario: Scenario, prepared: Prepared, phases: StartupPhases | None = None):
         from raysim.runtime.worker import ClientWorker
 
         self.histogram = prepared.histogram
         self.model_spec = prepared.model
         initial = initial_model(scenario, prepared.model)
+        if phases is not None:
+            phases.mark("model_built")
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
         worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
@@ -267,8 +294,10 @@ class _RayDriver:
     """The run's loop (sim/kernel/run_loop.py:RunLoop) as a Ray actor; client workers are actors it
     creates and balances."""
 
-    def __init__(self, scenario: Scenario, prepared: Prepared, arrays: dict[str, Any], *, started_here: bool):
-        """``arrays``: the data set's arrays (``Prepared.without_arrays``), as object-store refs."""
+    def __init__(self, scenario: Scenario, prepared: Prepared, arrays: dict[str, Any], *, started_here: bool,
+                 host: Any, phases: StartupPhases):
+        """``arrays``: the data set's arrays (``Prepared.without_arrays``), as object-store refs;
+        ``host``: the driver actor (``session.start_driver``), which builds the driver here."""
         from raysim.runtime import session
         from raysim.runtime.ray_executor import RayExecutor, start_workers
 
@@ -276,7 +305,8 @@ class _RayDriver:
         self._started_here = started_here
         self.histogram = prepared.histogram  # the data itself is not kept: the object store has it
         self.model_spec = prepared.model
-        self.handle = None
+        self._host = host
+        self.handle = None  # the driver actor, once its driver is built
         self.interrupted = False  # set by run() when a signal or the driver's death ends it
         try:
             self.pool = session.plan_pool(scenario.resources, population=scenario.data.num_clients)
@@ -289,11 +319,13 @@ class _RayDriver:
             # process never does (a bad model raises its error here, before anything is written)
             initial = initial_model(scenario, prepared.model,
                                     lambda _model, seed: session.fetch(actors[0].initial_state.remote(seed)))
+            phases.mark("model_built")  # the first client actor is up (torch imported, data mapped)
             factory = partial(RayExecutor, actors=actors, vectorize=initial.vectorize,
                               actor_failure=scenario.resources.actor_failure, **pool)
-            self.handle = session.remote_driver(_driver_class(scenario), **_driver_args(scenario, prepared, initial),
-                                                executor_factory=factory)
-            session.call(self.handle, "view")  # waits until the driver and its actors are up
+            session.build_driver(host, **_driver_args(scenario, prepared, initial), executor_factory=factory)
+            self.handle = host
+            session.call(self.handle, "view")  # waits until the client actors are up
+            phases.mark("driver_ready")
             session.record_processes(started_here)
         except BaseException as exc:
             self.interrupted = isinstance(exc, KeyboardInterrupt)
@@ -325,13 +357,13 @@ class _RayDriver:
         return mine if self.interrupted else {**mine, **self._session.call(self.handle, "describe")}
 
     def close(self) -> None:
-        if self.handle is not None:
+        host, built, self._host, self.handle = self._host, self.handle is not None, None, None
+        if host is not None:
             try:
-                if not self.interrupted:  # an interrupted driver may be mid-round: kill it outright
-                    self._session.call(self.handle, "close")
+                if built and not self.interrupted:  # an interrupted driver may be mid-round: kill it outright
+                    self._session.call(host, "close")
             finally:
-                self._session.kill(self.handle)
-                self.handle = None
+                self._session.kill(host)
         self._session.stop(self._started_here)
 
 
@@ -344,32 +376,40 @@ class _driver:
     nothing behind.
     """
 
-    def __init__(self, scenario: Scenario, *, address: str | None, objects: UserObjects | None = None):
+    def __init__(self, scenario: Scenario, *, address: str | None, objects: UserObjects | None = None,
+                 phases: StartupPhases | None = None):
         # matplotlib (about 0.4 s) loads on a side thread while the data is prepared, so that the
         # plots after the last round do not wait for it; with Ray only once ``ray.init`` has
         # returned, since no thread of ours may run while Ray forks its processes (session.py)
         self._plotting = threading.Thread(target=pyplot, name="raysim-load-plotting", daemon=True)
         try:
-            self.driver = self._start(scenario, address, objects)
+            self.driver = self._start(scenario, address, objects, phases or StartupPhases(time.perf_counter()))
         except BaseException:
             self._join_plotting()
             raise
 
-    def _start(self, scenario: Scenario, address: str | None, objects: UserObjects | None) -> _LocalDriver | _RayDriver:
+    def _start(self, scenario: Scenario, address: str | None, objects: UserObjects | None,
+               phases: StartupPhases) -> _LocalDriver | _RayDriver:
         if scenario.run.executor == "local" and not address:
             self._plotting.start()
-            return _LocalDriver(scenario, prepare(scenario, objects))
+            prepared = prepare(scenario, objects)
+            phases.mark("data_prepared")
+            return _LocalDriver(scenario, prepared, phases)
         from raysim.runtime import session
 
-        started_here = False
+        started_here, host = False, None
         try:
             started_here = session.start(scenario.ray, address=address)
+            phases.mark("ray_started")
+            host = session.start_driver(_driver_class(scenario))  # its process starts while the data is prepared
             self._plotting.start()
-            prepared, arrays = _prepare_for_ray(scenario, session, objects)
+            prepared, arrays = _prepare_for_ray(scenario, session, objects, phases)
         except BaseException:
+            if host is not None:
+                session.kill(host)
             session.stop(started_here)
             raise
-        return _RayDriver(scenario, prepared, arrays, started_here=started_here)
+        return _RayDriver(scenario, prepared, arrays, started_here=started_here, host=host, phases=phases)
 
     def __enter__(self):
         return self.driver
@@ -384,7 +424,8 @@ class _driver:
             self._plotting.join()
 
 
-def _prepare_for_ray(scenario: Scenario, session: Any, objects: UserObjects | None) -> tuple[Prepared, dict[str, Any]]:
+def _prepare_for_ray(scenario: Scenario, session: Any, objects: UserObjects | None,
+                     phases: StartupPhases) -> tuple[Prepared, dict[str, Any]]:
     """The prepared run without its data set, and the data set's arrays as object-store refs.
 
     Preparing the data needs no torch (the model is built by a client actor: ``_RayDriver``), and
@@ -392,7 +433,9 @@ def _prepare_for_ray(scenario: Scenario, session: Any, objects: UserObjects | No
     it neither torch's memory nor the data set's for the rest of the run.
     """
     prepared, arrays = prepare(scenario, objects).without_arrays()
+    phases.mark("data_prepared")
     refs = {name: session.put(array) for name, array in arrays.items()}
     forget_loaded()  # the object store has the data now; this process's copy would double it
     release_freed_memory()  # and what reading and partitioning it freed (runtime/memory.py)
+    phases.mark("data_in_store")
     return prepared, refs

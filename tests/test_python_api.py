@@ -1,7 +1,7 @@
 """The Python API: a scenario from a file or a dict (``raysim.scenario.load`` / ``from_dict``),
 objects handed to ``raysim.api.run`` recorded with their options, a run of objects from a module
-resumed from its folder by the command line as the same run, and one of a script's objects
-refused at once."""
+resumed from its folder by the command line as the same run, one of a script's objects
+refused at once, and the start-up's phases in the summary."""
 
 from __future__ import annotations
 
@@ -180,3 +180,16 @@ def test_a_run_of_a_scripts_object_is_recorded_as_such_and_its_resume_refused_at
     scenario = raysim.scenario.load(folder / "scenario.toml", {"run.executor": "ray"})
     with pytest.raises(ConfigError, match="'__main__:Plain' is a class defined in a script"):
         run(scenario, resume=folder)  # in Python too, unless the object is handed again
+
+
+def test_the_summary_times_the_start_up_phase_by_phase(tiny, tmp_path):
+    """``startup_phases`` (read by benchmarks/startup.py): each phase once, in order, at growing
+    times and growing CPU; the run folder's mark is the summary's ``startup_s``. A Ray run's
+    phases are checked in tests/runtime/test_lifecycle.py."""
+    summary = run(tiny(), results_root=tmp_path).summary
+    phases = summary["startup_phases"]
+    assert [p["phase"] for p in phases] == ["entered", "data_prepared", "model_built", "run_folder", "first_round"]
+    assert phases[0]["at_s"] < 0.01 and phases[0]["process_cpu_s"] > 0  # the imports before run()
+    for earlier, later in zip(phases, phases[1:]):
+        assert earlier["at_s"] <= later["at_s"] and earlier["process_cpu_s"] <= later["process_cpu_s"]
+    assert phases[3]["at_s"] == summary["startup_s"] and phases[-1]["at_s"] <= summary["total_s"]

@@ -17,6 +17,7 @@ import math
 import os
 import signal
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,8 @@ def start(config: RayConfig, *, address: str | None = None) -> bool:
     else:
         orphans.reap()
         # "local" starts a fresh instance even when another Ray cluster runs on this machine.
-        ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), num_gpus=config.num_gpus, **common)
+        with _unused_head_processes_not_started():
+            ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), num_gpus=config.num_gpus, **common)
         _end_unused_head_processes()
         orphans.record()
     for signum, handler in handlers.items():  # ray.init replaces SIGTERM's: the caller's decides
@@ -54,14 +56,41 @@ def start(config: RayConfig, *, address: str | None = None) -> bool:
     return True
 
 
-# Scripts of head processes ``ray.init`` starts that a run it started for itself never uses;
-# ``ray.init`` has no switch for them, so they are ended once it returns (about 160 MB together):
-# the autoscaler monitor (a fixed local cluster never scales; it also ignores SIGTERM, which held
+# Head processes ``ray.init`` starts that a run it started for itself never uses; ``ray.init``
+# has no switch for them. They are not started (``_unused_head_processes_not_started``), and
+# ended once it returns where a Ray names its methods otherwise (about 160 MB together): the
+# autoscaler monitor (a fixed local cluster never scales; it also ignores SIGTERM, which held
 # every ``ray.shutdown`` for a second), the log monitor (workers' logs are not streamed here:
 # ``log_to_driver=False``) and the API server that ``include_dashboard=False`` still starts (for
 # the state and job APIs: ``ray status`` and ``ray list`` answer only for a Ray started
 # with ``ray start``, which raysim joins with ``--address`` and leaves alone).
 UNUSED_HEAD_SCRIPTS = ("autoscaler/_private/monitor.py", "_private/log_monitor.py", "dashboard/dashboard.py")
+
+
+# The methods of Ray's ``Node`` that start them (ray 2.60; a Ray without one starts its process).
+UNUSED_HEAD_STARTERS = ("start_monitor", "start_log_monitor", "start_api_server")
+
+
+@contextmanager
+def _unused_head_processes_not_started():
+    """While ``ray.init`` runs, ``UNUSED_HEAD_STARTERS`` start nothing. Started and ended, the
+    three took 1.6 s of CPU during ``ray.init`` (each imports Ray, the API server its web
+    modules too), and ``ray.init`` waited for the API server to publish its address (0.5-0.9 s
+    here, on its critical path) for nothing: benchmarks/startup.py, benchmarks/README.md."""
+    from ray._private.node import Node
+
+    saved = {name: Node.__dict__[name] for name in UNUSED_HEAD_STARTERS if name in Node.__dict__}
+    for name in saved:
+        setattr(Node, name, _start_nothing)
+    try:
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(Node, name, method)
+
+
+def _start_nothing(self: Any, *args: Any, **kwargs: Any) -> None:
+    """In place of a ``Node`` method starting a process a local run never uses."""
 
 
 def _end_unused_head_processes() -> None:
@@ -185,10 +214,37 @@ def fetch(ref: Any) -> Any:
         raise
 
 
-def remote_driver(driver_cls: type, *args: Any, **kwargs: Any) -> Any:
-    """The driver as a Ray actor; it takes no CPU slot so client actors fill the cluster. In a
-    sweep's trial it is placed in the trial's placement group (any bundle: it needs nothing)."""
-    return ray.remote(num_cpus=0)(driver_cls).options(**in_group(-1)).remote(*args, **kwargs)
+class DriverActor:
+    """The driver actor: a process started before the run's driver can be built, which builds it
+    (``build``) and runs its methods (``call``).
+
+    The driver needs the initial model, which the first client actor computes once it has
+    imported torch; an actor of the driver's own class could only be created then, and its
+    process start (Python, Ray, the driver's modules: 0.8 s of CPU) followed the client actors'
+    instead of overlapping them (benchmarks/startup.py). ``driver_cls`` arrives with the actor,
+    so its modules are imported at its start too."""
+
+    def __init__(self, driver_cls: type):
+        self._driver_cls = driver_cls
+        self._driver: Any = None
+
+    def build(self, kwargs: dict[str, Any]) -> None:
+        self._driver = self._driver_cls(**kwargs)
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self._driver, method)(*args)
+
+
+def start_driver(driver_cls: type) -> Any:
+    """Starts the driver actor for a driver of ``driver_cls`` (built later: ``build_driver``); it
+    takes no CPU slot so client actors fill the cluster. In a sweep's trial it is placed in the
+    trial's placement group (any bundle: it needs nothing)."""
+    return ray.remote(num_cpus=0)(DriverActor).options(**in_group(-1)).remote(driver_cls)
+
+
+def build_driver(handle: Any, **kwargs: Any) -> None:
+    """Builds the driver in its actor (``start_driver``); the driver's own error is raised as itself."""
+    _answer(handle.build.remote(kwargs), "build")
 
 
 def in_group(bundle: int) -> dict[str, Any]:
@@ -204,11 +260,15 @@ def in_group(bundle: int) -> dict[str, Any]:
 
 
 def call(handle: Any, method: str, *args: Any) -> Any:
-    """Calls a driver actor's method and returns its value, unwrapping a client's error."""
+    """Calls the built driver's method and returns its value, unwrapping a client's error."""
+    return _answer(handle.call.remote(method, *args), method)
+
+
+def _answer(ref: Any, method: str) -> Any:
     from ray.exceptions import RayActorError
 
     try:
-        return fetch(getattr(handle, method).remote(*args))
+        return fetch(ref)
     except RayActorError as exc:
         raise DriverLost(f"the driver actor died during '{method}': {_first_line(exc)}") from None
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from raysim.runtime import orphans
+from raysim.runtime import orphans, session
 from raysim.runtime.interrupts import Interrupted
 
 QUICKSTART = "scenarios/quickstart.toml"
@@ -65,6 +65,47 @@ def test_the_quickstart_starts_20_times_in_a_row(tmp_path):
             pytest.fail(f"start {attempt + 1} of 20 hung")
         assert process.returncode == 0, output
     assert len(list((tmp_path / "results" / "quickstart").iterdir())) == 20
+    summary = json.loads(next((tmp_path / "results").glob("quickstart/*/summary.json")).read_text())
+    phases = summary["startup_phases"]  # benchmarks/startup.py reads them
+    assert [p["phase"] for p in phases] == ["entered", "ray_started", "data_prepared", "data_in_store",
+                                            "model_built", "driver_ready", "run_folder", "first_round"]
+    assert all(a["at_s"] <= b["at_s"] and a["process_cpu_s"] <= b["process_cpu_s"] for a, b in zip(phases, phases[1:]))
+    assert phases[6]["at_s"] == summary["startup_s"]
+
+
+def test_ray_starts_without_the_head_processes_a_run_never_uses(tmp_path):
+    """The autoscaler monitor, the log monitor and the API server are never started (they cost
+    1.6 s of CPU during ``ray.init``, which waited for the API server): no such process, and none
+    of their log files in the session, while actors work; Ray's ``Node`` is left as it was."""
+    script = """
+import json, sys
+from pathlib import Path
+import psutil, ray
+from ray._private.node import Node
+from raysim.runtime import session
+from raysim.runtime.resources import RayConfig
+before = {name: Node.__dict__[name] for name in session.UNUSED_HEAD_STARTERS}
+assert session.start(RayConfig(num_cpus=1))
+try:
+    logs = Path(ray._private.worker._global_node.get_logs_dir_path())
+    echo = ray.remote(num_cpus=0)(session.DriverActor).remote(dict)
+    session.build_driver(echo, answer=42)
+    assert session.call(echo, "get", "answer") == 42
+    lines = [" ".join(p.cmdline()) for p in psutil.Process().children(recursive=True)]
+    print(json.dumps({"restored": all(Node.__dict__[n] is m for n, m in before.items()),
+                      "logs": sorted(p.name for p in logs.iterdir()), "processes": lines}))
+finally:
+    session.stop(True)
+"""
+    env = {**os.environ, "RAYSIM_STATE_DIR": str(tmp_path / "state")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts["restored"]
+    assert any("raylet" in line for line in facts["processes"])
+    assert not [line for line in facts["processes"] if any(s in line for s in session.UNUSED_HEAD_SCRIPTS)]
+    assert not [name for name in facts["logs"] if name.startswith(("monitor", "log_monitor", "dashboard."))], \
+        facts["logs"]
 
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
