@@ -294,7 +294,8 @@ class SelectionConfig:
 
     clients_per_round: int = 0
     fraction: float = 0.0
-    selector: Any = field(default_factory=UniformSelection, metadata={"registry": SELECTORS, "user": True})
+    selector: Any = field(default_factory=UniformSelection,
+                          metadata={"registry": SELECTORS, "user": True, "written_when_set": True})
 
     def __post_init__(self) -> None:
         if (self.clients_per_round > 0) == (self.fraction > 0):
