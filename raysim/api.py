@@ -299,7 +299,7 @@ class _RayDriver:
         """``arrays``: the data set's arrays (``Prepared.without_arrays``), as object-store refs;
         ``host``: the driver actor (``session.start_driver``), which builds the driver here."""
         from raysim.runtime import session
-        from raysim.runtime.ray_executor import RayExecutor, start_workers
+        from raysim.runtime.ray_executor import RayExecutor, actor_state_bytes, start_workers
 
         self._session = session
         self._started_here = started_here
@@ -313,7 +313,9 @@ class _RayDriver:
             worker_kwargs = {"model": prepared.model, "plan": prepared.plan, "shards": session.put(prepared.shards),
                              "pixels": prepared.pixels, **arrays}
             pool = dict(num_cpus=self.pool.num_cpus, num_gpus=self.pool.num_gpus, worker_kwargs=worker_kwargs,
-                        placements=[session.in_group(b) for b in self.pool.bundles])
+                        placements=[session.in_group(b) for b in self.pool.bundles],
+                        state_bytes=actor_state_bytes(round(scenario.resources.client_state_mb * 2**20),
+                                                      self.pool.num_actors))
             actors = start_workers(num_actors=self.pool.num_actors, **pool)
             # the model is built by the first client actor, which imports torch anyway: this
             # process never does (a bad model raises its error here, before anything is written)

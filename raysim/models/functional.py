@@ -26,8 +26,8 @@ tests/models/test_functional.py).
 The objective runs inside ``torch.func`` transforms: write it with torch operations on its
 arguments, without in-place changes to them, ``.item()`` on them or Python branches on their
 values (``context.server`` is shared by every client of a group, so reading a number from it to
-check it is fine). The tensors have the numpy arrays' dtypes (SCAFFOLD's float64 controls stay
-float64), on the model's device.
+check it is fine). The tensors have the numpy arrays' dtypes (SCAFFOLD's controls are in the
+model's dtype, float32 for a float32 model: ``algorithms/scaffold.py``), on the model's device.
 """
 
 from __future__ import annotations

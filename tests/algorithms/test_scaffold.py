@@ -112,3 +112,22 @@ def test_scaffold_server_control_is_the_share_weighted_sum_of_client_controls():
             updates.append(Update(int(client), int(sizes[client]), steps, delta))
         params, state, _ = server.aggregate(params, state, updates)
         np.testing.assert_allclose(state.control, (sizes / sizes.sum()) @ controls, atol=1e-12)
+
+
+def test_controls_are_kept_in_the_models_dtype():
+    """A float32 model's controls are float32 on the server and the client (half of float64's
+    memory, store and traffic), however the server receives the update (a codec decodes float64)."""
+    sizes, lr = np.array([1, 3]), 0.1
+    server = ScaffoldServer(inner=Strategy(server_optimizer=make_server_optimizer("sgd", lr=1.0)),
+                            shares=sizes / sizes.sum(), lr=lr, trainable=3)
+    params = np.zeros(4, dtype=np.float32)
+    state = server.init(params)
+    c = server.broadcast(state)["control"]
+    assert c.dtype == np.float32
+    delta = np.array([0.5, -1.0, 2.0, 9.0], dtype=np.float32)
+    dc = client_control_delta(server_control=c, delta=delta, steps=5, lr=lr)
+    assert dc.dtype == np.float32 and correction(c, dc).dtype == np.float32
+    updates = [Update(0, 1, 5, delta), Update(1, 3, 5, delta.astype(np.float64))]
+    params, state, _ = server.aggregate(params, state, updates)
+    assert params.dtype == np.float32 and state.control.dtype == np.float32
+    np.testing.assert_allclose(state.control, [-1.0, 2.0, -4.0, 0.0], rtol=1e-6)  # 1/4 + 3/4 of -dy / 0.5

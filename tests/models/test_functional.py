@@ -62,15 +62,18 @@ def test_fedprox_in_functional_form_trains_as_the_builtin_client_with_mu():
     assert not np.allclose(plain[0].delta, functional[0][0].delta, atol=1e-5)  # the term acts
 
 
-def test_scaffold_in_functional_form_trains_and_updates_its_control_as_the_builtin_client():
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_scaffold_in_functional_form_trains_and_updates_its_control_as_the_builtin_client(dtype):
+    """Controls in the model's dtype (float32, as ScaffoldServer broadcasts them for a float32
+    model) stay float32 on both paths; float64 controls, if an algorithm passes them, stay float64."""
     # c - c_i: a server control of 0.02 everywhere, minus -0.01 i for odd clients, 0 for even ones (none yet)
-    tasks = [TrainTask(i, i, 3, 2, server={"control": np.full(SIZE, 0.02)},
-                       state={"control": np.full(SIZE, -0.01 * i)} if i % 2 else {}) for i in range(6)]
+    tasks = [TrainTask(i, i, 3, 2, server={"control": np.full(SIZE, 0.02, dtype=dtype)},
+                       state={"control": np.full(SIZE, -0.01 * i, dtype=dtype)} if i % 2 else {}) for i in range(6)]
     builtin = train_both_ways("scaffold", tasks, SGDConfig(lr=0.1))
     functional = train_both_ways(Scaffold(), tasks, SGDConfig(lr=0.1))
     for results in (*builtin, *functional):
         assert_same(builtin[0], results, state="control")
-    assert functional[1][0].state["control"].dtype == np.float64
+    assert {r.state["control"].dtype for results in (*builtin, *functional) for r in results} == {np.dtype(dtype)}
 
 
 def task_on(module: Callable[[], nn.Module], *, sgd: SGDConfig) -> LocalTask:

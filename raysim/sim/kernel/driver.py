@@ -83,6 +83,9 @@ class Driver:
         self.task = parts.task
         self.stages = tuple(parts.stages)
         self.clients = ClientState(store=ClientStore(budget_bytes=parts.client_state_bytes), personal=parts.personal)
+        # client -> the task whose state the store keeps (TrainTask.state_version); not
+        # checkpointed: a resumed run's executor is new and holds no state
+        self._state_versions: dict[int, int] = {}
         self.selection = SelectionStage(parts.selector)
         self.test_slices = central_slices(test_size)
         self.executor = executor_factory()
@@ -294,7 +297,8 @@ class Driver:
             self.executor.submit(
                 key, params if self.channel is None else self.channel.broadcast(params),
                 [TrainTask(t.info.task_id, t.info.client_id, t.seed_key, t.info.epochs, round=t.round,
-                           state=self.clients.algorithm_state(t.info.client_id), server=self.broadcasts[key])
+                           state=self.clients.algorithm_state(t.info.client_id), server=self.broadcasts[key],
+                           state_version=self._state_versions.get(t.info.client_id))
                  for t in tasks],
                 [t.samples * t.info.epochs for t in tasks],
             )
@@ -361,6 +365,9 @@ class Driver:
                                samples=task.samples, duration_s=task.info.end - task.info.start, compute_s=task.compute_s)
         if result.state is not None:
             self.clients.keep_algorithm_state(client, result.state)
+            self._state_versions[client] = task.info.task_id
+            # the store holds it now (and spills it beyond its budget): the result does not
+            result = task.fetched = replace(result, state=None)
         self.clients.keep_head(client, self._start_of(task), result.delta)
         return result
 

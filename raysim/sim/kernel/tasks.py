@@ -67,6 +67,9 @@ class TrainTask:
     round: int = 0  # the round the update is for (the server steps taken when it was dispatched, + 1)
     state: Mapping[str, np.ndarray] = field(default_factory=dict)  # the client's own, from the store
     server: Mapping[str, np.ndarray] = field(default_factory=dict)  # the strategy's broadcast
+    # which kept state ``state`` is: the id of the task that returned it (None: not known, e.g.
+    # kept before a resume); an executor whose worker still holds that version need not send it
+    state_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ survive a lost actor, and are checkpointed with the run.
 Memory: the entries most recently used stay in memory up to ``budget_bytes``; older ones are
 written to ``directory`` as ``<client>.<slot>.<generation>.npz`` (numeric ``.npy`` members,
 stored) and read back when next needed. 1,000 clients of the FedAvg CNN under SCAFFOLD hold
-13 GB of controls; a run keeps the budget's worth in memory and the rest on disk.
+6.7 GB of controls (float32); a run keeps the budget's worth in memory and the rest on disk.
 
 Checkpoints: :meth:`flush` writes every changed entry before a snapshot, so the snapshot holds
 only file names (``files``), never the arrays. A file is never rewritten: a new state gets a new
