@@ -81,13 +81,18 @@ def test_the_examples_leave_the_registries_as_they_were(registry, name):
     assert name not in registry
 
 
+def python_blocks(heading: str) -> list[str]:
+    """The Python blocks of docs/architecture.md's section ``heading`` (up to the next "## ")."""
+    document = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
+    section = document[document.index(heading):]
+    section = section[:section.index("\n## ", 10)] if "\n## " in section[10:] else section
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
 def test_the_document_shows_this_code():
     """Each Python block of docs/architecture.md's "Inside raysim", but for its registry line, is
     code of this file (those of "Write your own": tests/test_write_your_own.py)."""
-    document = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
-    inside = document[document.index("## Inside raysim"):]
-    inside = inside[:inside.index("\n## ", 10)] if "\n## " in inside[10:] else inside
-    blocks = re.findall(r"```python\n(.*?)```", inside, flags=re.S)
+    blocks = python_blocks("## Inside raysim")
     source = Path(__file__).read_text()
     assert len(blocks) == 2
     for block in blocks:

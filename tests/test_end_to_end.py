@@ -127,17 +127,19 @@ def test_sign_flip_attackers_hurt_the_mean_and_the_median_resists(tiny, tmp_path
 
 
 class DiesOnce(nn.Module):
-    """logreg on Synthetic's 60 features whose process dies the first time it trains (OOM-like)."""
+    """logreg on Synthetic's 60 features whose process dies (OOM-like) at its ``at_step``-th
+    training step: the first actor to get there creates ``marker`` and dies, the others go on."""
 
-    def __init__(self, marker: str):
+    def __init__(self, marker: str, at_step: int = 1):
         super().__init__()
-        self.marker = marker
+        self.marker, self.at_step, self.steps = marker, at_step, 0
         self.body = nn.Sequential(nn.Flatten(), nn.Linear(60, 10))
 
     def forward(self, x):
         import os
 
-        if self.training:
+        self.steps += self.training
+        if self.training and self.steps >= self.at_step:
             try:  # O_EXCL: of actors training at the same moment, exactly one creates it and dies
                 os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
             except FileExistsError:

@@ -5,14 +5,12 @@ the document; if one changes, change the other."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
-
-import numpy as np
 
 from raysim.sim.cost.devices import TaskTiming
 from raysim.sim.stages.stage import Stage
 from tests.sim.test_driver_parts import driver, run_rounds
+from tests.test_architecture_examples import python_blocks
 
 
 class EnergyBudget(Stage):
@@ -74,10 +72,7 @@ def test_the_energy_budget_survives_a_resume():
 
 
 def test_the_document_shows_this_code():
-    document = (Path(__file__).resolve().parents[1] / "docs" / "architecture.md").read_text()
-    section = document[document.index("## A stage: one optional feature"):]
-    section = section[:section.index("\n## ", 10)] if "\n## " in section[10:] else section
-    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    blocks = python_blocks("## A stage: one optional feature")
     source = Path(__file__).read_text()
     assert len(blocks) == 2
     for block in blocks:

@@ -43,7 +43,9 @@ def run_example(name: str, results: Path, *overrides: str) -> tuple[pd.DataFrame
     user would (from another folder, the package found through PYTHONPATH; a later override of
     a key wins); asserts it exits 0
     and returns its (rounds, clients) tables."""
-    paths = [str(EXAMPLES / name), *filter(None, [os.environ.get("PYTHONPATH")])]
+    # the example's package, and the repository for a test's own data function (tests.examples...),
+    # as a fresh clone's CI has no PYTHONPATH of its own
+    paths = [str(EXAMPLES / name), str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     sets = [arg for value in (*TINY, *overrides) for arg in ("--set", value)]
     done = subprocess.run([sys.executable, "-m", "raysim", "run", str(EXAMPLES / name / f"fmnist_{name}.toml"), *sets,

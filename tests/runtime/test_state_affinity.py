@@ -5,12 +5,9 @@ and a replaced actor."""
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
 import pytest
-from torch import nn
 
 from raysim.algorithms.sgd import SGDConfig
 from raysim.api import run
@@ -132,32 +129,12 @@ def test_a_resumed_stateful_ray_run_ends_as_the_uninterrupted_one(ray_runtime, t
         pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
 
 
-class DiesLater(nn.Module):
-    """logreg on Synthetic's 60 features whose process dies once, at its 30th training step
-    (in the second or third round, when its actor holds states): the first actor to get there
-    creates ``marker`` and dies."""
-
-    def __init__(self, marker: str):
-        super().__init__()
-        self.marker, self.steps = marker, 0
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(60, 10))
-
-    def forward(self, x):
-        self.steps += self.training
-        if self.steps == 30:
-            try:
-                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL))
-            except FileExistsError:
-                return self.body(x)
-            os._exit(1)
-        return self.body(x)
-
-
 @pytest.mark.ray
 def test_a_replaced_actor_is_sent_the_states_it_lost(ray_runtime, tiny, tmp_path):
     def scenario(marker):
-        return tiny(run={"executor": "ray", "rounds": 5}, model={"name": "tests.runtime.test_state_affinity:DiesLater",
-                                                                 "options": {"marker": str(marker)}}, **SCAFFOLD)
+        # an actor dies at its 30th training step, in the second or third round, when it holds states
+        model = {"name": "tests.test_end_to_end:DiesOnce", "options": {"marker": str(marker), "at_step": 30}}
+        return tiny(run={"executor": "ray", "rounds": 5}, model=model, **SCAFFOLD)
 
     (tmp_path / "already").touch()  # the reference run's actors never die
     reference = run(scenario(tmp_path / "already"), results_root=tmp_path / "a")
