@@ -245,14 +245,13 @@ class _LocalDriver:
     """The run's loop (sim/kernel/run_loop.py:RunLoop) in this process, training clients in this
     process too."""
 
-    def __init__(self, scenario: Scenario, prepared: Prepared, phases: StartupPhases | None = None):
+    def __init__(self, scenario: Scenario, prepared: Prepared, phases: StartupPhases):
         from raysim.runtime.worker import ClientWorker
 
         self.histogram = prepared.histogram
         self.model_spec = prepared.model
         initial = initial_model(scenario, prepared.model)
-        if phases is not None:
-            phases.mark("model_built")
+        phases.mark("model_built")
         ds = prepared.dataset
         threads = max(1, int(scenario.resources.num_cpus))
         worker = ClientWorker(model=prepared.model, plan=prepared.plan, train_x=ds.train_x, train_y=ds.train_y,
@@ -379,13 +378,13 @@ class _driver:
     """
 
     def __init__(self, scenario: Scenario, *, address: str | None, objects: UserObjects | None = None,
-                 phases: StartupPhases | None = None):
+                 phases: StartupPhases):
         # matplotlib (about 0.4 s) loads on a side thread while the data is prepared, so that the
         # plots after the last round do not wait for it; with Ray only once ``ray.init`` has
         # returned, since no thread of ours may run while Ray forks its processes (session.py)
         self._plotting = threading.Thread(target=pyplot, name="raysim-load-plotting", daemon=True)
         try:
-            self.driver = self._start(scenario, address, objects, phases or StartupPhases(time.perf_counter()))
+            self.driver = self._start(scenario, address, objects, phases)
         except BaseException:
             self._join_plotting()
             raise

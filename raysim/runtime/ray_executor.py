@@ -275,7 +275,6 @@ def _spread(costs: Sequence[float], load: list[float],
     return shares
 
 
-
 class RayExecutor:
     def __init__(self, *, actors: list[Any], num_cpus: float, num_gpus: float, worker_kwargs: dict[str, Any],
                  vectorize: bool = False, actor_failure: Literal["rerun", "drop"] = "rerun",

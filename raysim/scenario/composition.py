@@ -269,8 +269,8 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
     run, client, network = scenario.run, scenario.client, scenario.network
     channel = scenario.compression.channel(layout.tensor_sizes)
     built = Built(population=population, privacy=privacy, channel=channel, exchange_bytes=exchange_bytes,
-                  num_classes=num_classes, num_clients=num_clients, test_size=test_size, holdout=holdout,
-                  validation=validation)
+                  task=learning_task(scenario), attackers=frozenset(attackers(scenario)), num_classes=num_classes,
+                  num_clients=num_clients, test_size=test_size, holdout=holdout, validation=validation)
     return DriverParts(
         policy=built_policy(scenario), strategy=make_strategy(scenario, objects, client_sizes, layout.num_trainable),
         population=population,
@@ -279,22 +279,24 @@ def driver_parts(scenario: Scenario, *, layout: ParamLayout, num_classes: int, n
                          save_model_every=run.save_model_every),
         schedule=ClientSchedule(epochs=client.epochs, straggler_fraction=client.straggler_fraction,
                                 drop_stragglers=scenario.server.drop_stragglers),
-        seed=run.seed, exchange_bytes=exchange_bytes, attackers=frozenset(attackers(scenario)), personal=personal,
+        seed=run.seed, exchange_bytes=exchange_bytes, attackers=built.attackers, personal=personal,
         privacy=privacy, client_state_bytes=round(scenario.resources.client_state_mb * 2**20), channel=channel,
-        network=network if network.topology != "star" else None, task=learning_task(scenario),
+        network=network if network.topology != "star" else None, task=built.task,
         stages=stages(scenario, built), selector=built_selector(scenario),
     )
 
 
 @dataclass(frozen=True)
 class Built:
-    """The parts the stages share with the driver, built once by ``driver_parts``, and the data
-    the evaluating stages score on."""
+    """The parts the stages share with the driver, built once by ``driver_parts`` (a user's
+    task is built once: its constructor runs once), and the data the evaluating stages score on."""
 
     population: Population
     privacy: PrivacyStage | None
     channel: Channel | None
     exchange_bytes: int
+    task: LearningTask
+    attackers: frozenset[int]
     num_classes: int
     num_clients: int
     test_size: int
@@ -314,7 +316,7 @@ def stages(scenario: Scenario, built: Built) -> tuple[Stage, ...]:
     if built.privacy is not None:
         listed.append(PrivacyBudgetStage(built.privacy))
     if scenario.attack.kind != "none":
-        listed.append(AttackStage(scenario.attack.build(built.num_classes), frozenset(attackers(scenario))))
+        listed.append(AttackStage(scenario.attack.build(built.num_classes), built.attackers))
     if built.channel is not None and built.channel.uplink is not None:
         listed.append(CompressionStage(built.channel, exchange_bytes=built.exchange_bytes))
     if network.topology in ("broker", "ledger"):
@@ -327,7 +329,7 @@ def stages(scenario: Scenario, built: Built) -> tuple[Stage, ...]:
     contribution = scenario.contribution
     if contribution.active:
         listed.append(ContributionStage(contribution, validation=built.validation, population=built.num_clients,
-                                        seed=seed, task=learning_task(scenario)))
+                                        seed=seed, task=built.task))
     incentive = scenario.incentive
     if incentive.active:
         traffic = payload(built.exchange_bytes, built.channel, built.privacy)

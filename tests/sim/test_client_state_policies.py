@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raysim.api import _LocalDriver, run
+from raysim.api import StartupPhases, _LocalDriver, run
 from raysim.scenario.preparation import prepare
 from raysim.sim.kernel.tasks import ClientError
 from tests.conftest import whole_and_resumed
@@ -44,7 +44,8 @@ def _counts(rows: pd.DataFrame) -> dict[int, list[int]]:
 
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_every_finished_task_starts_from_the_clients_last_one_under_every_policy(tiny, name):
-    local = _LocalDriver(_counting(tiny, POLICIES[name]), prepare(_counting(tiny, POLICIES[name])))
+    scenario = _counting(tiny, POLICIES[name])
+    local = _LocalDriver(scenario, prepare(scenario), StartupPhases(0.0))
     try:
         rows = [row for batch in iter(local.advance, []) for report in batch for row in report.client_rows]
         driver = local.driver
@@ -65,7 +66,8 @@ def test_every_finished_task_starts_from_the_clients_last_one_under_every_policy
 def test_a_client_selected_again_while_its_update_waits_starts_from_that_update(tiny):
     """FedBuff: a client whose update waits in the buffer is selected again (the case that lost a
     count before); both updates are applied in one step, counting 1 and 2."""
-    local = _LocalDriver(_counting(tiny, POLICIES["fedbuff"]), prepare(_counting(tiny, POLICIES["fedbuff"])))
+    scenario = _counting(tiny, POLICIES["fedbuff"])
+    local = _LocalDriver(scenario, prepare(scenario), StartupPhases(0.0))
     try:
         rows = pd.DataFrame([row for batch in iter(local.advance, []) for report in batch for row in report.client_rows])
     finally:

@@ -380,14 +380,14 @@ class Driver:
             task.status = "lost"
             return None
 
-    def _delta_for_server(self, task: Task, result: ClientResult, *, rebase: bool) -> np.ndarray:
+    def _delta_for_server(self, task: Task, result: ClientResult, context: StageContext, *,
+                          rebase: bool) -> np.ndarray:
         """What the server aggregates for a task: the client's delta as the stages deliver it
         (an attacker's tampered with, a codec's decoded), re-expressed against the current model
         for mixing rules, heads removed."""
         delta = result.delta
         if task.new_model is not None:  # event-triggered: the change since the client last synced
             delta = task.new_model - self.anchors[task.info.client_id][1]
-        context = self._context()
         for stage in self.stages:
             delta = stage.inbound(task, delta, context)
         if rebase:
@@ -410,6 +410,7 @@ class Driver:
             return None
         scales = action.scales or (1.0,) * len(action.task_ids)
         updates, rows = [], []
+        context = self._context()  # the run as it stands until the step: one for every update
         for task_id, scale in zip(action.task_ids, scales):
             task = self.tasks[task_id]
             result = self._finished(task)
@@ -421,7 +422,7 @@ class Driver:
                 rows.append((task, None))
                 del self.tasks[task_id]
                 continue
-            delta = self._delta_for_server(task, result, rebase=action.rebase)
+            delta = self._delta_for_server(task, result, context, rebase=action.rebase)
             task.status = "applied"
             updates.append(Update(client_id=task.info.client_id, num_samples=result.num_samples,
                                   steps=result.steps, delta=delta, scale=scale, extras=result.extras,
@@ -429,7 +430,6 @@ class Driver:
             rows.append((task, self.state.version - task.info.base_version))
             del self.tasks[task_id]
         applied = {task.info.client_id: task for task, staleness in rows if staleness is not None}
-        context = self._context()
         for stage in self.stages:
             updates = stage.admit(updates, applied, context)
         dropped = [r["client_id"] for r in self._undecided_rows if r["status"] in ("dropout", "offline")]
